@@ -1,0 +1,280 @@
+"""The plain Python API: `train`, `predict`, `evaluate`. The CLI is a thin layer over these.
+
+Compute returns data; only the CLI renders tables or writes forecast files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, from_json_dict, to_json_dict
+from lstmcast.errors import InputError
+from lstmcast.frequency import default_horizon, season_length
+
+
+@dataclass
+class TrainReport:
+    run_dir: Path
+    metrics: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PredictReport:
+    forecast: Any  # pandas.DataFrame: id column, time column, "forecast"
+    new_series: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
+                   lookback: int | None, path: Path, notes: list[str]) -> int:
+    """The requested lookback, or a few seasons (at least two horizons) that every series allows."""
+    room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
+    if lookback is not None:
+        short = [(i, n) for i, n in zip(ids, lengths) if n < lookback + horizon + val_size]
+        if short:
+            raise InputError(
+                f"{path}: series {short[0][0]!r} has {short[0][1]} points, fewer than lookback + horizon + "
+                f"validation = {lookback + horizon + val_size}; lower --lookback/--horizon or drop short series"
+            )
+        return lookback
+    want = max(2 * horizon, 3 * season if season > 1 else 0, 8)
+    if room < 2:
+        worst = ids[int(np.argmin(lengths))]
+        raise InputError(
+            f"{path}: series {worst!r} has {min(lengths)} points; each series needs at least "
+            f"{horizon + val_size + 2} (horizon + validation + 2); lower --horizon or drop short series"
+        )
+    chosen = min(want, room)
+    notes.append(f"lookback {chosen}" + (f" (capped by the shortest series; {want} wanted)" if chosen < want else ""))
+    return chosen
+
+
+def _series_meta(series, lookback: int, center: np.ndarray, scale: np.ndarray) -> list[dict[str, Any]]:
+    out = []
+    for i, values in enumerate(series.values):
+        last = series.times_after(i, len(values) - 1, 1)[0]
+        out.append({
+            "id": series.ids[i], "center": float(center[i]), "scale": float(scale[i]), "length": len(values),
+            "last_time": last.isoformat() if hasattr(last, "isoformat") else int(last),
+            "tail": [float(v) for v in values[-lookback:]],
+        })
+    return out
+
+
+def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
+          lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
+          train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
+          overwrite: bool = False, progress=None) -> TrainReport:
+    """Train a global stacked LSTM on every series of a CSV and write a run directory.
+
+    Args:
+        data: CSV file (wide or long layout).
+        horizon: steps forecast at once; default by frequency (48 hourly, 14 daily, 12 monthly...).
+        lookback: input steps; default a few seasons, at least two horizons.
+        run_dir: where the run goes; default a new directory under ./runs.
+        progress: called with an `EpochInfo` after every epoch.
+    """
+    from lstmcast import checkpoint, scaling, windows
+    from lstmcast.data import load_series
+    from lstmcast.metrics import mase_scale, overall, series_metrics
+
+    path = Path(data)
+    series = load_series(path, data_config)
+    notes = list(series.notes)
+    horizon = horizon or default_horizon(series.freq)
+    val_size = train_config.val_size or horizon
+    if val_size < horizon:
+        raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
+    season = season_length(series.freq)
+    lengths = [len(v) for v in series.values]
+    lookback = _pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    if lookback is not None and not notes[-1].startswith("lookback"):
+        notes.append(f"lookback {lookback}")
+
+    # Scalers see only the training part: the validation tail must not leak into them.
+    center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
+    scaled = [scaling.apply(v, c, s) for v, c, s in zip(series.values, center, scale)]
+    flat, offsets = windows.concat(scaled)
+    train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
+
+    import torch
+
+    from lstmcast.forecast import forecast_scaled
+    from lstmcast.model import LSTMForecaster
+    from lstmcast.training import fit, pick_device, seed_everything
+
+    device = pick_device(train_config.device)
+    model_config = ModelConfig(lookback=lookback, horizon=horizon, hidden=hidden, layers=layers, dropout=dropout)
+    seed_everything(train_config.seed)
+    model = LSTMForecaster(model_config)
+    result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress)
+    model.cpu()
+
+    # Validation metrics in original units, over every validation window of each series.
+    steps = np.arange(-lookback, horizon)
+    val_windows = flat[val_origin[:, None] + steps]  # [N_val, L + H]
+    predicted = forecast_scaled(model, val_windows[:, :lookback], horizon).astype(np.float64)
+    per_series = []
+    for s in range(len(series)):
+        rows = val_series == s
+        actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), center[s], scale[s])
+        fc = scaling.invert(predicted[rows], center[s], scale[s])
+        history = series.values[s][:-val_size]
+        per_series.append(series_metrics(actual.ravel(), fc.ravel(), mase_scale(history, season)))
+
+    metrics = {
+        "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+        "stopped": result.stopped, "steps": result.steps, "train_windows": result.train_windows,
+        "train_seconds": round(result.train_seconds, 3),
+        "windows_per_second": round(result.train_windows / max(result.train_seconds, 1e-9), 1),
+        "validation": overall(per_series), "device": str(device),
+    }
+    resolved = replace(data_config, freq=series.freq)
+    meta = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": to_json_dict(model_config), "train": to_json_dict(replace(train_config, val_size=val_size)),
+        "data": {
+            **to_json_dict(resolved), "source": str(path), "layout": series.layout,
+            "id_col": series.id_col if series.layout == "long" else None,
+            "time_col": None if series.time_kind == "row" else series.time_col,
+            "target": series.target_cols, "time_kind": series.time_kind, "step": series.step,
+            "season": season, "output_id_col": series.id_col, "output_time_col": series.time_col,
+        },
+        "series": _series_meta(series, lookback, center, scale),
+    }
+    if run_dir is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / f"{stamp}-{path.stem}"
+        while run_dir.exists():
+            run_dir = run_dir.with_name(run_dir.name + "-1")
+    state = {k: v for k, v in model.state_dict().items()}
+    out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite)
+    del torch
+    return TrainReport(run_dir=out, metrics=metrics, notes=notes)
+
+
+def _read_like_run(run, data: str | Path):
+    """Read `data` with the columns, frequency and fill method the run was trained with."""
+    from lstmcast.data import load_series
+
+    d = run.meta["data"]
+    cfg = from_json_dict(DataConfig, d)
+    cfg = replace(cfg, id_col=d.get("id_col"), time_col=d.get("time_col"),
+                  target=tuple(d["target"]) if d.get("target") else None, fill=Fill(d.get("fill", "interpolate")))
+    return load_series(Path(data), cfg)
+
+
+def _histories(run, data: str | Path | None, cut: int = 0):
+    """(ids, raw histories, center, scale, origin times, new ids, notes) for forecasting.
+
+    `cut` drops that many points from the end of each series (evaluation hold-out).
+    """
+    from lstmcast import scaling
+
+    lookback = run.model_config.lookback
+    known = {s["id"]: s for s in run.meta["series"]}
+    if data is None:
+        ids = list(known)
+        histories = [np.asarray(known[i]["tail"], dtype=np.float64) for i in ids]
+        center = np.array([known[i]["center"] for i in ids])
+        scale = np.array([known[i]["scale"] for i in ids])
+        return ids, histories, center, scale, None, [], []
+    series = _read_like_run(run, data)
+    histories = [v[: len(v) - cut] for v in series.values]
+    short = [(i, len(h)) for i, h in zip(series.ids, histories) if len(h) < lookback]
+    if short:
+        raise InputError(
+            f"{data}: series {short[0][0]!r} has {short[0][1]} points before the forecast start, "
+            f"fewer than the run's lookback {lookback}; give more history"
+        )
+    new = [i for i in series.ids if i not in known]
+    center = np.array([known[i]["center"] if i in known else np.nan for i in series.ids])
+    scale = np.array([known[i]["scale"] if i in known else np.nan for i in series.ids])
+    if new:
+        # Series the run never saw are scaled on their own history.
+        pos = [k for k, i in enumerate(series.ids) if i not in known]
+        kind = from_json_dict(TrainConfig, run.meta["train"]).scaler
+        c, s = scaling.fit_scalers([histories[k] for k in pos], kind)
+        center[pos], scale[pos] = c, s
+    return series.ids, histories, center, scale, series, new, list(series.notes)
+
+
+def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | None = None) -> PredictReport:
+    """Forecast the `horizon` steps after the end of each series.
+
+    Args:
+        run_dir: a directory written by `train`.
+        data: CSV with recent history (same columns as training); default the stored tails.
+        horizon: steps to forecast; beyond the trained horizon forecasts are fed back (recursive).
+    """
+    import pandas as pd
+
+    from lstmcast.checkpoint import load_run
+    from lstmcast.data import times_from
+    from lstmcast.forecast import forecast_series
+
+    run = load_run(run_dir)
+    d = run.meta["data"]
+    steps = horizon or run.model_config.horizon
+    if steps < 1:
+        raise InputError(f"--horizon {steps}: must be at least 1")
+    ids, histories, center, scale, series, new, notes = _histories(run, data)
+    values = forecast_series(run.model, histories, center, scale, steps)
+    times: list[object] = []
+    for k, sid in enumerate(ids):
+        if series is None:
+            last = next(s for s in run.meta["series"] if s["id"] == sid)["last_time"]
+            origin = pd.Timestamp(last) if d["time_kind"] == "datetime" else int(last)
+            times.extend(times_from(d["time_kind"], origin, d.get("freq"), d.get("step", 1), 1, steps))
+        else:
+            times.extend(series.times_after(k, len(histories[k]), steps))
+    frame = pd.DataFrame({
+        d["output_id_col"]: np.repeat(ids, steps),
+        d["output_time_col"]: times,
+        "forecast": values.ravel(),
+    })
+    if new:
+        notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
+    return PredictReport(forecast=frame, new_series=new, notes=notes)
+
+
+def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None,
+             season: int | None = None) -> dict[str, Any]:
+    """Hold out the last `test_size` points of each series, forecast them, and score.
+
+    Returns:
+        {"overall": {...}, "baselines": {"naive": {...}, "seasonal_naive": {...}},
+         "series": {id: {...}}, "test_size": T, "season": m}; each metric dict holds
+        mae, rmse, mape, smape, mase.
+    """
+    from lstmcast.checkpoint import load_run
+    from lstmcast.forecast import forecast_series
+    from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
+
+    run = load_run(run_dir)
+    steps = test_size or run.model_config.horizon
+    if steps < 1:
+        raise InputError(f"--test-size {steps}: must be at least 1")
+    m = season or run.meta["data"].get("season") or 1
+    ids, histories, center, scale, series, _, notes = _histories(run, data, cut=steps)
+    values = forecast_series(run.model, histories, center, scale, steps)
+    model_rows, naive_rows, snaive_rows, by_series = [], [], [], {}
+    for k, sid in enumerate(ids):
+        actual = series.values[k][-steps:]
+        sc = mase_scale(histories[k], m)
+        row = series_metrics(actual, values[k], sc)
+        model_rows.append(row)
+        naive_rows.append(series_metrics(actual, naive(histories[k], steps), sc))
+        snaive_rows.append(series_metrics(actual, seasonal_naive(histories[k], steps, m), sc))
+        by_series[sid] = row
+    return {
+        "overall": overall(model_rows),
+        "baselines": {"naive": overall(naive_rows), "seasonal_naive": overall(snaive_rows)},
+        "series": by_series, "test_size": steps, "season": m, "notes": notes,
+    }

@@ -1,0 +1,113 @@
+"""Frozen configuration dataclasses and the registries of choices.
+
+`ModelConfig` is everything needed to rebuild the network; `TrainConfig` is how it
+was trained; `DataConfig` is how the CSV was read. All three are saved in the run
+directory as JSON and rebuilt from it on load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from typing import Any
+
+
+class Fill(str, Enum):
+    """How missing values and gaps in a regular series are filled."""
+
+    interpolate = "interpolate"
+    ffill = "ffill"
+    zero = "zero"
+    error = "error"
+
+
+class ScalerKind(str, Enum):
+    """Per-series scaler, fitted on each series' training part (scikit-learn)."""
+
+    standard = "standard"
+    minmax = "minmax"
+    robust = "robust"
+    none = "none"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Loss(str, Enum):
+    """Training loss on the scaled values; MAE suits sMAPE/MASE-style metrics."""
+
+    mae = "mae"
+    mse = "mse"
+    huber = "huber"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How to read the CSV. None means: detect it and say what was picked."""
+
+    id_col: str | None = None
+    time_col: str | None = None
+    target: tuple[str, ...] | None = None
+    freq: str | None = None
+    fill: Fill = Fill.interpolate
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: a stacked LSTM reading `lookback` steps, emitting `horizon` steps."""
+
+    lookback: int
+    horizon: int
+    input_size: int = 1
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the network is trained. `epochs` are full passes over the training windows."""
+
+    epochs: int = 50
+    max_steps: int | None = None
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int = 8
+    val_size: int | None = None  # None: one horizon
+    scaler: ScalerKind = ScalerKind.standard
+    loss: Loss = Loss.mae
+    clip: float = 1.0
+    seed: int = 0
+    device: Device = Device.auto
+
+
+def to_json_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (enums as their values, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for key, value in asdict(config).items():
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def from_json_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from `to_json_dict` output; unknown keys are ignored."""
+    kwargs: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(cls)}
+    for name in types:
+        if name not in data:
+            continue
+        value = data[name]
+        default = cls.__dataclass_fields__[name].default
+        if isinstance(default, Enum):
+            value = type(default)(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)

@@ -1,0 +1,379 @@
+"""Read a CSV of time series into regular, gap-free float arrays, validating at the door.
+
+Two layouts:
+- wide: an optional time column and one numeric column per series;
+- long: an id column, a time column and one value column.
+
+Every problem found becomes an `InputError` naming the file, the column and the row
+(as a CSV line number, header = line 1) or series, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lstmcast.config import DataConfig, Fill
+from lstmcast.errors import InputError
+from lstmcast.frequency import infer_freq, normalize_freq
+
+_TIME_NAMES = {"date", "time", "timestamp", "datetime", "ds", "month", "week", "day",
+               "hour", "period", "year", "quarter", "date_time", "dt"}
+
+
+@dataclass
+class SeriesSet:
+    """Regular series ready for windowing.
+
+    `values[i]` is series `ids[i]`, float64, one value per step; its k-th value is at
+    `starts[i] + k * freq` (datetime), `starts[i] + k * step` (integer time) or row k.
+    """
+
+    ids: list[str]
+    values: list[np.ndarray]
+    starts: list[object]
+    time_kind: str  # "datetime" | "integer" | "row"
+    freq: str | None
+    step: int
+    layout: str  # "wide" | "long"
+    id_col: str
+    time_col: str
+    target_cols: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def times_after(self, i: int, start: int, count: int) -> list[object]:
+        """Timestamps (or integer steps) of positions start .. start+count-1 of series i."""
+        return times_from(self.time_kind, self.starts[i], self.freq, self.step, start, count)
+
+
+def times_from(kind: str, origin: object, freq: str | None, step: int, start: int, count: int) -> list[object]:
+    """Timestamps at positions start..start+count-1 counted from `origin` (position 0)."""
+    if kind == "datetime":
+        rng = pd.date_range(pd.Timestamp(origin), periods=start + count, freq=freq)[start:]
+        return list(rng)
+    return [int(origin) + (start + k) * step for k in range(count)]
+
+
+def _line(row_label: object) -> int:
+    """CSV line number of a 0-based data row (the header is line 1)."""
+    return int(row_label) + 2
+
+
+def _sniff(path: Path) -> tuple[str, str, str]:
+    """Encoding, delimiter and decimal mark, from the file's first bytes."""
+    head = path.open("rb").read(65536)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+        text = head.decode("utf-16", errors="ignore")
+    else:
+        encoding = "utf-8-sig"
+        text = head.decode("utf-8", errors="replace")
+    first = text.splitlines()[0] if text.strip() else ""
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    sep = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
+    # A semicolon file with digits like 3,5 uses the decimal comma.
+    decimal = "," if sep == ";" and re.search(r"\d,\d", text) else "."
+    return encoding, sep, decimal
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV with clear errors for the usual ways a file is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a CSV file")
+    try:
+        encoding, sep, decimal = _sniff(path)
+        df = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, skipinitialspace=True)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; make the file readable") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty; give a CSV with a header row and data") from None
+    except (pd.errors.ParserError, UnicodeError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a readable CSV ({detail}); save it as UTF-8 CSV") from None
+    if df.empty:
+        raise InputError(f"{path}: no data rows below the header; add data")
+    df.columns = [str(c).strip() for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
+    df = df.drop(columns=unnamed)
+    if dupes:
+        raise InputError(f"{path}: duplicate column names {dupes}; rename them so each is unique")
+    return df
+
+
+def _require(path: Path, df: pd.DataFrame, col: str, flag: str) -> None:
+    if col not in df.columns:
+        raise InputError(f"{path}: column {col!r} ({flag}) not found; columns are {list(df.columns)}")
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _looks_like_time(series: pd.Series, name: str) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    if _is_numeric(series):
+        return name.lower() in _TIME_NAMES and pd.api.types.is_integer_dtype(series)
+    sample = series.dropna().astype(str).head(50)
+    if sample.empty or sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().all())
+
+
+def _detect_time_col(path: Path, df: pd.DataFrame, cfg: DataConfig) -> str | None:
+    if cfg.time_col is not None:
+        _require(path, df, cfg.time_col, "--time-col")
+        return cfg.time_col
+    named = [c for c in df.columns if c.lower() in _TIME_NAMES and c != cfg.id_col]
+    candidates = named + [c for c in df.columns if c not in named and c != cfg.id_col]
+    for col in candidates:
+        if cfg.target and col in cfg.target:
+            continue
+        if _looks_like_time(df[col], col):
+            return col
+    return None
+
+
+def _parse_times(path: Path, df: pd.DataFrame, col: str) -> tuple[str, pd.Series]:
+    """('datetime'|'integer', parsed column)."""
+    raw = df[col]
+    if raw.isna().any():
+        row = raw.index[raw.isna()][0]
+        raise InputError(f"{path}: column {col!r} line {_line(row)} has no timestamp; fill it or drop the row")
+    if pd.api.types.is_integer_dtype(raw):
+        return "integer", raw.astype("int64")
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = raw
+    else:
+        text = raw.astype(str).str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        if parsed.isna().any():
+            row = parsed.index[parsed.isna()][0]
+            raise InputError(
+                f"{path}: column {col!r} line {_line(row)}: cannot parse {text[row]!r} as a date/time; "
+                "fix the value or pass the right --time-col"
+            )
+    if getattr(parsed.dt, "tz", None) is not None:
+        # Regular steps are defined in UTC: a daylight-saving jump is not a gap.
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return "datetime", parsed
+
+
+def _to_numeric(path: Path, df: pd.DataFrame, col: str, what: str) -> np.ndarray:
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce") if not _is_numeric(raw) else raw
+    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        row = bad.index[bad][0]
+        raise InputError(
+            f"{path}: column {col!r} line {_line(row)} has non-numeric value {str(raw[row])!r}{what}; "
+            "fix the value or choose the value columns with --target"
+        )
+    arr = values.to_numpy(dtype="float64", na_value=np.nan)
+    inf = np.isinf(arr)
+    if inf.any():
+        row = df.index[np.flatnonzero(inf)[0]]
+        raise InputError(f"{path}: column {col!r} line {_line(row)} is infinite{what}; replace it with a finite number")
+    return arr
+
+
+def _fill(path: Path, name: str, values: np.ndarray, method: Fill) -> tuple[np.ndarray, int]:
+    missing = np.isnan(values)
+    count = int(missing.sum())
+    if count == 0:
+        return values, 0
+    if count == len(values):
+        raise InputError(f"{path}: series {name!r} has no values at all; drop it or fill it")
+    if method is Fill.error:
+        raise InputError(
+            f"{path}: series {name!r} has {count} missing values or gaps; "
+            "fill them, or pass --fill interpolate|ffill|zero"
+        )
+    s = pd.Series(values)
+    if method is Fill.interpolate:
+        s = s.interpolate(limit_direction="both")
+    elif method is Fill.ffill:
+        s = s.ffill().bfill()
+    else:
+        s = s.fillna(0.0)
+    return s.to_numpy(dtype="float64"), count
+
+
+def _regularize(path: Path, name: str, times: pd.Series, kind: str, freq: str | None, step: int,
+                values: np.ndarray) -> tuple[object, np.ndarray]:
+    """Put one sorted series on its regular grid, NaN where a step is missing."""
+    if kind == "datetime":
+        index = pd.DatetimeIndex(times.to_numpy())
+        grid = pd.date_range(index[0], index[-1], freq=freq)
+        if len(grid) == len(index) and (grid == index).all():
+            return index[0], values
+        pos = grid.get_indexer(index)
+        if (pos < 0).any():
+            off = index[pos < 0][0]
+            raise InputError(
+                f"{path}: series {name!r} has timestamp {off} off the {freq} grid; "
+                "pass the right --freq or fix the timestamps"
+            )
+        out = np.full(len(grid), np.nan)
+        out[pos] = values
+        return index[0], out
+    ints = times.to_numpy(dtype="int64")
+    if len(ints) > 1 and ((ints - ints[0]) % step).any():
+        raise InputError(f"{path}: series {name!r} has integer times not on a step of {step}; fix the time column")
+    pos = (ints - ints[0]) // step
+    out = np.full(int(pos[-1]) + 1, np.nan)
+    out[pos] = values
+    return int(ints[0]), out
+
+
+def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
+    """Read and validate `path` into a `SeriesSet`.
+
+    Args:
+        path: CSV file, wide or long layout.
+        cfg: column names, frequency and fill method; None fields are detected.
+    """
+    path = Path(path)
+    df = read_csv(path)
+    notes: list[str] = []
+    if cfg.id_col is not None:
+        _require(path, df, cfg.id_col, "--id-col")
+    for col in cfg.target or ():
+        _require(path, df, col, "--target")
+    time_col = _detect_time_col(path, df, cfg)
+
+    id_col = cfg.id_col
+    others = [c for c in df.columns if c not in (time_col, id_col)]
+    if id_col is None and cfg.target is None:
+        # Long layout without flags: one text column of repeated ids plus one numeric column.
+        text_cols = [c for c in others if not _is_numeric(df[c]) and pd.to_numeric(df[c], errors="coerce").isna().mean() > 0.5]
+        numeric_cols = [c for c in others if c not in text_cols]
+        if len(text_cols) == 1 and len(numeric_cols) == 1 and time_col is not None and df[text_cols[0]].nunique() < len(df):
+            id_col = text_cols[0]
+            notes.append(f"long layout: id column {id_col!r}, time column {time_col!r}, value column {numeric_cols[0]!r}")
+
+    if id_col is not None:
+        layout = "long"
+        if time_col is None:
+            raise InputError(f"{path}: long layout needs a time column; pass --time-col (columns: {list(df.columns)})")
+        targets = list(cfg.target) if cfg.target else [c for c in df.columns if c not in (time_col, id_col) and _is_numeric(df[c])]
+        if len(targets) != 1:
+            raise InputError(
+                f"{path}: long layout needs exactly one value column, found {targets or 'none'}; pass --target"
+            )
+    else:
+        layout = "wide"
+        if cfg.target:
+            targets = list(cfg.target)
+        else:
+            targets = others
+            text = [c for c in targets if not _is_numeric(df[c]) and pd.to_numeric(df[c], errors="coerce").isna().all()]
+            if text and len(text) == len(targets):
+                raise InputError(
+                    f"{path}: no numeric column to forecast (columns: {list(df.columns)}); "
+                    "pass --target, and --id-col for long layout"
+                )
+            if text:
+                raise InputError(
+                    f"{path}: column {text[0]!r} is not numeric; choose the value columns with --target "
+                    "or name the id column with --id-col for long layout"
+                )
+        if not targets:
+            raise InputError(f"{path}: no numeric column to forecast (columns: {list(df.columns)}); add one")
+        if time_col is None:
+            notes.append(f"no time column: row order is the time index; series {targets}")
+        else:
+            notes.append(f"wide layout: time column {time_col!r}, series {targets}")
+
+    values_by_col = {c: _to_numeric(path, df, c, "") for c in targets}
+
+    # Parse time and put every series in order.
+    if time_col is None:
+        kind, times = "row", pd.Series(np.arange(len(df), dtype="int64"), index=df.index)
+    else:
+        kind, times = _parse_times(path, df, time_col)
+
+    groups: list[tuple[str, np.ndarray]]  # (name, row positions)
+    if layout == "long":
+        ids = df[id_col].astype(str).str.strip()
+        if df[id_col].isna().any():
+            row = df.index[df[id_col].isna()][0]
+            raise InputError(f"{path}: column {id_col!r} line {_line(row)} has no series id; fill it or drop the row")
+        codes, uniques = pd.factorize(ids, sort=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
+    else:
+        groups = [(c, np.arange(len(df))) for c in targets]
+
+    t_all = times.to_numpy()
+    sorted_note = False
+    per_series: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for name, rows in groups:
+        t = t_all[rows]
+        vals = values_by_col[targets[0]][rows] if layout == "long" else values_by_col[name][rows]
+        if kind != "row":
+            order = np.argsort(t, kind="stable")
+            if (order != np.arange(len(order))).any():
+                sorted_note = True
+                t, vals, rows = t[order], vals[order], rows[order]
+            dup = np.flatnonzero(t[1:] == t[:-1])
+            if dup.size:
+                row = df.index[rows[dup[0] + 1]]
+                where = f"series {name!r} " if layout == "long" else ""
+                raise InputError(
+                    f"{path}: {where}duplicate timestamp {pd.Series(t).iloc[dup[0]]} in column {time_col!r} "
+                    f"(line {_line(row)}); remove or aggregate the duplicates"
+                )
+        per_series.append((name, t, vals))
+    if sorted_note:
+        notes.append("rows were not in time order: sorted them")
+
+    freq: str | None = None
+    step = 1
+    if kind == "datetime":
+        if cfg.freq is not None:
+            freq = normalize_freq(cfg.freq)
+        else:
+            longest = max(per_series, key=lambda s: len(s[1]))
+            freq = infer_freq(pd.DatetimeIndex(longest[1]))
+            if freq is None:
+                raise InputError(
+                    f"{path}: cannot infer the frequency of column {time_col!r}; pass --freq (e.g. h, D, W, MS)"
+                )
+            notes.append(f"frequency {freq} (inferred)")
+    elif kind == "integer":
+        diffs = np.concatenate([np.diff(t) for _, t, _ in per_series if len(t) > 1] or [np.array([1])])
+        step = int(np.gcd.reduce(diffs.astype("int64"))) or 1
+
+    out_ids, out_vals, out_starts, filled = [], [], [], 0
+    for name, t, vals in per_series:
+        if kind == "row":
+            start, regular = 0, vals
+        else:
+            start, regular = _regularize(path, name, pd.Series(t), kind, freq, step, vals)
+        regular, count = _fill(path, name, regular, cfg.fill)
+        filled += count
+        out_ids.append(name)
+        out_vals.append(regular)
+        out_starts.append(start)
+    if filled:
+        notes.append(f"filled {filled} missing values or gaps ({cfg.fill.value})")
+
+    return SeriesSet(
+        ids=out_ids, values=out_vals, starts=out_starts, time_kind=kind, freq=freq, step=step,
+        layout=layout, id_col=id_col if layout == "long" else "series",
+        time_col=time_col if time_col is not None else "step", target_cols=targets, notes=notes,
+    )

@@ -1,0 +1,30 @@
+"""The one domain exception and its exit codes.
+
+The core raises these with a message a user can act on; only the CLI turns
+them into an exit code and a single line on stderr.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # anything unexpected: a bug, an OS error
+EXIT_INPUT = 2  # bad option or bad input data
+EXIT_RUN = 3  # a run directory that cannot be used
+
+
+class LstmcastError(Exception):
+    """An error the user can fix; `exit_code` is what the CLI exits with."""
+
+    exit_code: int = EXIT_FAILURE
+
+
+class InputError(LstmcastError):
+    """Bad CSV, bad column, bad option value."""
+
+    exit_code = EXIT_INPUT
+
+
+class RunDirError(LstmcastError):
+    """A run directory that is missing, corrupt, unsafe or from a newer format."""
+
+    exit_code = EXIT_RUN

@@ -1,0 +1,144 @@
+"""The training loop: Adam, clipped gradients, early stopping on validation loss.
+
+Plain on purpose: seed once, pick the device once, gather batches by index from one
+flat tensor, keep the best weights by validation loss, and stop cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstmcast.config import Device, Loss, TrainConfig
+from lstmcast.errors import InputError, LstmcastError
+from lstmcast.progress import EpochInfo, ProgressFn
+from lstmcast.windows import gather
+
+MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    steps: int = 0
+    train_windows: int = 0
+    train_seconds: float = 0.0
+    stopped: str = "completed"  # completed | early_stopping | max_steps | interrupted
+
+
+def pick_device(choice: Device) -> torch.device:
+    """cuda when asked (or when auto finds one), else cpu."""
+    if choice is Device.cuda and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if choice is Device.cuda or (choice is Device.auto and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+def loss_fn(kind: Loss) -> nn.Module:
+    return {Loss.mae: nn.L1Loss(), Loss.mse: nn.MSELoss(), Loss.huber: nn.HuberLoss(delta=1.0)}[kind]
+
+
+def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lookback: int,
+                  horizon: int, criterion: nn.Module, batch: int = 4096) -> float:
+    """Mean loss over the windows at `origin` (no gradients)."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for lo in range(0, len(origin), batch):
+            x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
+            total += criterion(model(x), y).item() * len(x)
+            count += len(x)
+    return total / max(count, 1)
+
+
+def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin: np.ndarray,
+        lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
+        progress: ProgressFn | None = None) -> TrainResult:
+    """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
+
+    Args:
+        flat: all scaled series concatenated, float32 [T].
+        train_origin, val_origin: flat positions of window origins (see `windows`).
+    """
+    generator = seed_everything(cfg.seed)
+    model.to(device)
+    data = torch.from_numpy(flat).to(device)
+    train_idx = torch.from_numpy(train_origin).to(device)
+    val_idx = torch.from_numpy(val_origin).to(device)
+    criterion = loss_fn(cfg.loss)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    n_train = len(train_idx)
+    size = min(cfg.batch_size, n_train)
+    result = TrainResult()
+    best_state = copy.deepcopy(model.state_dict())
+    bad_epochs = 0
+    started = time.monotonic()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            # A pass over every window in random order; small data draws with replacement.
+            if n_train >= size * MIN_BATCHES_PER_EPOCH:
+                order = torch.randperm(n_train, generator=generator)
+            else:
+                order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
+            epoch_loss, epoch_count = 0.0, 0
+            for lo in range(0, len(order), size):
+                x, y = gather(data, train_idx[order[lo:lo + size].to(device)], lookback, horizon)
+                loss = criterion(model(x), y)
+                if not torch.isfinite(loss):
+                    model.load_state_dict(best_state)
+                    raise LstmcastError(
+                        f"training diverged at epoch {epoch} (loss is {loss.item()}); "
+                        "lower --lr or check the data for extreme values"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                optimizer.step()
+                epoch_loss += loss.item() * len(x)
+                epoch_count += len(x)
+                result.steps += 1
+                result.train_windows += len(x)
+                if cfg.max_steps is not None and result.steps >= cfg.max_steps:
+                    break
+            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion)
+            train_loss = epoch_loss / max(epoch_count, 1)
+            result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+            if val_loss < result.best_val_loss:
+                result.best_val_loss, result.best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+            if progress is not None:
+                progress(EpochInfo(epoch, cfg.epochs, train_loss, val_loss, result.best_epoch,
+                                   time.monotonic() - started))
+            if cfg.max_steps is not None and result.steps >= cfg.max_steps:
+                result.stopped = "max_steps"
+                break
+            if bad_epochs >= cfg.patience:
+                result.stopped = "early_stopping"
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what was learned so far as a usable run.
+        result.stopped = "interrupted"
+    result.train_seconds = time.monotonic() - started
+    model.load_state_dict(best_state)
+    model.eval()
+    return result
