@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, from_json_dict, to_json_dict
+from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict, to_json_dict
 from lstmcast.errors import InputError
 from lstmcast.frequency import default_horizon, season_length
 
@@ -42,6 +42,7 @@ def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: i
                 f"{path}: series {short[0][0]!r} has {short[0][1]} points, fewer than lookback + horizon + "
                 f"validation = {lookback + horizon + val_size}; lower --lookback/--horizon or drop short series"
             )
+        notes.append(f"lookback {lookback}")
         return lookback
     want = max(2 * horizon, 3 * season if season > 1 else 0, 8)
     if room < 2:
@@ -69,6 +70,7 @@ def _series_meta(series, lookback: int, center: np.ndarray, scale: np.ndarray) -
 
 def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
+          window_norm: WindowNorm = WindowNorm.mean, skip: bool = False,
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress=None) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
@@ -94,8 +96,6 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     season = season_length(series.freq)
     lengths = [len(v) for v in series.values]
     lookback = _pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
-    if lookback is not None and not notes[-1].startswith("lookback"):
-        notes.append(f"lookback {lookback}")
 
     # Scalers see only the training part: the validation tail must not leak into them.
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
@@ -103,14 +103,13 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     flat, offsets = windows.concat(scaled)
     train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
 
-    import torch
-
     from lstmcast.forecast import forecast_scaled
     from lstmcast.model import LSTMForecaster
     from lstmcast.training import fit, pick_device, seed_everything
 
     device = pick_device(train_config.device)
-    model_config = ModelConfig(lookback=lookback, horizon=horizon, hidden=hidden, layers=layers, dropout=dropout)
+    model_config = ModelConfig(lookback=lookback, horizon=horizon, hidden=hidden, layers=layers, dropout=dropout,
+                               window_norm=window_norm, skip=skip)
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress)
@@ -153,9 +152,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         run_dir = Path("runs") / f"{stamp}-{path.stem}"
         while run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + "-1")
-    state = {k: v for k, v in model.state_dict().items()}
-    out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite)
-    del torch
+    out = checkpoint.save_run(run_dir, model.state_dict(), meta, metrics, overwrite=overwrite)
     return TrainReport(run_dir=out, metrics=metrics, notes=notes)
 
 

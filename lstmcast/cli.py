@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from lstmcast.config import DataConfig, Device, Fill, Loss, ScalerKind, TrainConfig
+from lstmcast.config import DataConfig, Device, Fill, Loss, ScalerKind, TrainConfig, WindowNorm
 from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, LstmcastError
 
 EXIT_CODES_HELP = (
@@ -86,6 +86,8 @@ def train(
     hidden: Annotated[int, typer.Option(min=1, help="LSTM hidden units per layer.")] = 64,
     layers: Annotated[int, typer.Option(min=1, help="Stacked LSTM layers.")] = 2,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout between LSTM layers.")] = 0.0,
+    window_norm: Annotated[WindowNorm, typer.Option(help="Normalise each input window inside the model: subtract its mean, also divide by its spread (revin), or neither.")] = WindowNorm.mean,
+    skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Add a linear map from the input window straight to the forecast.")] = False,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (passes over the training windows; at least 20 batches each).")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = TrainConfig.batch_size,
@@ -116,7 +118,7 @@ def train(
 
         try:
             return train_fn(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
-                            dropout=dropout, train_config=train_cfg, run_dir=run_dir, overwrite=overwrite,
+                            dropout=dropout, window_norm=window_norm, skip=skip, train_config=train_cfg, run_dir=run_dir, overwrite=overwrite,
                             progress=progress)
         finally:
             if progress is not None:

@@ -36,6 +36,14 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class WindowNorm(str, Enum):
+    """How each input window is normalised inside the model (undone on its output)."""
+
+    mean = "mean"  # subtract the window's mean
+    revin = "revin"  # subtract the mean, divide by the window's standard deviation
+    none = "none"
+
+
 class Loss(str, Enum):
     """Training loss on the scaled values; MAE suits sMAPE/MASE-style metrics."""
 
@@ -65,6 +73,8 @@ class ModelConfig:
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.0
+    window_norm: WindowNorm = WindowNorm.mean
+    skip: bool = False  # add a linear map from the window straight to the horizon
 
 
 @dataclass(frozen=True)

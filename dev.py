@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Set up and run lstmcast from a fresh clone with nothing but Python 3.11+ and pip.
+
+    python3 dev.py demo   # create .venv, install, train/predict/evaluate on sample_data
+    python3 dev.py test   # create .venv, install, run the test suite
+
+Setup runs once: it is redone only when pyproject.toml or constraints.txt change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".lstmcast-setup"
+
+
+def run(*cmd: str | Path) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+
+
+def setup() -> None:
+    """Create .venv and install lstmcast with pinned versions (torch 2.13.0, CPU)."""
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt"))).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(BIN / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q",
+        "-c", "constraints.txt", "-e", ".[test]")
+    STAMP.write_text(digest)
+
+
+def demo() -> None:
+    data = "sample_data/hourly_load.csv"
+    run(BIN / "lstmcast", "train", data, "--run-dir", "runs/demo", "--overwrite")
+    run(BIN / "lstmcast", "predict", "--run", "runs/demo")
+    run(BIN / "lstmcast", "evaluate", "--run", "runs/demo", "--data", data, "--output", "runs/demo/evaluation.json")
+
+
+def test(args: list[str]) -> None:
+    run(BIN / "python", "-m", "pytest", *args)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("setup", "demo", "test"):
+        sys.exit(__doc__)
+    try:
+        setup()
+        if sys.argv[1] == "demo":
+            demo()
+        elif sys.argv[1] == "test":
+            test(sys.argv[2:])
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
+
+
+if __name__ == "__main__":
+    main()
