@@ -132,7 +132,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         "stopped": result.stopped, "steps": result.steps, "train_windows": result.train_windows,
         "train_seconds": round(result.train_seconds, 3),
         "windows_per_second": round(result.train_windows / max(result.train_seconds, 1e-9), 1),
-        "validation": overall(per_series), "device": str(device),
+        "validation": overall(per_series), "device": str(device), "precision": result.precision,
     }
     resolved = replace(data_config, freq=series.freq)
     meta = {
@@ -142,7 +142,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
             **to_json_dict(resolved), "source": str(path), "layout": series.layout,
             "id_col": series.id_col if series.layout == "long" else None,
             "time_col": None if series.time_kind == "row" else series.time_col,
-            "target": series.target_cols, "time_kind": series.time_kind, "step": series.step,
+            "target": series.target_cols, "target_given": data_config.target is not None,
+            "time_kind": series.time_kind, "step": series.step,
             "season": season, "output_id_col": series.id_col, "output_time_col": series.time_col,
         },
         "series": _series_meta(series, lookback, center, scale),
@@ -162,8 +163,11 @@ def _read_like_run(run, data: str | Path):
 
     d = run.meta["data"]
     cfg = from_json_dict(DataConfig, d)
+    # Wide files read as in training; columns were chosen with --target or all are series.
+    pinned = d.get("layout") == "long" or d.get("target_given", True)
     cfg = replace(cfg, id_col=d.get("id_col"), time_col=d.get("time_col"),
-                  target=tuple(d["target"]) if d.get("target") else None, fill=Fill(d.get("fill", "interpolate")))
+                  target=tuple(d["target"]) if pinned and d.get("target") else None,
+                  fill=Fill(d.get("fill", "interpolate")))
     return load_series(Path(data), cfg)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from lstmcast.config import DataConfig, Device, Fill, Loss, ScalerKind, TrainConfig, WindowNorm
+from lstmcast.config import DataConfig, Device, Fill, Loss, Precision, ScalerKind, TrainConfig, WindowNorm
 from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, LstmcastError
 
 EXIT_CODES_HELP = (
@@ -97,6 +97,7 @@ def train(
     loss: Annotated[Loss, typer.Option(help="Training loss on scaled values.")] = Loss.mae,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, data and machine give the same forecasts.")] = 0,
     device: Annotated[Device, typer.Option(help="auto takes CUDA when present.")] = Device.auto,
+    precision: Annotated[Precision, typer.Option(help="Training arithmetic: bf16 autocast (auto: where the CPU/GPU supports it) or fp32. Loss and optimizer stay fp32.")] = TrainConfig.precision,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run directory to write. Default: a new directory under runs/.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Quiet = False,
@@ -106,7 +107,7 @@ def train(
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill,
                           target=tuple(t.strip() for t in target.split(",") if t.strip()) if target else None)
     train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
-                            val_size=val_size, scaler=scaler, loss=loss, seed=seed, device=device)
+                            val_size=val_size, scaler=scaler, loss=loss, seed=seed, device=device, precision=precision)
     progress = None
     if not quiet:
         from lstmcast.progress import PlainProgress, RichProgress
@@ -131,7 +132,7 @@ def train(
         m = report.metrics
         print(f"run: {report.run_dir}")
         print(f"best epoch {m['best_epoch']} ({m['stopped']}), {m['steps']} steps, {m['train_seconds']:.1f} s, "
-              f"{m['windows_per_second']:.0f} windows/s on {m['device']}")
+              f"{m['windows_per_second']:.0f} windows/s on {m['device']} ({m['precision']})")
         print(f"validation: {_metrics_line(m['validation'])}")
 
 

@@ -44,6 +44,14 @@ class WindowNorm(str, Enum):
     none = "none"
 
 
+class Precision(str, Enum):
+    """Arithmetic of the forward pass in training; loss and optimizer stay float32."""
+
+    auto = "auto"  # bf16 where the CPU or GPU supports it, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Loss(str, Enum):
     """Training loss on the scaled values; MAE suits sMAPE/MASE-style metrics."""
 
@@ -92,6 +100,7 @@ class TrainConfig:
     clip: float = 1.0
     seed: int = 0
     device: Device = Device.auto
+    precision: Precision = Precision.fp32
 
 
 def to_json_dict(config: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ Every problem found becomes an `InputError` naming the file, the column and the 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +68,8 @@ def _line(row_label: object) -> int:
     return int(row_label) + 2
 
 
-def _sniff(path: Path) -> tuple[str, str, str]:
-    """Encoding, delimiter and decimal mark, from the file's first bytes."""
+def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
+    """Encoding, delimiter, decimal mark and raw header names, from the file's first bytes."""
     head = path.open("rb").read(65536)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
@@ -80,7 +82,8 @@ def _sniff(path: Path) -> tuple[str, str, str]:
     sep = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
     # A semicolon file with digits like 3,5 uses the decimal comma.
     decimal = "," if sep == ";" and re.search(r"\d,\d", text) else "."
-    return encoding, sep, decimal
+    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
+    return encoding, sep, decimal, [h.strip() for h in header]
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -91,7 +94,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a CSV file")
     try:
-        encoding, sep, decimal = _sniff(path)
+        encoding, sep, decimal, header = _sniff(path)
         df = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, skipinitialspace=True)
     except PermissionError:
         raise InputError(f"{path}: permission denied; make the file readable") from None
@@ -103,7 +106,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if df.empty:
         raise InputError(f"{path}: no data rows below the header; add data")
     df.columns = [str(c).strip() for c in df.columns]
-    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    # pandas renames a repeated header 'a' to 'a.1': check the names as written.
+    dupes = sorted({c for c in header if c and header.count(c) > 1})
     unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
     df = df.drop(columns=unnamed)
     if dupes:
@@ -129,7 +133,9 @@ def _looks_like_time(series: pd.Series, name: str) -> bool:
     if sample.empty or sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
         return False
     parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().all())
+    # A column named like time may hold a bad value; parsing it later names the line.
+    needed = 0.8 if name.lower() in _TIME_NAMES else 1.0
+    return bool(parsed.notna().mean() >= needed)
 
 
 def _detect_time_col(path: Path, df: pd.DataFrame, cfg: DataConfig) -> str | None:
@@ -364,6 +370,11 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
             start, regular = 0, vals
         else:
             start, regular = _regularize(path, name, pd.Series(t), kind, freq, step, vals)
+        # A series that starts late or ends early (wide layout) spans only its own values.
+        present = np.flatnonzero(~np.isnan(regular))
+        if present.size and (present[0] > 0 or present[-1] < len(regular) - 1):
+            start = times_from(kind, start, freq, step, int(present[0]), 1)[0]
+            regular = regular[present[0]: present[-1] + 1]
         regular, count = _fill(path, name, regular, cfg.fill)
         filled += count
         out_ids.append(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -40,9 +41,13 @@ def infer_freq(index: pd.DatetimeIndex) -> str | None:
     if len(index) < 3:
         return None
     try:
-        freq = pd.infer_freq(index)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas 4 will return an offset; we take its string
+            freq = pd.infer_freq(index)
     except (TypeError, ValueError):
         freq = None
+    if freq is not None and not isinstance(freq, str):
+        freq = freq.freqstr
     if freq:
         return pd.tseries.frequencies.to_offset(freq).freqstr
     # Gaps defeat infer_freq: try the most common spacing.

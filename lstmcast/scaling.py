@@ -37,9 +37,8 @@ def fit_scalers(series: list[np.ndarray], kind: ScalerKind) -> tuple[np.ndarray,
         else:  # minmax: x * scale_ + min_ maps to [0, 1]
             c, s = -scaler.min_ / scaler.scale_, 1.0 / scaler.scale_
         center[lo:lo + len(part)], scale[lo:lo + len(part)] = c, s
-    # Constant or near-constant series: scikit-learn leaves scale 1 only for exact zeros.
-    magnitude = np.maximum(np.abs(center), 1.0)
-    scale = np.where(~np.isfinite(scale) | (scale < 1e-9 * magnitude), magnitude, scale)
+    # scikit-learn already gives constant series scale 1; guard against anything non-finite.
+    scale = np.where(~np.isfinite(scale) | (scale <= 0), 1.0, scale)
     return center, scale
 
 

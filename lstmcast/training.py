@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmcast.config import Device, Loss, TrainConfig
+from lstmcast.config import Device, Loss, Precision, TrainConfig
 from lstmcast.errors import InputError, LstmcastError
 from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.windows import gather
@@ -32,6 +32,7 @@ class TrainResult:
     train_windows: int = 0
     train_seconds: float = 0.0
     stopped: str = "completed"  # completed | early_stopping | max_steps | interrupted
+    precision: str = "fp32"
 
 
 def pick_device(choice: Device) -> torch.device:
@@ -41,6 +42,17 @@ def pick_device(choice: Device) -> torch.device:
     if choice is Device.cuda or (choice is Device.auto and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def use_bf16(choice: Precision, device: torch.device) -> bool:
+    """Whether training's forward pass runs under bfloat16 autocast."""
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+    else:
+        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if choice is Precision.bf16 and not supported:
+        raise InputError(f"--precision bf16: not supported on this {device.type}; use fp32 or auto")
+    return choice is Precision.bf16 or (choice is Precision.auto and supported)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -81,11 +93,12 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
     train_idx = torch.from_numpy(train_origin).to(device)
     val_idx = torch.from_numpy(val_origin).to(device)
     criterion = loss_fn(cfg.loss)
+    bf16 = use_bf16(cfg.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     n_train = len(train_idx)
     size = min(cfg.batch_size, n_train)
-    result = TrainResult()
+    result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs = 0
     started = time.monotonic()
@@ -100,7 +113,10 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
             epoch_loss, epoch_count = 0.0, 0
             for lo in range(0, len(order), size):
                 x, y = gather(data, train_idx[order[lo:lo + size].to(device)], lookback, horizon)
-                loss = criterion(model(x), y)
+                # bf16 matrix products where the hardware has them; the loss in float32.
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    pred = model(x)
+                loss = criterion(pred.float(), y)
                 if not torch.isfinite(loss):
                     model.load_state_dict(best_state)
                     raise LstmcastError(
