@@ -104,6 +104,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
 
     from lstmcast.forecast import forecast_scaled
+    from lstmcast.inference import NumpyForecaster
     from lstmcast.model import LSTMForecaster
     from lstmcast.training import fit, pick_device, seed_everything
 
@@ -114,11 +115,13 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     model = LSTMForecaster(model_config)
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress)
     model.cpu()
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    net = NumpyForecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
 
     # Validation metrics in original units, over every validation window of each series.
     steps = np.arange(-lookback, horizon)
     val_windows = flat[val_origin[:, None] + steps]  # [N_val, L + H]
-    predicted = forecast_scaled(model, val_windows[:, :lookback], horizon).astype(np.float64)
+    predicted = forecast_scaled(net, val_windows[:, :lookback], horizon).astype(np.float64)
     per_series = []
     for s in range(len(series)):
         rows = val_series == s
@@ -153,7 +156,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         run_dir = Path("runs") / f"{stamp}-{path.stem}"
         while run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + "-1")
-    out = checkpoint.save_run(run_dir, model.state_dict(), meta, metrics, overwrite=overwrite)
+    out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite)
     return TrainReport(run_dir=out, metrics=metrics, notes=notes)
 
 

@@ -32,11 +32,11 @@ METRICS_JSON = "metrics.json"
 
 @dataclass
 class Run:
-    """A loaded run: its metadata and the rebuilt network (on CPU, eval mode)."""
+    """A loaded run: its metadata and the network's forward pass (numpy, no torch)."""
 
     path: Path
     meta: dict[str, Any]
-    model: Any  # LSTMForecaster
+    model: Any  # inference.NumpyForecaster
 
     @property
     def model_config(self) -> ModelConfig:
@@ -119,16 +119,16 @@ def load_meta(run_dir: str | Path) -> dict[str, Any]:
 def load_run(run_dir: str | Path) -> Run:
     """Load a run directory: JSON metadata and tensors only, validated against the config."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.numpy import load_file
 
-    from lstmcast.model import LSTMForecaster
+    from lstmcast.inference import NumpyForecaster, expected_shapes
 
     path = Path(run_dir)
     meta = load_meta(path)
     try:
         config = from_json_dict(ModelConfig, meta["model"])
-        model = LSTMForecaster(config)
-    except (TypeError, ValueError, KeyError) as exc:
+        expected = expected_shapes(config)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise RunDirError(f"{path / RUN_JSON}: invalid model config ({exc}); retrain the run") from None
     weights = path / WEIGHTS
     if not weights.is_file():
@@ -137,13 +137,12 @@ def load_run(run_dir: str | Path) -> Run:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise RunDirError(f"{weights}: not a valid safetensors file ({exc}); retrain or restore the run") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
+    found = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in expected if found[k] != expected[k])
+        name = wrong[0]
         raise RunDirError(
-            f"{weights}: tensors do not match the model config in {RUN_JSON} "
-            f"({first[1].strip() if len(first) > 1 else first[0]}); retrain the run"
-        ) from None
-    model.eval()
-    return Run(path=path, meta=meta, model=model)
+            f"{weights}: tensors do not match the model config in {RUN_JSON} ({name}: "
+            f"found {found.get(name)}, expected {expected.get(name)}); retrain the run"
+        )
+    return Run(path=path, meta=meta, model=NumpyForecaster(config, state))

@@ -84,6 +84,14 @@ class ModelConfig:
     window_norm: WindowNorm = WindowNorm.mean
     skip: bool = False  # add a linear map from the window straight to the horizon
 
+    def __post_init__(self) -> None:
+        for name in ("lookback", "horizon", "input_size", "hidden", "layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -2,38 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
-import torch
 
 from lstmcast.scaling import apply, invert
 
-_BATCH = 4096  # series forecast per forward pass
+_BATCH = 4096  # windows forecast per forward pass
+
+Net = Callable[[np.ndarray], np.ndarray]  # scaled windows [B, L] -> scaled forecasts [B, H], with .config
 
 
-def forecast_scaled(model: torch.nn.Module, history: np.ndarray, steps: int) -> np.ndarray:
-    """Forecast `steps` ahead from scaled windows [S, L] -> [S, steps].
+def forecast_scaled(net: Net, history: np.ndarray, steps: int) -> np.ndarray:
+    """Forecast `steps` ahead from scaled windows [S, >= L] -> [S, steps].
 
     Beyond the trained horizon the forecasts are fed back as inputs (recursive).
     """
-    lookback, horizon = model.config.lookback, model.config.horizon
+    lookback, horizon = net.config.lookback, net.config.horizon
     out = np.empty((len(history), steps), dtype=np.float32)
-    model.eval()
-    with torch.inference_mode():
-        for lo in range(0, len(history), _BATCH):
-            window = torch.from_numpy(np.ascontiguousarray(history[lo:lo + _BATCH, -lookback:], dtype=np.float32))
-            parts, made = [], 0
-            while made < steps:
-                step = model(window)  # [B, H]
-                parts.append(step)
-                made += horizon
-                window = torch.cat([window, step], dim=1)[:, -lookback:]
-            out[lo:lo + _BATCH] = torch.cat(parts, dim=1)[:, :steps].numpy()
+    for lo in range(0, len(history), _BATCH):
+        window = np.asarray(history[lo:lo + _BATCH, -lookback:], dtype=np.float32)
+        parts, made = [], 0
+        while made < steps:
+            step = net(window)  # [B, H]
+            parts.append(step)
+            made += horizon
+            window = np.concatenate([window, step], axis=1)[:, -lookback:]
+        out[lo:lo + _BATCH] = np.concatenate(parts, axis=1)[:, :steps]
     return out
 
 
-def forecast_series(model: torch.nn.Module, histories: list[np.ndarray], center: np.ndarray,
+def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
                     scale: np.ndarray, steps: int) -> np.ndarray:
     """Forecast raw histories (each at least `lookback` long) in original units: [S, steps]."""
-    lookback = model.config.lookback
+    lookback = net.config.lookback
     scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])
-    return invert(forecast_scaled(model, scaled, steps).astype(np.float64), center[:, None], scale[:, None])
+    return invert(forecast_scaled(net, scaled, steps).astype(np.float64), center[:, None], scale[:, None])

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from lstmcast import api, config
 from lstmcast.checkpoint import FORMAT_VERSION, load_meta, load_run
 from lstmcast.cli import app
-from lstmcast.config import ModelConfig
+from lstmcast.config import ModelConfig, WindowNorm
 from lstmcast.errors import EXIT_RUN, RunDirError
 from lstmcast.forecast import forecast_scaled, forecast_series
 from lstmcast.model import LSTMForecaster
@@ -51,9 +51,12 @@ def test_flat_windows_stay_finite():
 
 def test_recursive_forecast_beyond_horizon():
     torch.manual_seed(0)
+    from lstmcast.inference import NumpyForecaster
+
     model = LSTMForecaster(ModelConfig(lookback=8, horizon=3, hidden=8)).eval()
+    net = NumpyForecaster(model.config, {k: v.numpy() for k, v in model.state_dict().items()})
     history = np.random.default_rng(0).normal(size=(4, 20)).astype(np.float32)
-    out = forecast_scaled(model, history, 7)
+    out = forecast_scaled(net, history, 7)
     assert out.shape == (4, 7)
     with torch.inference_mode():
         first = model(torch.from_numpy(history[:, -8:])).numpy()
@@ -109,10 +112,9 @@ def test_run_directory_contents(trained_run):
 def test_checkpoint_round_trip(trained_run):
     state = load_file(trained_run.run_dir / "weights.safetensors")  # plain tensors, no code run
     run = load_run(trained_run.run_dir)
-    assert set(state) == set(run.model.state_dict())
-    for key, tensor in run.model.state_dict().items():
-        assert torch.equal(tensor, state[key])
-    assert not run.model.training
+    assert set(state) == set(run.model.w)
+    for key, array in run.model.w.items():
+        assert torch.equal(torch.from_numpy(array), state[key])
     meta = run.meta
     histories = [np.asarray(s["tail"]) for s in meta["series"]]
     center = np.array([s["center"] for s in meta["series"]])
@@ -260,3 +262,21 @@ def test_format1_fixture_predicts_and_evaluates_on_data():
     np.testing.assert_allclose(got["forecast"].to_numpy(), expected["forecast"].to_numpy(), rtol=1e-5)
     result = api.evaluate(run_dir, data)
     assert result["test_size"] == 4 and set(result["series"]) == {"a", "b"}
+
+
+@pytest.mark.parametrize("window_norm", list(WindowNorm))
+@pytest.mark.parametrize(("layers", "skip"), [(1, False), (2, True), (3, False)])
+def test_numpy_inference_matches_torch_model(window_norm, layers, skip):
+    # predict runs the numpy forward pass; it must compute what the trained torch module computes.
+    from lstmcast.inference import NumpyForecaster, expected_shapes
+
+    torch.manual_seed(0)
+    config = ModelConfig(lookback=12, horizon=5, hidden=16, layers=layers, window_norm=window_norm, skip=skip)
+    model = LSTMForecaster(config).eval()
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected_shapes(config)
+    net = NumpyForecaster(config, {k: v.numpy() for k, v in model.state_dict().items()})
+    x = torch.randn(7, 12) * 3 + 5
+    x[0] = 2.0  # a flat window: the spread floor applies
+    with torch.inference_mode():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(net(x.numpy()), expected, rtol=1e-5, atol=1e-5)
