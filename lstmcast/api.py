@@ -33,7 +33,10 @@ class PredictReport:
 
 def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
                    lookback: int | None, path: Path, notes: list[str]) -> int:
-    """The requested lookback, or a few seasons (at least two horizons) that every series allows."""
+    """The requested lookback, or a few seasons (at least two horizons) that every series allows.
+
+    Hourly data gets a week, so the model sees the weekly cycle as well as the daily one.
+    """
     room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
     if lookback is not None:
         short = [(i, n) for i, n in zip(ids, lengths) if n < lookback + horizon + val_size]
@@ -44,7 +47,8 @@ def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: i
             )
         notes.append(f"lookback {lookback}")
         return lookback
-    want = max(2 * horizon, 3 * season if season > 1 else 0, 8)
+    cycles = 7 if season == 24 else 3
+    want = max(2 * horizon, cycles * season if season > 1 else 0, 8)
     if room < 2:
         worst = ids[int(np.argmin(lengths))]
         raise InputError(
@@ -70,7 +74,7 @@ def _series_meta(series, lookback: int, center: np.ndarray, scale: np.ndarray) -
 
 def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
-          window_norm: WindowNorm = WindowNorm.mean, skip: bool = False,
+          window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress=None) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.

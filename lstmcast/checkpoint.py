@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmcast import __version__
-from lstmcast.config import ModelConfig, from_json_dict
+from lstmcast.config import LEGACY_MODEL_FIELDS, ModelConfig, from_json_dict
 from lstmcast.errors import RunDirError
 from lstmcast.io import write_json
 
@@ -126,7 +126,7 @@ def load_run(run_dir: str | Path) -> Run:
     path = Path(run_dir)
     meta = load_meta(path)
     try:
-        config = from_json_dict(ModelConfig, meta["model"])
+        config = from_json_dict(ModelConfig, {**LEGACY_MODEL_FIELDS, **meta["model"]})
         expected = expected_shapes(config)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise RunDirError(f"{path / RUN_JSON}: invalid model config ({exc}); retrain the run") from None

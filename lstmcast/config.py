@@ -81,8 +81,8 @@ class ModelConfig:
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.0
-    window_norm: WindowNorm = WindowNorm.mean
-    skip: bool = False  # add a linear map from the window straight to the horizon
+    window_norm: WindowNorm = WindowNorm.revin
+    skip: bool = True  # add a linear map from the window straight to the horizon
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon", "input_size", "hidden", "layers"):
@@ -91,6 +91,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+
+
+# What a run.json written before a field existed meant by its absence.
+LEGACY_MODEL_FIELDS = {"window_norm": "mean", "skip": False}
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ class TrainConfig:
     clip: float = 1.0
     seed: int = 0
     device: Device = Device.auto
-    precision: Precision = Precision.fp32
+    precision: Precision = Precision.auto
 
 
 def to_json_dict(config: Any) -> dict[str, Any]:
