@@ -6,6 +6,7 @@ answers at once. Every `LstmcastError` becomes one line on stderr and its exit c
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -222,6 +223,9 @@ def evaluate(
 
 def main() -> None:
     """Entry point: usage errors become one line and exit code 2."""
+    # numpy's products here are small (one LSTM step over a batch): extra BLAS threads only
+    # contend, and on a busy cron host they made predict ten times slower.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # click's UsageError and ClickException, whether typer vendors click or depends on it.
     usage_error, click_error = typer.BadParameter.__mro__[1:3]
     try:

@@ -179,9 +179,12 @@ def _parse_times(path: Path, df: pd.DataFrame, col: str) -> tuple[str, pd.Series
 
 def _to_numeric(path: Path, df: pd.DataFrame, col: str, what: str) -> np.ndarray:
     raw = df[col]
-    values = pd.to_numeric(raw, errors="coerce") if not _is_numeric(raw) else raw
-    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-    if bad.any():
+    if _is_numeric(raw):
+        values, bad = raw, None
+    else:
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad is not None and bad.any():
         row = bad.index[bad][0]
         raise InputError(
             f"{path}: column {col!r} line {_line(row)} has non-numeric value {str(raw[row])!r}{what}; "

@@ -8,7 +8,7 @@ import numpy as np
 
 from lstmcast.scaling import apply, invert
 
-_BATCH = 4096  # windows forecast per forward pass
+_BATCH = 1024  # windows per forward pass: bounds memory at a few tens of MB
 
 Net = Callable[[np.ndarray], np.ndarray]  # scaled windows [B, L] -> scaled forecasts [B, H], with .config
 

@@ -58,14 +58,16 @@ class NumpyForecaster:
         seq = z[:, :, None]  # [B, L, in]
         hidden = cfg.hidden
         for layer in range(cfg.layers):
-            # Input projections of all time steps in one product; PyTorch's gate order i, f, g, o.
-            proj = seq @ w[f"lstm.weight_ih_l{layer}"].T + (w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"])
-            w_hh = w[f"lstm.weight_hh_l{layer}"].T
+            w_ih = w[f"lstm.weight_ih_l{layer}"].T  # [in, 4H]; PyTorch's gate order i, f, g, o
+            w_hh = w[f"lstm.weight_hh_l{layer}"].T  # [H, 4H]
+            bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
             h = np.zeros((len(x), hidden), np.float32)
             c = np.zeros_like(h)
             outputs = np.empty((len(x), seq.shape[1], hidden), np.float32) if layer < cfg.layers - 1 else None
             for t in range(seq.shape[1]):
-                gates = proj[:, t] + h @ w_hh  # [B, 4H]
+                # One input feature is a broadcast multiply, not a matrix product.
+                step_in = seq[:, t, :1] * w_ih[0] if w_ih.shape[0] == 1 else seq[:, t] @ w_ih
+                gates = step_in + bias + h @ w_hh  # [B, 4H]
                 i = _sigmoid(gates[:, :hidden])
                 f = _sigmoid(gates[:, hidden:2 * hidden])
                 g = np.tanh(gates[:, 2 * hidden:3 * hidden])
