@@ -25,8 +25,9 @@ hidden states. That head has the same multiply-adds as lstmcast's
 default ``decoder_layers=2`` would add a 128x128 layer per horizon step.
 Loss MAE, Adam lr 1e-3, gradient norm clipped at 1.0, as lstmcast. NF scales
 each window with its ``scaler_type`` (default ``robust``); lstmcast scales each
-series once and subtracts each window's mean inside the model. Neither costs
-much next to the LSTM.
+series once and normalises each window inside the model (``--window-norm``,
+revin by default) and by default adds a ``Linear(168 -> 48)`` skip head. None of
+these costs much next to the LSTM (the skip head is 0.02% of the FLOPs).
 
 How NeuralForecast's batch maps to windows (``common/_base_model.py``,
 ``training_step`` and ``_create_windows``, NeuralForecast 3.3): one training
@@ -60,7 +61,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import platform
 import sys
 import time
@@ -195,7 +195,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run, print a one-line summary to stderr and the JSON to stdout (and --json-out)."""
     args = parse_args(argv)
-    os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     result = run(args)
     text = json.dumps(result, indent=2)
     if args.json_out is not None:

@@ -40,7 +40,11 @@ window, forward and backward counted as 3 x forward::
                    (in_0 = 1, in_l = H for l > 0; the second term is the linear head)
 
 which is 198.7 MFLOP for the reference case; the rate is FLOPs/window x
-windows/s. Element-wise gate arithmetic, the loss and Adam are not counted.
+windows/s. With lstmcast's skip head (``--skip``, on by default in the
+current version) add 3 x 2 x lookback x horizon (48,384). Element-wise gate
+arithmetic, window normalisation, the loss and Adam are not counted. The
+model's other options are lstmcast's defaults; each run's ``window_norm`` and
+``skip`` are read from its run.json and reported.
 
 Timings taken while other work runs on the machine are not meaningful: the
 load average at start and end is printed and saved with the results.
@@ -208,10 +212,14 @@ def require_ok(m: Measured, what: str) -> None:
 
 
 def flops_per_window(hidden: int = HIDDEN, layers: int = LAYERS, lookback: int = LOOKBACK,
-                     horizon: int = HORIZON, input_size: int = 1) -> float:
-    """Matrix-product FLOPs of one training window (forward + backward = 3 x forward)."""
+                     horizon: int = HORIZON, input_size: int = 1, skip: bool = False) -> float:
+    """Matrix-product FLOPs of one training window (forward + backward = 3 x forward).
+
+    `skip` adds lstmcast's optional Linear(lookback -> horizon) from the window to the forecast.
+    """
     lstm = sum(2 * 4 * hidden * ((input_size if layer == 0 else hidden) + hidden) for layer in range(layers))
-    return 3.0 * lookback * lstm + 3.0 * 2 * hidden * horizon
+    heads = 2 * hidden * horizon + (2 * lookback * horizon if skip else 0)
+    return 3.0 * lookback * lstm + 3.0 * heads
 
 
 def generate_wide_csv(path: Path, n_series: int, n_points: int, seed: int = 0) -> float:
@@ -338,7 +346,7 @@ def section_train(ctx: Context) -> dict[str, Any]:
     s = ctx.sizes
     data, gen_s = dataset(ctx, s.train_series, s.train_points)
     mm = matmul_rate(ctx)
-    per_window = flops_per_window()
+    per_window = flops_per_window()  # without lstmcast's skip head; each run's own count is in its entry
     runs: dict[str, Any] = {}
     for precision in ctx.args.precisions:
         run_dir = ctx.workdir / f"runs/train-{precision}"
@@ -351,9 +359,13 @@ def section_train(ctx: Context) -> dict[str, Any]:
             log(f"  failed (exit {m.rc}): {m.stderr_tail}")
         else:
             met = read_metrics(run_dir)
+            model = json.loads((run_dir / "run.json").read_text())["model"]
             wps = met["windows_per_second"]
             entry.update({k: met.get(k) for k in ("steps", "train_windows", "train_seconds", "windows_per_second",
                                                   "device", "precision", "stopped")})
+            entry.update({"window_norm": model.get("window_norm"), "skip": bool(model.get("skip"))})
+            per_window = flops_per_window(skip=entry["skip"])
+            entry["flops_per_window"] = per_window
             entry["effective_gflops"] = round(per_window * wps / 1e9, 2)
             rate = mm.get(precision, {}).get("gflops")
             entry["fraction_of_matmul"] = round(per_window * wps / 1e9 / rate, 4) if rate else None
@@ -368,6 +380,10 @@ def section_train(ctx: Context) -> dict[str, Any]:
 def render_train(r: dict[str, Any]) -> str:
     mm = r["matmul"]
     rows = []
+    options = sorted({f"window norm {e['window_norm']}, skip head {'on' if e['skip'] else 'off'}"
+                      for e in r["runs"].values() if "window_norm" in e})
+    per_window = max([e["flops_per_window"] for e in r["runs"].values() if "flops_per_window" in e],
+                     default=r["flops_per_window"])
     for precision, e in r["runs"].items():
         if "error" in e:
             rows.append([precision, "failed", "", "", "", "", "", e["error"].splitlines()[-1] if e["error"] else ""])
@@ -378,8 +394,9 @@ def render_train(r: dict[str, Any]) -> str:
                      fmt(100 * e["fraction_of_matmul"] if e["fraction_of_matmul"] is not None else None) + "%"])
     head = (f"### 1. Training throughput (lstmcast train, {r['data']['series']} series x {r['data']['points']} points, "
             f"LSTM {r['model']['layers']}x{r['model']['hidden']}, lookback {r['model']['lookback']}, "
-            f"horizon {r['model']['horizon']}, batch {r['model']['batch']})\n\n"
-            f"{r['flops_per_window'] / 1e6:.1f} MFLOP of matrix products per window (forward + backward); "
+            f"horizon {r['model']['horizon']}, batch {r['model']['batch']}"
+            + (f"; {'; '.join(options)}" if options else "") + ")\n\n"
+            f"{per_window / 1e6:.2f} MFLOP of matrix products per window (forward + backward); "
             f"torch.mm {mm['n']}x{mm['n']}, {mm['threads']} threads, median of {mm['reps']}.\n\n")
     return head + table(["precision", "steps", "windows", "train s", "windows/s", "effective GFLOP/s",
                          "torch.mm GFLOP/s", "of matmul rate"], rows)
@@ -542,8 +559,9 @@ def section_memory(ctx: Context) -> dict[str, Any]:
     runs = []
     for n_series, n_points in ctx.sizes.memory_sizes:
         e = memory_run(ctx, n_series, n_points, label="size")
-        e["peak_over_raw"] = round(e["peak_rss_mib"] / e["raw_float32_mib"], 2)
-        e["above_baseline_over_raw"] = round((e["peak_rss_mib"] - base["peak_rss_mib"]) / e["raw_float32_mib"], 2)
+        raw = n_series * n_points * 4 / 2**20
+        e["peak_over_raw"] = round(e["peak_rss_mib"] / raw, 2)
+        e["above_baseline_over_raw"] = round((e["peak_rss_mib"] - base["peak_rss_mib"]) / raw, 2)
         runs.append(e)
     return {"steps": ctx.sizes.memory_steps, "baseline": base, "runs": runs}
 
@@ -552,7 +570,7 @@ def render_memory(r: dict[str, Any]) -> str:
     b = r["baseline"]
     rows = []
     for e in r["runs"]:
-        rows.append([f"{e['series']:,} x {e['points']:,}", fmt(e["raw_float32_mib"]), fmt(e["csv_mib"]),
+        rows.append([f"{e['series']:,} x {e['points']:,}", fmt(e["raw_float32_mib"], 2), fmt(e["csv_mib"], 2),
                      fmt(e["peak_rss_mib"], 0) if e["rc"] == 0 else f"failed ({e['rc']})",
                      fmt(e["peak_over_raw"]), fmt(e["above_baseline_over_raw"]), fmt(e["wall_s"]),
                      fmt(e.get("train_seconds")), fmt(e.get("outside_training_s"))])
@@ -578,7 +596,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--section", type=parse_sections, default=list(SECTIONS.values()),
                    help="sections to run, comma-separated numbers or names: 1=train 2=nf 3=latency 4=memory "
                         "(default all)")
-    p.add_argument("--out", type=Path, help="write the results as JSON here (e.g. benchmarks/speed.json)")
+    p.add_argument("--out", type=Path,
+                   help="write the results as JSON here (default benchmarks/speed.json; with --quick, none)")
     p.add_argument("--lstmcast", help="the lstmcast command (default: the one beside this Python, else on PATH)")
     p.add_argument("--precisions", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
                    default=["fp32", "bf16"], help="training precisions of sections 1 and 2 (default fp32,bf16)")
@@ -626,6 +645,8 @@ def find_lstmcast(given: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, print markdown tables, write JSON."""
     args = parse_args(argv)
+    if args.out is None and not args.quick:
+        args.out = Path(__file__).resolve().parent / "speed.json"
     sizes = resolve_sizes(args)
     lstmcast = find_lstmcast(args.lstmcast)
     temporary = args.workdir is None

@@ -33,9 +33,10 @@ class PredictReport:
 
 def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
                    lookback: int | None, path: Path, notes: list[str]) -> int:
-    """The requested lookback, or a few seasons (at least two horizons) that every series allows.
+    """The requested lookback, or the default that every series allows.
 
-    Hourly data gets a week, so the model sees the weekly cycle as well as the daily one.
+    Default: three seasons and at least two horizons; a week for hourly data, so the
+    model sees the weekly cycle as well as the daily one; four horizons without a season.
     """
     room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
     if lookback is not None:
@@ -47,8 +48,10 @@ def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: i
             )
         notes.append(f"lookback {lookback}")
         return lookback
-    cycles = 7 if season == 24 else 3
-    want = max(2 * horizon, cycles * season if season > 1 else 0, 8)
+    if season > 1:
+        want = max(2 * horizon, (7 if season == 24 else 3) * season)
+    else:  # no known season: four horizons (a year for weekly M4 with h = 13)
+        want = max(4 * horizon, 8)
     if room < 2:
         worst = ids[int(np.argmin(lengths))]
         raise InputError(
@@ -76,7 +79,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
           window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
-          overwrite: bool = False, progress=None) -> TrainReport:
+          overwrite: bool = False, progress=None, on_note=None) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
 
     Args:
@@ -85,11 +88,15 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         lookback: input steps; default a few seasons, at least two horizons.
         run_dir: where the run goes; default a new directory under ./runs.
         progress: called with an `EpochInfo` after every epoch.
+        on_note: called with each note (what was detected or repaired) before training starts.
     """
     from lstmcast import checkpoint, scaling, windows
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
 
+    from lstmcast.training import pick_device
+
+    device = pick_device(train_config.device)  # a bad --device fails before any work
     path = Path(data)
     series = load_series(path, data_config)
     notes = list(series.notes)
@@ -101,6 +108,9 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     lengths = [len(v) for v in series.values]
     lookback = _pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
 
+    for note in notes if on_note is not None else ():
+        on_note(note)
+
     # Scalers see only the training part: the validation tail must not leak into them.
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
     scaled = [scaling.apply(v, c, s) for v, c, s in zip(series.values, center, scale)]
@@ -110,9 +120,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     from lstmcast.forecast import forecast_scaled
     from lstmcast.inference import NumpyForecaster
     from lstmcast.model import LSTMForecaster
-    from lstmcast.training import fit, pick_device, seed_everything
+    from lstmcast.training import fit, seed_everything
 
-    device = pick_device(train_config.device)
     model_config = ModelConfig(lookback=lookback, horizon=horizon, hidden=hidden, layers=layers, dropout=dropout,
                                window_norm=window_norm, skip=skip)
     seed_everything(train_config.seed)

@@ -82,14 +82,14 @@ def train(
     freq: Annotated[Optional[str], typer.Option(help="Frequency (pandas alias, old or new: h/H, D, W, MS, ME/M, QS, YS, 15min). Default: inferred.")] = None,
     fill: Annotated[Fill, typer.Option(help="How to fill missing values and gaps; 'error' refuses them.")] = Fill.interpolate,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps forecast at once. Default by frequency: 48 hourly, 14 daily, 13 weekly, 12 monthly, 8 quarterly, 6 yearly, 12 otherwise.")] = None,
-    lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data), at least two horizons, capped by the shortest series.")] = None,
+    lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data) and at least two horizons, or four horizons when there is no season; capped by the shortest series.")] = None,
     val_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out for validation and early stopping. Default: one horizon.")] = None,
     hidden: Annotated[int, typer.Option(min=1, help="LSTM hidden units per layer.")] = 64,
     layers: Annotated[int, typer.Option(min=1, help="Stacked LSTM layers.")] = 2,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout between LSTM layers.")] = 0.0,
     window_norm: Annotated[WindowNorm, typer.Option(help="Normalise each input window inside the model: subtract its mean and divide by its spread (revin), only subtract the mean, or neither.")] = ModelConfig.window_norm,
     skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Add a linear map from the input window straight to the forecast.")] = ModelConfig.skip,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (passes over the training windows; at least 20 batches each).")] = TrainConfig.epochs,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
@@ -121,14 +121,12 @@ def train(
         try:
             return train_fn(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
                             dropout=dropout, window_norm=window_norm, skip=skip, train_config=train_cfg, run_dir=run_dir, overwrite=overwrite,
-                            progress=progress)
+                            progress=progress, on_note=lambda note: _note(note, quiet))
         finally:
             if progress is not None:
                 progress.close()
 
     report = _run(work, verbose)
-    for note in report.notes:
-        _note(note, quiet)
     if not quiet:
         m = report.metrics
         print(f"run: {report.run_dir}")

@@ -99,13 +99,17 @@ LEGACY_MODEL_FIELDS = {"window_norm": "mean", "skip": False}
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the network is trained. `epochs` are full passes over the training windows."""
+    """How the network is trained.
 
-    epochs: int = 50
+    An epoch is one pass over the training windows in random order, at least 20 and at
+    most 200 batches (drawn with replacement below 20, a random subset above 200).
+    """
+
+    epochs: int = 20
     max_steps: int | None = None
     batch_size: int = 256
     lr: float = 1e-3
-    patience: int = 8
+    patience: int = 5
     val_size: int | None = None  # None: one horizon
     scaler: ScalerKind = ScalerKind.standard
     loss: Loss = Loss.mae

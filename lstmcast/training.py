@@ -21,6 +21,9 @@ from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.windows import gather
 
 MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
+# Large data: an epoch stops after this many batches, so validation, early stopping and
+# progress come at a useful cadence (M4 Hourly has ~1,000 batches in one pass).
+MAX_BATCHES_PER_EPOCH = 200
 
 
 @dataclass
@@ -107,7 +110,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
             model.train()
             # A pass over every window in random order; small data draws with replacement.
             if n_train >= size * MIN_BATCHES_PER_EPOCH:
-                order = torch.randperm(n_train, generator=generator)
+                order = torch.randperm(n_train, generator=generator)[: size * MAX_BATCHES_PER_EPOCH]
             else:
                 order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
             epoch_loss, epoch_count = 0.0, 0

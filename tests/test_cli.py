@@ -69,9 +69,12 @@ def test_command_help_lists_every_option_with_defaults(name):
 
 def test_train_help_shows_key_defaults():
     text = flat(invoke("train", "--help").stdout)
-    for expected in ("[default: 64;", "[default: 2;", "[default: 50;", "[default: 256;", "[default: 0.001;",
-                     "[default: 8;", "[default: interpolate]", "[default: standard]", "[default: mae]",
-                     "[default: auto]", "[default: 0]"):
+    from lstmcast.config import TrainConfig
+
+    for expected in ("[default: 64;", "[default: 2;", f"[default: {TrainConfig.epochs};", "[default: 256;",
+                     "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
+                     "[default: standard]", "[default: mae]", "[default: auto]", "[default: 0]",
+                     "[default: revin]", "--skip"):
         assert expected in text, expected
 
 
