@@ -63,9 +63,15 @@ def _note(message: str, quiet: bool) -> None:
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
+    """Numbers for people: 14,763.2 rather than 1.476e+04; exponents only for the extremes."""
     if value is None:
         return "n/a"
-    return f"{value:.2f}%" if pct else f"{value:.4g}"
+    if pct:
+        return f"{value:.2f}%"
+    size = abs(value)
+    if size != 0 and (size >= 1e9 or size < 1e-3):
+        return f"{value:.4g}"
+    return f"{value:,.1f}" if size >= 100 else f"{value:.4g}"
 
 
 def _metrics_line(m: dict[str, Any]) -> str:

@@ -69,7 +69,7 @@ def loss_fn(kind: Loss) -> nn.Module:
 
 
 def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lookback: int,
-                  horizon: int, criterion: nn.Module, batch: int = 4096) -> float:
+                  horizon: int, criterion: nn.Module, batch: int = 512) -> float:
     """Mean loss over the windows at `origin` (no gradients)."""
     model.eval()
     total, count = 0.0, 0
