@@ -97,7 +97,8 @@ def train(
     skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Add a linear map from the input window straight to the forecast.")] = ModelConfig.skip,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = TrainConfig.batch_size,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = TrainConfig.batch_size,
+    forking: Annotated[int, typer.Option(min=1, help="Forecast origins trained per sequence: one LSTM pass over lookback + K - 1 steps trains K consecutive origins (forking sequences). 1 trains one window per sequence.")] = TrainConfig.forking,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a better validation loss.")] = TrainConfig.patience,
     scaler: Annotated[ScalerKind, typer.Option(help="Per-series scaler, fitted on each series' training part.")] = ScalerKind.standard,
@@ -114,7 +115,7 @@ def train(
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill,
                           target=tuple(t.strip() for t in target.split(",") if t.strip()) if target else None)
     train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
-                            val_size=val_size, scaler=scaler, loss=loss, seed=seed, device=device, precision=precision)
+                            val_size=val_size, scaler=scaler, loss=loss, forking=forking, seed=seed, device=device, precision=precision)
     progress = None
     if not quiet:
         from lstmcast.progress import PlainProgress, RichProgress

@@ -114,6 +114,7 @@ class TrainConfig:
     scaler: ScalerKind = ScalerKind.standard
     loss: Loss = Loss.mae
     clip: float = 1.0
+    forking: int = 1  # forecast origins trained per sequence (forking sequences, MQ-RNN)
     seed: int = 0
     device: Device = Device.auto
     precision: Precision = Precision.auto

@@ -68,6 +68,29 @@ def loss_fn(kind: Loss) -> nn.Module:
     return {Loss.mae: nn.L1Loss(), Loss.mse: nn.MSELoss(), Loss.huber: nn.HuberLoss(delta=1.0)}[kind]
 
 
+def elementwise_loss(kind: Loss) -> nn.Module:
+    """The same loss without reduction, for masking targets out."""
+    return {Loss.mae: nn.L1Loss(reduction="none"), Loss.mse: nn.MSELoss(reduction="none"),
+            Loss.huber: nn.HuberLoss(reduction="none", delta=1.0)}[kind]
+
+
+def gather_forking(flat: torch.Tensor, valid: torch.Tensor, start: torch.Tensor, lookback: int,
+                   horizon: int, forking: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sequences for forking-sequence training, starting at origin positions `start`.
+
+    Returns x [B, L + K - 1], targets y [B, K, H] and mask [B, K]: origin k of a
+    sequence counts only if it is itself a training origin (`valid[start + k]`), so
+    targets never reach into the validation part or the next series. The LSTM is causal,
+    so inputs past a masked origin only feed masked outputs.
+    """
+    last = len(flat) - 1
+    x_idx = start.unsqueeze(1) + torch.arange(-lookback, forking - 1, device=flat.device)
+    y_idx = (start.view(-1, 1, 1) + torch.arange(forking, device=flat.device).view(1, -1, 1)
+             + torch.arange(horizon, device=flat.device).view(1, 1, -1))
+    o_idx = (start.unsqueeze(1) + torch.arange(forking, device=flat.device)).clamp_max(last)
+    return flat[x_idx.clamp_max(last)], flat[y_idx.clamp_max(last)], valid[o_idx]
+
+
 def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lookback: int,
                   horizon: int, criterion: nn.Module, batch: int = 512) -> float:
     """Mean loss over the windows at `origin` (no gradients)."""
@@ -96,6 +119,10 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
     train_idx = torch.from_numpy(train_origin).to(device)
     val_idx = torch.from_numpy(val_origin).to(device)
     criterion = loss_fn(cfg.loss)
+    per_element = elementwise_loss(cfg.loss)
+    forking = cfg.forking
+    valid = torch.zeros(len(data), dtype=torch.bool, device=device)
+    valid[train_idx] = True  # flat positions that are training origins
     bf16 = use_bf16(cfg.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
@@ -115,11 +142,14 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
             epoch_loss, epoch_count = 0.0, 0
             for lo in range(0, len(order), size):
-                x, y = gather(data, train_idx[order[lo:lo + size].to(device)], lookback, horizon)
+                start = train_idx[order[lo:lo + size].to(device)]
+                x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    pred = model(x)
-                loss = criterion(pred.float(), y)
+                    pred = model.forward_origins(x)  # [B, K, H]
+                weight = mask.unsqueeze(-1).float()
+                used = int(mask.sum())
+                loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
                 if not torch.isfinite(loss):
                     model.load_state_dict(best_state)
                     raise LstmcastError(
@@ -131,10 +161,10 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 optimizer.step()
-                epoch_loss += loss.item() * len(x)
-                epoch_count += len(x)
+                epoch_loss += loss.item() * used
+                epoch_count += used
                 result.steps += 1
-                result.train_windows += len(x)
+                result.train_windows += used
                 if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                     break
             val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion)
