@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmcast.config import Device, Loss, Precision, TrainConfig
+from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
 from lstmcast.errors import InputError, LstmcastError
 from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.windows import gather
@@ -56,6 +56,22 @@ def use_bf16(choice: Precision, device: torch.device) -> bool:
     if choice is Precision.bf16 and not supported:
         raise InputError(f"--precision bf16: not supported on this {device.type}; use fp32 or auto")
     return choice is Precision.bf16 or (choice is Precision.auto and supported)
+
+
+def planned_steps(cfg: TrainConfig, n_train: int, size: int) -> int:
+    """Optimiser steps training will take if it does not stop early."""
+    per_epoch = min(-(-n_train // size), MAX_BATCHES_PER_EPOCH) if n_train >= size * MIN_BATCHES_PER_EPOCH \
+        else MIN_BATCHES_PER_EPOCH
+    total = cfg.epochs * per_epoch
+    return min(total, cfg.max_steps) if cfg.max_steps is not None else total
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate of optimiser step `step` (0-based) out of `total`: a pure function of the step."""
+    if cfg.schedule is Schedule.constant:
+        return cfg.lr
+    floor = 0.1
+    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0))))
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -128,6 +144,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
 
     n_train = len(train_idx)
     size = min(cfg.batch_size, n_train)
+    total_steps = planned_steps(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs = 0
@@ -160,6 +177,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 loss.backward()
                 # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(cfg, result.steps, total_steps)
                 optimizer.step()
                 epoch_loss += loss.item() * used
                 epoch_count += used
