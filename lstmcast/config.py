@@ -27,6 +27,7 @@ class ScalerKind(str, Enum):
     standard = "standard"
     minmax = "minmax"
     robust = "robust"
+    mean = "mean"  # no centring, divide by the mean absolute value
     none = "none"
 
 
@@ -122,7 +123,7 @@ class TrainConfig:
     scaler: ScalerKind = ScalerKind.standard
     loss: Loss = Loss.mae
     clip: float = 1.0
-    forking: int = 1  # forecast origins trained per sequence (forking sequences, MQ-RNN)
+    forking: int = 48  # forecast origins trained per sequence (forking sequences, MQ-RNN)
     seed: int = 0
     device: Device = Device.auto
     precision: Precision = Precision.auto

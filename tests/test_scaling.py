@@ -31,6 +31,7 @@ def test_invert_broadcasts_per_series():
     (ScalerKind.standard, lambda v: (v.mean(), v.std())),
     (ScalerKind.minmax, lambda v: (v.min(), v.max() - v.min())),
     (ScalerKind.robust, lambda v: (np.median(v), np.subtract(*np.percentile(v, [75, 25])))),
+    (ScalerKind.mean, lambda v: (0.0, np.abs(v).mean())),
     (ScalerKind.none, lambda v: (0.0, 1.0)),
 ])
 def test_statistics_per_kind(kind, reference):
