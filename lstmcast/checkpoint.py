@@ -25,7 +25,7 @@ from typing import Any
 from lstmcast import __version__
 from lstmcast.config import LEGACY_MODEL_FIELDS, ModelConfig, from_json_dict
 from lstmcast.errors import RunDirError
-from lstmcast.io import clean_stale, exchange, fsync_dir, public_mode
+from lstmcast.io import clean_stale, exchange, fsync_dir, public_mode, temp_pattern
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -63,23 +63,53 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def _link_user_files(old: Path, new: Path) -> None:
+    """Hard-link the user's files of the old run into the new one before the swap.
+
+    So they are in the run directory at every moment, whichever of the two it is.
+    """
+    for item in old.iterdir():
+        if item.name not in OWN_FILES and item.is_file() and not item.is_symlink():
+            try:
+                os.link(item, new / item.name)
+            except OSError:
+                pass  # no hard links here: _retire moves it after the swap
+
+
 def _retire(old: Path, new: Path) -> None:
-    """Dispose of a replaced run: lstmcast's own files go, anything else moves into `new`."""
+    """Dispose of a replaced run: lstmcast's own files go, anything else ends up in `new`."""
     for item in old.iterdir():
         if item.name in OWN_FILES and item.is_file():
-            continue
-        if not (new / item.name).exists():
+            item.unlink()
+        elif (new / item.name).exists() and os.path.samefile(item, new / item.name):
+            item.unlink()  # a second link of a file that is in the new run already
+        elif not (new / item.name).exists():
             os.replace(item, new / item.name)
-    for name in OWN_FILES:
-        (old / name).unlink(missing_ok=True)
     try:
         old.rmdir()
     except OSError:
         pass  # something appeared that is not ours: leave it
 
 
+def _recover(target: Path) -> None:
+    """Put back a run that a writer killed between two renames left under a temporary name.
+
+    Only where the filesystem has no atomic exchange (see `save_run`) can that happen.
+    """
+    if target.exists() or not target.parent.is_dir():
+        return
+    pattern = temp_pattern(target.name)
+    runs = [d for d in target.parent.iterdir() if pattern.fullmatch(d.name) and d.is_dir() and is_run(d)]
+    if runs:
+        os.rename(max(runs, key=lambda d: (d / RUN_JSON).stat().st_mtime), target)
+
+
 def check_target(target: Path, overwrite: bool) -> bool:
-    """Whether `target` is occupied; RunDirError if it is and may not be replaced."""
+    """Whether `target` is occupied; RunDirError if it is and may not be replaced.
+
+    Call it holding the run directory's lock: it may put back a run a killed writer left.
+    """
+    _recover(target)
     if target.exists() and not target.is_dir():
         raise RunDirError(f"{target}: exists and is not a directory; choose another --run-dir")
     occupied = target.is_dir() and any(target.iterdir())
@@ -116,6 +146,7 @@ def save_run(run_dir: str | Path, state: dict[str, Any], meta: dict[str, Any], m
         if not occupied:
             os.replace(tmp, target)  # an empty directory is replaced in one rename
         elif is_run(target):
+            _link_user_files(target, tmp)
             if not exchange(tmp, target):  # no atomic exchange here: two renames, a moment apart
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
                 os.replace(target, old)

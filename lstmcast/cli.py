@@ -50,6 +50,12 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional
         defaults = configfile.load_defaults(value, ctx.info_name, options)
     except InputError as exc:
         raise typer.BadParameter(str(exc)) from None
+    params = {q.name: q for q in ctx.command.params}
+    for key, given in defaults.items():  # check types and ranges here, so the message names the file
+        try:
+            params[key].process_value(ctx, given)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {given!r}: {exc.message}") from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 

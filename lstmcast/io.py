@@ -13,7 +13,6 @@ import ctypes.util
 import json
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -114,8 +113,9 @@ def clean_stale(path: str | Path, own_names: frozenset[str] = frozenset()) -> li
     """Remove temporary files and directories a killed lstmcast left beside `path`.
 
     Call only while holding `path`'s lock, so no live writer owns them. A temporary
-    directory loses only the files named in `own_names` and is removed when empty: what
-    else it holds was not written by lstmcast and stays.
+    directory loses the files named in `own_names` and second links of files that are in
+    `path` too, and is removed when that empties it: anything else was not written by
+    lstmcast and stays.
     """
     path = Path(path)
     pattern = temp_pattern(path.name)
@@ -127,7 +127,8 @@ def clean_stale(path: str | Path, own_names: frozenset[str] = frozenset()) -> li
             continue
         if item.is_dir() and not item.is_symlink():
             for inner in item.iterdir():
-                if inner.name in own_names and inner.is_file():
+                twin = path / inner.name
+                if inner.is_file() and (inner.name in own_names or (twin.exists() and os.path.samefile(inner, twin))):
                     inner.unlink(missing_ok=True)
             try:
                 item.rmdir()
@@ -137,7 +138,3 @@ def clean_stale(path: str | Path, own_names: frozenset[str] = frozenset()) -> li
             item.unlink(missing_ok=True)
         removed.append(item)
     return removed
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
