@@ -121,7 +121,8 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
     The result is the one the run would have reached uninterrupted (same seed, CPU).
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
-    from lstmcast import locking, resume as state_io
+    from lstmcast import locking
+    from lstmcast import resume as state_io
     from lstmcast.checkpoint import load_meta
 
     run_dir = Path(run_dir)
@@ -164,7 +165,8 @@ def _options(path: Path, data_config: DataConfig, series, model_config: ModelCon
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, hidden: int,
            layers: int, dropout: float, window_norm: WindowNorm, skip: bool, train_config: TrainConfig,
            run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
-    from lstmcast import checkpoint, configfile, resume as state_io, scaling, signals, windows
+    from lstmcast import checkpoint, configfile, scaling, signals, windows
+    from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
     from lstmcast.training import pick_device

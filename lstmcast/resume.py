@@ -147,7 +147,7 @@ def read(run_dir: Path) -> tuple[TrainState, dict[str, Any]]:
         tensors = load(tensor_path.read_bytes())
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise RunDirError(f"{tensor_path}: not a valid safetensors file ({exc}); train anew") from None
-    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         best_val = info["best_val_loss"]
         state = TrainState(

@@ -42,7 +42,7 @@ def die_at(k: int, write, patch: list[tuple[object, str]]) -> bool:
             setattr(owner, name, wrapped)
         try:
             write()
-        except BaseException:
+        except BaseException:  # noqa: BLE001 -- any failure but the planned death fails the test
             os._exit(1)
         os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -66,7 +66,7 @@ def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path
     state = {k: __import__("torch").from_numpy(v.copy()) for k, v in old.model.w.items()}
     meta = {k: v for k, v in old.meta.items() if k not in ("format_version", "lstmcast_version")}
     new_meta = {**meta, "created": "new"}
-    write = lambda: checkpoint.save_run(target, state, new_meta, {"stopped": "completed"}, overwrite=True,  # noqa: E731
+    write = lambda: checkpoint.save_run(target, state, new_meta, {"stopped": "completed"}, overwrite=True,
                                         extra={"config.toml": b"[train]\n"})
     patch = [(checkpoint, "_write_file"), (checkpoint, "exchange"), (checkpoint.os, "replace"),
              (checkpoint, "fsync_dir"), (checkpoint, "_link_user_files"), (checkpoint, "_retire"),
