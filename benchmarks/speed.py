@@ -212,14 +212,15 @@ def require_ok(m: Measured, what: str) -> None:
 
 
 def flops_per_window(hidden: int = HIDDEN, layers: int = LAYERS, lookback: int = LOOKBACK,
-                     horizon: int = HORIZON, input_size: int = 1, skip: bool = False) -> float:
-    """Matrix-product FLOPs of one training window (forward + backward = 3 x forward).
+                     horizon: int = HORIZON, input_size: int = 1, skip: bool = False, forking: int = 1) -> float:
+    """Matrix-product FLOPs of one training sequence (forward + backward = 3 x forward).
 
     `skip` adds lstmcast's optional Linear(lookback -> horizon) from the window to the forecast.
+    With forking sequences the LSTM runs lookback + K - 1 steps and the heads run at K origins.
     """
     lstm = sum(2 * 4 * hidden * ((input_size if layer == 0 else hidden) + hidden) for layer in range(layers))
     heads = 2 * hidden * horizon + (2 * lookback * horizon if skip else 0)
-    return 3.0 * lookback * lstm + 3.0 * heads
+    return 3.0 * (lookback + forking - 1) * lstm + 3.0 * forking * heads
 
 
 def generate_wide_csv(path: Path, n_series: int, n_points: int, seed: int = 0) -> float:
@@ -259,10 +260,11 @@ def dataset(ctx: Context, n_series: int, n_points: int) -> tuple[Path, float | N
     return path, generate_wide_csv(path, n_series, n_points, ctx.args.seed)
 
 
-def train_cmd(ctx: Context, data: Path, run_dir: Path, steps: int, precision: str) -> list[str]:
-    """`lstmcast train` of the reference case."""
+def train_cmd(ctx: Context, data: Path, run_dir: Path, steps: int, precision: str,
+              forking: int | None = None) -> list[str]:
+    """`lstmcast train` of the reference case (forking None: the shipped default)."""
     return [ctx.lstmcast, "train", str(data), *MODEL_FLAGS, "--max-steps", str(steps),
-            "--precision", precision, "--seed", str(ctx.args.seed), "--quiet",
+            "--precision", precision, *(["--forking", str(forking)] if forking is not None else []), "--seed", str(ctx.args.seed), "--quiet",
             "--run-dir", str(run_dir), "--overwrite"]
 
 
@@ -349,28 +351,33 @@ def section_train(ctx: Context) -> dict[str, Any]:
     per_window = flops_per_window()  # without lstmcast's skip head; each run's own count is in its entry
     runs: dict[str, Any] = {}
     for precision in ctx.args.precisions:
-        run_dir = ctx.workdir / f"runs/train-{precision}"
-        log(f"lstmcast train, {precision}, {s.steps} steps on {s.train_series}x{s.train_points}")
-        m = measure(train_cmd(ctx, data, run_dir, s.steps, precision), cwd=ctx.workdir)
-        entry: dict[str, Any] = {"wall_s": round(m.wall_s, 3), "rc": m.rc, "maxrss_mib": round(m.maxrss_mib, 1),
-                                 "user_s": round(m.user_s, 2), "sys_s": round(m.sys_s, 2)}
-        if not m.ok:
-            entry["error"] = m.stderr_tail
-            log(f"  failed (exit {m.rc}): {m.stderr_tail}")
-        else:
-            met = read_metrics(run_dir)
-            model = json.loads((run_dir / "run.json").read_text())["model"]
-            wps = met["windows_per_second"]
-            entry.update({k: met.get(k) for k in ("steps", "train_windows", "train_seconds", "windows_per_second",
-                                                  "device", "precision", "stopped")})
-            entry.update({"window_norm": model.get("window_norm"), "skip": bool(model.get("skip"))})
-            per_window = flops_per_window(skip=entry["skip"])
-            entry["flops_per_window"] = per_window
-            entry["effective_gflops"] = round(per_window * wps / 1e9, 2)
-            rate = mm.get(precision, {}).get("gflops")
-            entry["fraction_of_matmul"] = round(per_window * wps / 1e9 / rate, 4) if rate else None
-            log(f"  {wps:.0f} windows/s, {entry['effective_gflops']} GFLOP/s")
-        runs[precision] = entry
+        for forking in ctx.args.forking:
+            key = f"{precision} K={forking}"
+            run_dir = ctx.workdir / f"runs/train-{precision}-k{forking}"
+            log(f"lstmcast train, {key}, {s.steps} steps on {s.train_series}x{s.train_points}")
+            m = measure(train_cmd(ctx, data, run_dir, s.steps, precision, forking), cwd=ctx.workdir)
+            entry: dict[str, Any] = {"precision_asked": precision, "forking": forking, "wall_s": round(m.wall_s, 3),
+                                     "rc": m.rc, "maxrss_mib": round(m.maxrss_mib, 1),
+                                     "user_s": round(m.user_s, 2), "sys_s": round(m.sys_s, 2)}
+            if not m.ok:
+                entry["error"] = m.stderr_tail
+                log(f"  failed (exit {m.rc}): {m.stderr_tail}")
+            else:
+                met = read_metrics(run_dir)
+                model = json.loads((run_dir / "run.json").read_text())["model"]
+                wps = met["windows_per_second"]
+                entry.update({k: met.get(k) for k in ("steps", "train_windows", "train_seconds", "windows_per_second",
+                                                      "device", "precision", "stopped")})
+                entry.update({"window_norm": model.get("window_norm"), "skip": bool(model.get("skip"))})
+                per_seq = flops_per_window(skip=entry["skip"], forking=forking)
+                seqs_per_s = met["steps"] * BATCH / met["train_seconds"]
+                entry["flops_per_sequence"] = per_seq
+                entry["sequences_per_second"] = round(seqs_per_s, 1)
+                entry["effective_gflops"] = round(per_seq * seqs_per_s / 1e9, 2)
+                rate = mm.get(precision, {}).get("gflops")
+                entry["fraction_of_matmul"] = round(per_seq * seqs_per_s / 1e9 / rate, 4) if rate else None
+                log(f"  {wps:.0f} windows/s, {entry['effective_gflops']} GFLOP/s")
+            runs[key] = entry
     return {"data": {"series": s.train_series, "points": s.train_points, "csv": data.name,
                      "generate_s": None if gen_s is None else round(gen_s, 2)},
             "model": {"hidden": HIDDEN, "layers": LAYERS, "lookback": LOOKBACK, "horizon": HORIZON, "batch": BATCH},
@@ -382,24 +389,23 @@ def render_train(r: dict[str, Any]) -> str:
     rows = []
     options = sorted({f"window norm {e['window_norm']}, skip head {'on' if e['skip'] else 'off'}"
                       for e in r["runs"].values() if "window_norm" in e})
-    per_window = max([e["flops_per_window"] for e in r["runs"].values() if "flops_per_window" in e],
-                     default=r["flops_per_window"])
-    for precision, e in r["runs"].items():
+    for key, e in r["runs"].items():
         if "error" in e:
-            rows.append([precision, "failed", "", "", "", "", "", e["error"].splitlines()[-1] if e["error"] else ""])
+            rows.append([key, "failed", "", "", "", "", "", "", e["error"].splitlines()[-1] if e["error"] else ""])
             continue
-        rows.append([precision, str(e["steps"]), f"{e['train_windows']:,}", fmt(e["train_seconds"], 2),
-                     fmt(e["windows_per_second"]), fmt(e["effective_gflops"]),
-                     fmt(mm.get(precision, {}).get("gflops")),
+        rows.append([key, str(e["steps"]), f"{e['train_windows']:,}", fmt(e["train_seconds"], 2),
+                     fmt(e["sequences_per_second"]), fmt(e["windows_per_second"]), fmt(e["effective_gflops"]),
+                     fmt(mm.get(e["precision_asked"], {}).get("gflops")),
                      fmt(100 * e["fraction_of_matmul"] if e["fraction_of_matmul"] is not None else None) + "%"])
     head = (f"### 1. Training throughput (lstmcast train, {r['data']['series']} series x {r['data']['points']} points, "
             f"LSTM {r['model']['layers']}x{r['model']['hidden']}, lookback {r['model']['lookback']}, "
             f"horizon {r['model']['horizon']}, batch {r['model']['batch']}"
             + (f"; {'; '.join(options)}" if options else "") + ")\n\n"
-            f"{per_window / 1e6:.2f} MFLOP of matrix products per window (forward + backward); "
-            f"torch.mm {mm['n']}x{mm['n']}, {mm['threads']} threads, median of {mm['reps']}.\n\n")
-    return head + table(["precision", "steps", "windows", "train s", "windows/s", "effective GFLOP/s",
-                         "torch.mm GFLOP/s", "of matmul rate"], rows)
+            "K is --forking: each sequence of lookback + K - 1 steps trains K forecast origins (windows); "
+            "K = 1 is one window per sequence. FLOPs are the matrix products of each sequence, forward and "
+            f"backward; torch.mm {mm['n']}x{mm['n']}, {mm['threads']} threads, median of {mm['reps']}.\n\n")
+    return head + table(["precision, K", "steps", "windows", "train s", "sequences/s", "windows/s",
+                         "effective GFLOP/s", "torch.mm GFLOP/s", "of matmul rate"], rows)
 
 
 # --------------------------------------------------------------------------
@@ -430,12 +436,13 @@ def section_nf(ctx: Context) -> dict[str, Any]:
             log(f"  failed (exit {m.rc}): {m.stderr_tail}")
         else:
             entry.update(json.loads(out.read_text()))
-            mine = ours.get(precision, {}).get("windows_per_second")
-            entry["lstmcast_over_nf"] = round(mine / entry["windows_per_second"], 3) if mine else None
+            entry["lstmcast_over_nf"] = {
+                key: round(e["windows_per_second"] / entry["windows_per_second"], 3)
+                for key, e in ours.items() if e.get("precision_asked") == precision and e.get("windows_per_second")}
             log(f"  {entry['windows_per_second']:.0f} windows/s")
         runs[precision] = entry
     return {"steps": s.steps, "windows_batch_size": BATCH, "batch_size_series": ctx.args.nf_batch_size,
-            "runs": runs, "lstmcast_runs": {p: e.get("windows_per_second") for p, e in ours.items()}}
+            "runs": runs, "lstmcast_runs": {k: e.get("windows_per_second") for k, e in ours.items()}}
 
 
 def render_nf(r: dict[str, Any]) -> str:
@@ -443,19 +450,19 @@ def render_nf(r: dict[str, Any]) -> str:
         return f"### 2. NeuralForecast comparison\n\nskipped: {r['skipped']}"
     rows = []
     for precision, e in r["runs"].items():
-        mine = r["lstmcast_runs"].get(precision)
         if "error" in e:
-            rows.append([precision, fmt(mine), "failed", "", "", e["error"].splitlines()[-1] if e["error"] else ""])
+            rows.append([precision, "", "failed", "", "", e["error"].splitlines()[-1] if e["error"] else ""])
             continue
-        rows.append([precision, fmt(mine), fmt(e["windows_per_second"]), fmt(e.get("steady_windows_per_second")),
-                     fmt(e["train_seconds"], 2), fmt(e["lstmcast_over_nf"], 2) + "x" if e["lstmcast_over_nf"] else "n/a"])
+        for key, ratio in e["lstmcast_over_nf"].items():
+            rows.append([key, fmt(r["lstmcast_runs"].get(key)), fmt(e["windows_per_second"]),
+                         fmt(e.get("steady_windows_per_second")), fmt(e["train_seconds"], 2), fmt(ratio, 2) + "x"])
     versions = next((e["versions"] for e in r["runs"].values() if "versions" in e), {})
     head = ("### 2. NeuralForecast comparison (same data and architecture; "
             f"neuralforecast {versions.get('neuralforecast', '?')}, torch {versions.get('torch', '?')})\n\n"
             f"Each NF step trains windows_batch_size = {r['windows_batch_size']} windows drawn from "
             f"batch_size = {r['batch_size_series']} series; windows/s = steps x {r['windows_batch_size']} / "
             "training time (steady: without the first steps).\n\n")
-    return head + table(["precision", "lstmcast windows/s", "NF windows/s", "NF steady windows/s", "NF train s",
+    return head + table(["lstmcast precision, K", "lstmcast windows/s", "NF windows/s", "NF steady windows/s", "NF train s",
                          "lstmcast / NF"], rows)
 
 
@@ -601,6 +608,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lstmcast", help="the lstmcast command (default: the one beside this Python, else on PATH)")
     p.add_argument("--precisions", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
                    default=["fp32", "bf16"], help="training precisions of sections 1 and 2 (default fp32,bf16)")
+    p.add_argument("--forking", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[1, 48],
+                   help="lstmcast --forking values of section 1 (default 1,48)")
     p.add_argument("--steps", type=int, help="optimiser steps per throughput run (default 50, quick 3)")
     p.add_argument("--train-size", type=parse_size, help="SERIESxPOINTS of sections 1-2 (default 200x2000)")
     p.add_argument("--memory-sizes", type=lambda t: tuple(parse_size(x) for x in t.split(",")),

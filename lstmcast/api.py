@@ -17,6 +17,9 @@ from lstmcast.errors import InputError, LstmcastError
 from lstmcast.frequency import default_horizon, season_length
 
 
+MAX_DEFAULT_LOOKBACK = 512
+
+
 @dataclass
 class TrainReport:
     run_dir: Path
@@ -37,7 +40,8 @@ def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: i
     """The requested lookback, or the default that every series allows.
 
     Default: three seasons and at least two horizons; a week for hourly data, so the
-    model sees the weekly cycle as well as the daily one; four horizons without a season.
+    model sees the weekly cycle as well as the daily one; four horizons without a season;
+    the horizon part capped at MAX_DEFAULT_LOOKBACK steps.
     """
     room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
     if lookback is not None:
@@ -49,10 +53,12 @@ def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: i
             )
         notes.append(f"lookback {lookback}")
         return lookback
+    # Long horizons read at most MAX_DEFAULT_LOOKBACK steps (more costs time, rarely accuracy).
     if season > 1:
-        want = max(2 * horizon, (7 if season == 24 else 3) * season)
+        seasons = (7 if season == 24 else 3) * season
+        want = max(seasons, min(2 * horizon, MAX_DEFAULT_LOOKBACK))
     else:  # no known season: four horizons (a year for weekly M4 with h = 13)
-        want = max(4 * horizon, 8)
+        want = max(min(4 * horizon, MAX_DEFAULT_LOOKBACK), 8)
     if room < 2:
         worst = ids[int(np.argmin(lengths))]
         raise InputError(
@@ -157,8 +163,8 @@ def _options(path: Path, data_config: DataConfig, series, model_config: ModelCon
     model = to_json_dict(model_config)
     out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip")})
     tc = to_json_dict(train_config)
-    out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "patience", "scaler",
-                                    "loss", "seed", "device", "precision")})
+    out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "schedule", "patience",
+                                    "scaler", "loss", "forking", "seed", "device", "precision") if k in tc})
     return out
 
 

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstmcast.config import DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, TrainConfig, WindowNorm
+from lstmcast.config import (DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule, TrainConfig,
+                             WindowNorm)
 from lstmcast.console import Console, metrics_line, print_evaluation, stop_code
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
@@ -79,7 +80,7 @@ def train(
     freq: Annotated[Optional[str], typer.Option(help="Frequency (pandas alias, old or new: h/H, D, W, MS, ME/M, QS, YS, 15min). Default: inferred.")] = None,
     fill: Annotated[Fill, typer.Option(help="How to fill missing values and gaps; 'error' refuses them.")] = Fill.interpolate,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps forecast at once. Default by frequency: 48 hourly, 14 daily, 13 weekly, 12 monthly, 8 quarterly, 6 yearly, 12 otherwise.")] = None,
-    lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data) and at least two horizons, or four horizons when there is no season; capped by the shortest series.")] = None,
+    lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data) and at least two horizons, or four horizons when there is no season (that part at most 512); capped by the shortest series.")] = None,
     val_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out for validation and early stopping. Default: one horizon.")] = None,
     hidden: Annotated[int, typer.Option(min=1, help="LSTM hidden units per layer.")] = 64,
     layers: Annotated[int, typer.Option(min=1, help="Stacked LSTM layers.")] = 2,
@@ -88,8 +89,10 @@ def train(
     skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Add a linear map from the input window straight to the forecast.")] = ModelConfig.skip,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = TrainConfig.batch_size,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = TrainConfig.batch_size,
+    forking: Annotated[int, typer.Option(min=1, help="Forecast origins trained per sequence: one LSTM pass over lookback + K - 1 steps trains K consecutive origins (forking sequences). 1 trains one window per sequence.")] = TrainConfig.forking,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
+    schedule: Annotated[Schedule, typer.Option(help="Learning rate over the planned steps (epochs x batches, or --max-steps): constant, or cosine decay to a tenth of --lr.")] = TrainConfig.schedule,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a better validation loss.")] = TrainConfig.patience,
     scaler: Annotated[ScalerKind, typer.Option(help="Per-series scaler, fitted on each series' training part.")] = ScalerKind.standard,
     loss: Annotated[Loss, typer.Option(help="Training loss on scaled values.")] = Loss.mae,
@@ -120,8 +123,8 @@ def train(
         out.fail("missing argument DATA: the CSV file to train on (or --resume RUN_DIR)", EXIT_INPUT)
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill,
                           target=tuple(t.strip() for t in target.split(",") if t.strip()) if target else None)
-    train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
-                            val_size=val_size, scaler=scaler, loss=loss, seed=seed, device=device, precision=precision)
+    train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, schedule=schedule, patience=patience,
+                            val_size=val_size, scaler=scaler, loss=loss, forking=forking, seed=seed, device=device, precision=precision)
     progress = None
     if not quiet:
         from lstmcast.progress import PlainProgress, RichProgress

@@ -52,6 +52,13 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Schedule(str, Enum):
+    """Learning rate over the planned steps: constant, or cosine decay to a tenth."""
+
+    constant = "constant"
+    cosine = "cosine"
+
+
 class Loss(str, Enum):
     """Training loss on the scaled values; MAE suits sMAPE/MASE-style metrics."""
 
@@ -109,11 +116,13 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 256
     lr: float = 1e-3
+    schedule: Schedule = Schedule.constant
     patience: int = 5
     val_size: int | None = None  # None: one horizon
     scaler: ScalerKind = ScalerKind.standard
     loss: Loss = Loss.mae
     clip: float = 1.0
+    forking: int = 1  # forecast origins trained per sequence (forking sequences, MQ-RNN)
     seed: int = 0
     device: Device = Device.auto
     precision: Precision = Precision.auto

@@ -31,12 +31,30 @@ class LSTMForecaster(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: scaled history [B, L] -> scaled forecast [B, H]."""
-        norm = self.config.window_norm
-        level = x.mean(dim=1, keepdim=True) if norm is not WindowNorm.none else torch.zeros_like(x[:, :1])  # [B, 1]
-        spread = x.std(dim=1, keepdim=True).clamp_min(_MIN_STD) if norm is WindowNorm.revin else torch.ones_like(level)
-        z = (x - level) / spread  # [B, L]
-        out, _ = self.lstm(z.unsqueeze(-1))  # [B, L, hidden]
-        y = self.head(out[:, -1])  # [B, H]
+        return self.forward_origins(x)[:, -1]
+
+    def forward_origins(self, x: torch.Tensor) -> torch.Tensor:
+        """Forecasts from every origin of a longer input (forking sequences, MQ-RNN).
+
+        x: scaled values [B, L + K - 1] -> scaled forecasts [B, K, H], where origin k
+        forecasts the H steps after x[:, L - 1 + k]. One pass of the LSTM over the
+        sequence serves all K origins; the window statistics come from the first L
+        values, which every origin has seen, so no origin looks ahead. K = 1 is the
+        plain window forecast.
+        """
+        lookback, norm = self.config.lookback, self.config.window_norm
+        head = x[:, :lookback]
+        if norm is WindowNorm.none:
+            level = torch.zeros_like(head[:, :1])
+        else:
+            level = head.mean(dim=1, keepdim=True)  # [B, 1]
+        if norm is WindowNorm.revin:
+            spread = head.std(dim=1, keepdim=True).clamp_min(_MIN_STD)
+        else:
+            spread = torch.ones_like(level)
+        z = (x - level) / spread  # [B, L + K - 1]
+        out, _ = self.lstm(z.unsqueeze(-1))  # [B, L + K - 1, hidden]
+        y = self.head(out[:, lookback - 1:])  # [B, K, H]
         if self.skip is not None:
-            y = y + self.skip(z)
-        return y * spread + level
+            y = y + self.skip(z.unfold(1, lookback, 1))  # windows [B, K, L]
+        return y * spread.unsqueeze(-1) + level.unsqueeze(-1)

@@ -6,7 +6,8 @@ history, and the random states (torch's global generator, the batch-order genera
 numpy's). When training is interrupted, the last one is written into the run directory
 as resume.safetensors + resume.json; `train --resume RUN_DIR` restores it and replays the
 remaining epochs, so the result is bit-identical to a run that was never interrupted
-(same seed, CPU). There is no learning-rate scheduler, so there is no scheduler state.
+(same seed, CPU). The learning-rate schedule (`training.lr_at`) is a pure function of
+the optimiser step count, which is restored, so it needs no state of its own.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lstmcast import resume
-from lstmcast.config import Device, Loss, Precision, TrainConfig
+from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
 from lstmcast.errors import InputError
 from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.windows import gather
@@ -67,6 +67,22 @@ def use_bf16(choice: Precision, device: torch.device) -> bool:
     return choice is Precision.bf16 or (choice is Precision.auto and supported)
 
 
+def planned_steps(cfg: TrainConfig, n_train: int, size: int) -> int:
+    """Optimiser steps training will take if it does not stop early."""
+    per_epoch = min(-(-n_train // size), MAX_BATCHES_PER_EPOCH) if n_train >= size * MIN_BATCHES_PER_EPOCH \
+        else MIN_BATCHES_PER_EPOCH
+    total = cfg.epochs * per_epoch
+    return min(total, cfg.max_steps) if cfg.max_steps is not None else total
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate of optimiser step `step` (0-based) out of `total`: a pure function of the step."""
+    if cfg.schedule is Schedule.constant:
+        return cfg.lr
+    floor = 0.1
+    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0))))
+
+
 def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -75,6 +91,29 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def loss_fn(kind: Loss) -> nn.Module:
     return {Loss.mae: nn.L1Loss(), Loss.mse: nn.MSELoss(), Loss.huber: nn.HuberLoss(delta=1.0)}[kind]
+
+
+def elementwise_loss(kind: Loss) -> nn.Module:
+    """The same loss without reduction, for masking targets out."""
+    return {Loss.mae: nn.L1Loss(reduction="none"), Loss.mse: nn.MSELoss(reduction="none"),
+            Loss.huber: nn.HuberLoss(reduction="none", delta=1.0)}[kind]
+
+
+def gather_forking(flat: torch.Tensor, valid: torch.Tensor, start: torch.Tensor, lookback: int,
+                   horizon: int, forking: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sequences for forking-sequence training, starting at origin positions `start`.
+
+    Returns x [B, L + K - 1], targets y [B, K, H] and mask [B, K]: origin k of a
+    sequence counts only if it is itself a training origin (`valid[start + k]`), so
+    targets never reach into the validation part or the next series. The LSTM is causal,
+    so inputs past a masked origin only feed masked outputs.
+    """
+    last = len(flat) - 1
+    x_idx = start.unsqueeze(1) + torch.arange(-lookback, forking - 1, device=flat.device)
+    y_idx = (start.view(-1, 1, 1) + torch.arange(forking, device=flat.device).view(1, -1, 1)
+             + torch.arange(horizon, device=flat.device).view(1, 1, -1))
+    o_idx = (start.unsqueeze(1) + torch.arange(forking, device=flat.device)).clamp_max(last)
+    return flat[x_idx.clamp_max(last)], flat[y_idx.clamp_max(last)], valid[o_idx]
 
 
 def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lookback: int,
@@ -92,13 +131,13 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
 
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
-        progress: ProgressFn | None = None, start: resume.TrainState | None = None) -> TrainResult:
+        progress: ProgressFn | None = None, resume_from: resume.TrainState | None = None) -> TrainResult:
     """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
 
     Args:
         flat: all scaled series concatenated, float32 [T].
         train_origin, val_origin: flat positions of window origins (see `windows`).
-        start: a state saved by an interrupted run; training goes on from its epoch.
+        resume_from: a state saved by an interrupted run; training goes on after its epoch.
     """
     generator = seed_everything(cfg.seed)
     model.to(device)
@@ -106,20 +145,27 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
     train_idx = torch.from_numpy(train_origin).to(device)
     val_idx = torch.from_numpy(val_origin).to(device)
     criterion = loss_fn(cfg.loss)
+    per_element = elementwise_loss(cfg.loss)
+    forking = cfg.forking
+    valid = torch.zeros(len(data), dtype=torch.bool, device=device)
+    valid[train_idx] = True  # flat positions that are training origins
     bf16 = use_bf16(cfg.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     n_train = len(train_idx)
     size = min(cfg.batch_size, n_train)
+    total_steps = planned_steps(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs, first, finished, before = 0, 1, None, 0.0
-    if start is not None:
-        resume.restore(start, model, optimizer, generator)
-        best_state = copy.deepcopy(start.best)
-        result.history, result.best_epoch, result.best_val_loss = list(start.history), start.best_epoch, start.best_val_loss
-        result.steps, result.train_windows, bad_epochs = start.steps, start.train_windows, start.bad_epochs
-        first, finished, before = start.epoch + 1, start.finished, start.train_seconds
+    if resume_from is not None:
+        # The learning-rate schedule is a function of result.steps, so restoring the step count restores it.
+        saved = resume_from
+        resume.restore(saved, model, optimizer, generator)
+        best_state = copy.deepcopy(saved.best)
+        result.history, result.best_epoch, result.best_val_loss = list(saved.history), saved.best_epoch, saved.best_val_loss
+        result.steps, result.train_windows, bad_epochs = saved.steps, saved.train_windows, saved.bad_epochs
+        first, finished, before = saved.epoch + 1, saved.finished, saved.train_seconds
         result.stopped = finished or result.stopped
     started = time.monotonic() - before
     result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
@@ -134,22 +180,27 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
             epoch_loss, epoch_count = 0.0, 0
             for lo in range(0, len(order), size):
-                x, y = gather(data, train_idx[order[lo:lo + size].to(device)], lookback, horizon)
+                start = train_idx[order[lo:lo + size].to(device)]
+                x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    pred = model(x)
-                loss = criterion(pred.float(), y)
+                    pred = model.forward_origins(x)  # [B, K, H]
+                weight = mask.unsqueeze(-1).float()
+                used = int(mask.sum())
+                loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
                 if not torch.isfinite(loss):
                     raise _Diverged(f"training diverged at epoch {epoch} (loss is {loss.item()})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(cfg, result.steps, total_steps)
                 optimizer.step()
-                epoch_loss += loss.item() * len(x)
-                epoch_count += len(x)
+                epoch_loss += loss.item() * used
+                epoch_count += used
                 result.steps += 1
-                result.train_windows += len(x)
+                result.train_windows += used
                 if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                     break
             val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion)

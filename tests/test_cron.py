@@ -63,10 +63,14 @@ def visible(path: Path) -> list[str]:
 def test_sigterm_leaves_a_resumable_run_that_finishes_bit_identical(cli, daily, tmp_path):
     from conftest import TINY
 
-    options = ["--epochs", "8", "--seed", "5", *FAST_CLI]
+    from lstmcast.config import Schedule
+
+    # The cosine schedule and forking sequences must survive the interruption too.
+    options = ["--epochs", "8", "--seed", "5", "--schedule", "cosine", "--forking", "3", *FAST_CLI]
     # The same training, never interrupted (in this process: same code, one thread, CPU).
     whole = api.train(daily, horizon=6, lookback=12, hidden=8, run_dir=tmp_path / "whole",
-                      train_config=replace(TINY, epochs=8, max_steps=None, batch_size=32, seed=5))
+                      train_config=replace(TINY, epochs=8, max_steps=None, batch_size=32, seed=5,
+                                           schedule=Schedule.cosine, forking=3))
 
     run = tmp_path / "run"
     proc = cli.start("train", daily, "--run-dir", run, *options)
@@ -109,7 +113,7 @@ def test_resume_refuses_other_options_and_runs_without_state(trained_run):
 NAN_DRIVER = """
 import sys
 from lstmcast import model
-forward, calls, n = model.LSTMForecaster.forward, [0], int(sys.argv.pop(1))
+forward, calls, n = model.LSTMForecaster.forward_origins, [0], int(sys.argv.pop(1))
 def poisoned(self, x):
     y = forward(self, x)
     if self.training:
@@ -117,7 +121,7 @@ def poisoned(self, x):
         if calls[0] >= n:
             return y * float("nan")
     return y
-model.LSTMForecaster.forward = poisoned
+model.LSTMForecaster.forward_origins = poisoned
 from lstmcast.cli import main
 main()
 """
@@ -145,7 +149,10 @@ def test_nan_loss_in_the_first_epoch_writes_nothing_and_keeps_the_old_run(run_co
     from lstmcast.cli import app
 
     before = (run_copy / "run.json").read_bytes()
-    monkeypatch.setattr(model.LSTMForecaster, "forward", lambda self, x: x.new_full((len(x), self.config.horizon), float("inf")))
+    def infinite(self, x):  # [B, K, H] forecasts, all infinite
+        return x.new_full((len(x), x.shape[1] - self.config.lookback + 1, self.config.horizon), float("inf"))
+
+    monkeypatch.setattr(model.LSTMForecaster, "forward_origins", infinite)
     result = CliRunner().invoke(app, ["train", str(trained_run.data), "--run-dir", str(run_copy), "--overwrite",
                                       "--epochs", "1", "--hidden", "8", "--device", "cpu"])
     assert result.exit_code == EXIT_FAILURE
