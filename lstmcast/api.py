@@ -129,43 +129,13 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
     """
     from lstmcast import locking
     from lstmcast import resume as state_io
-    from lstmcast.checkpoint import load_meta
 
     run_dir = Path(run_dir)
     with locking.hold(run_dir, wait, "run directory"):
-        meta = load_meta(run_dir)
-        state, info = state_io.read(run_dir)
-        source = Path(info["data"]["path"])
-        if not source.is_file():
-            raise InputError(f"{source}: the data of run {run_dir} is gone; restore it to resume")
-        if state_io.file_digest(source) != info["data"]["sha256"]:
-            raise InputError(f"{source}: changed since run {run_dir} was interrupted; train anew to use the new data")
-        d, m = meta["data"], meta["model"]
-        data_config = DataConfig(id_col=d.get("id_col"), time_col=d.get("time_col"), freq=d.get("freq"),
-                                 fill=Fill(d.get("fill", "interpolate")),
-                                 target=tuple(d["target"]) if d.get("target_given") or d.get("layout") == "long" else None)
-        model_config = from_json_dict(ModelConfig, m)
+        source, data_config, model_config, train_config, state = state_io.load(run_dir)
         return _train(source, data_config, model_config.horizon, model_config.lookback, model_config.hidden,
                       model_config.layers, model_config.dropout, model_config.window_norm, model_config.skip,
-                      from_json_dict(TrainConfig, meta["train"]), run_dir, True, progress, on_note, state)
-
-
-def _options(path: Path, data_config: DataConfig, series, model_config: ModelConfig,
-             train_config: TrainConfig) -> dict[str, Any]:
-    """The resolved `train` options, as config.toml saves them."""
-    out: dict[str, Any] = {"data": str(path)}
-    out["id_col"] = series.id_col if series.layout == "long" else None
-    out["time_col"] = None if series.time_kind == "row" else series.time_col
-    pinned = data_config.target is not None or series.layout == "long"
-    out["target"] = ",".join(series.target_cols) if pinned else None
-    out["freq"] = series.freq
-    out["fill"] = data_config.fill.value
-    model = to_json_dict(model_config)
-    out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip")})
-    tc = to_json_dict(train_config)
-    out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "schedule", "patience",
-                                    "scaler", "loss", "forking", "seed", "device", "precision") if k in tc})
-    return out
+                      train_config, run_dir, True, progress, on_note, state)
 
 
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, hidden: int,
@@ -253,7 +223,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             },
             "series": _series_meta(series, lookback, center, scale),
         }
-        options = _options(path, data_config, series, model_config, replace(train_config, val_size=val_size))
+        options = configfile.train_options(path, data_config, series, model_config,
+                                           replace(train_config, val_size=val_size))
         extra = {checkpoint.CONFIG_TOML: configfile.dumps(
             "train", options, "the resolved options of this run: lstmcast train --config config.toml").encode()}
         if result.stopped == "interrupted" and result.state is not None:

@@ -73,6 +73,25 @@ def load_defaults(path: str | Path, command: str, options: Mapping[str, set[str]
     return out
 
 
+def train_options(path: Path, data_config: Any, series: Any, model_config: Any, train_config: Any) -> dict[str, Any]:
+    """The resolved `train` options of a run (detected columns, frequency, defaults), as config.toml saves them."""
+    from lstmcast.config import to_json_dict
+
+    out: dict[str, Any] = {"data": str(path)}
+    out["id_col"] = series.id_col if series.layout == "long" else None
+    out["time_col"] = None if series.time_kind == "row" else series.time_col
+    pinned = data_config.target is not None or series.layout == "long"
+    out["target"] = ",".join(series.target_cols) if pinned else None
+    out["freq"] = series.freq
+    out["fill"] = data_config.fill.value
+    model = to_json_dict(model_config)
+    out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip")})
+    tc = to_json_dict(train_config)
+    out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "schedule", "patience",
+                                    "scaler", "loss", "forking", "seed", "device", "precision") if k in tc})
+    return out
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -162,3 +162,38 @@ def read(run_dir: Path) -> tuple[TrainState, dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"{json_path}: corrupt ({type(exc).__name__}: {exc}); train anew") from None
     return state, info
+
+
+def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
+    """(data file, DataConfig, ModelConfig, TrainConfig, state) to resume `run_dir` with.
+
+    Raises RunDirError when the run holds no usable state, InputError when its data file
+    is gone or changed since (the result would no longer be the uninterrupted one).
+    """
+    from lstmcast.checkpoint import load_meta
+    from lstmcast.config import (
+        DataConfig,
+        Fill,
+        ModelConfig,
+        TrainConfig,
+        from_json_dict,
+    )
+    from lstmcast.errors import InputError
+
+    meta = load_meta(run_dir)
+    state, info = read(run_dir)
+    try:
+        source, digest = Path(info["data"]["path"]), info["data"]["sha256"]
+        d = meta["data"]
+        pinned = d.get("target_given") or d.get("layout") == "long"
+        data_config = DataConfig(id_col=d.get("id_col"), time_col=d.get("time_col"), freq=d.get("freq"),
+                                 fill=Fill(d.get("fill", "interpolate")), target=tuple(d["target"]) if pinned else None)
+        model_config = from_json_dict(ModelConfig, meta["model"])
+        train_config = from_json_dict(TrainConfig, meta["train"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{run_dir / 'run.json'}: cannot resume from it ({type(exc).__name__}: {exc})") from None
+    if not source.is_file():
+        raise InputError(f"{source}: the data of run {run_dir} is gone; restore it to resume")
+    if file_digest(source) != digest:
+        raise InputError(f"{source}: changed since run {run_dir} was interrupted; train anew to use the new data")
+    return source, data_config, model_config, train_config, state
