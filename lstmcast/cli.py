@@ -73,7 +73,7 @@ Config = Annotated[Optional[Path], typer.Option(
 @app.command(epilog=EXIT_CODES_HELP)
 def train(
     ctx: typer.Context,
-    data: Annotated[Optional[Path], typer.Argument(help="CSV file: wide (time column + one column per series) or long (id, time, value).")] = None,
+    data: Annotated[Optional[Path], typer.Argument(metavar="DATA", help="CSV file: wide (time column + one column per series) or long (id, time, value). Not with --resume.")] = None,
     id_col: Annotated[Optional[str], typer.Option(help="Series id column (long layout). Detected when unambiguous.")] = None,
     time_col: Annotated[Optional[str], typer.Option(help="Time column. Detected by name or content; without one, row order is time.")] = None,
     target: Annotated[Optional[str], typer.Option(help="Value column(s), comma-separated. Default: every numeric column (wide) or the one value column (long).")] = None,
@@ -191,12 +191,15 @@ def predict(
     def work():
         from lstmcast import locking
         from lstmcast.api import predict as predict_fn
+        from lstmcast.checkpoint import load_meta
         from lstmcast.io import clean_stale, write_text
 
         if to_stdout:
             report = predict_fn(run, data=data, horizon=horizon)
             sys.stdout.write(report.forecast.to_csv(index=False, lineterminator="\n"))
             return report, None
+        if output is None:
+            load_meta(run)  # a missing run must not gain a directory for its forecast's lock
         target = output or (run / "forecast.csv")
         with locking.hold(target, wait, "output"):
             clean_stale(target)  # temporary files of a killed predict; we hold the lock

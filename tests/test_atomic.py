@@ -140,6 +140,11 @@ def test_output_directories_are_created(trained_run, tmp_path):
     load_run(run)
 
 
+def test_missing_run_gains_no_directory(tmp_path):
+    result = CliRunner().invoke(app, ["predict", "--run", str(tmp_path / "typo")])
+    assert result.exit_code == EXIT_RUN and not (tmp_path / "typo").exists()
+
+
 def test_output_that_is_a_directory_is_an_input_error(trained_run, tmp_path):
     result = CliRunner().invoke(app, ["predict", "--run", str(trained_run.run_dir), "--output", str(tmp_path)])
     assert result.exit_code == EXIT_INPUT and "is a directory" in result.stderr
