@@ -178,15 +178,18 @@ FIXED = {
 
 
 def test_hostile_files_through_real_processes(cli, trained_run, tmp_path):
-    for name, data in FIXED.items():
+    running = {}
+    for name, data in FIXED.items():  # all at once: they are independent
         path = tmp_path / name
         path.write_bytes(data)
         out = tmp_path / f"{name}.forecast.csv"
-        result = cli("predict", "--run", trained_run.run_dir, "--data", path, "--output", out, timeout=60)
-        assert result.returncode == EXIT_INPUT, (name, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("lstmcast: error: ") and str(path) in lines[0], result.stderr
-        assert result.stdout == "" and not out.exists()
+        running[name] = (path, out, cli.start("predict", "--run", trained_run.run_dir, "--data", path, "--output", out))
+    for name, (path, out, proc) in running.items():
+        stdout, stderr = proc.communicate(timeout=60)  # a hang fails here
+        assert proc.returncode == EXIT_INPUT, (name, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lstmcast: error: ") and str(path) in lines[0], stderr
+        assert stdout == "" and not out.exists()
 
 
 MEMORY_DRIVER = """

@@ -44,6 +44,7 @@ def test_hostile_run_directories_exit_3_naming_the_file(cli, trained_run, tmp_pa
         "newer format": ("run.json", lambda run: edit_json(run / "run.json", format_version=99)),
         "shapes": ("weights.safetensors", lambda run: edit_json(run / "run.json", model__hidden=16)),
     }
+    running = []
     for name, (culprit, spoil) in cases.items():
         run = tmp_path / name.replace(" ", "-")
         shutil.copytree(trained_run.run_dir, run)
@@ -52,13 +53,14 @@ def test_hostile_run_directories_exit_3_naming_the_file(cli, trained_run, tmp_pa
         commands = [["predict", "--run", run, "--output", out]]
         if name == "pickle":
             commands.append(["evaluate", "--run", run, "--data", trained_run.data])
-        for args in commands:
-            result = cli(*args, timeout=60)
-            assert result.returncode == EXIT_RUN, (name, result.stderr)
-            lines = result.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("lstmcast: error: "), (name, result.stderr)
-            assert str(run / culprit) in lines[0], (name, lines[0])
-            assert "Traceback" not in result.stderr and not out.exists()
+        running += [(name, run / culprit, out, cli.start(*args)) for args in commands]  # all at once
+    for name, culprit, out, proc in running:
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_RUN, (name, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lstmcast: error: "), (name, stderr)
+        assert str(culprit) in lines[0], (name, lines[0])
+        assert "Traceback" not in stderr and not out.exists()
     assert not marker.exists(), "loading a run must never unpickle"
     # The payload is real: unpickling it does create the file.
     pickle.loads(pickle.dumps(_CreatesFile(marker))).close()
