@@ -106,6 +106,30 @@ def test_resume_refuses_other_options_and_runs_without_state(trained_run):
     assert result.exit_code == 3 and "no resume state" in one_error_line(result.stderr)
 
 
+def test_resume_refuses_changed_data_and_api_resume_works(tmp_path):
+    from conftest import TINY
+    from typer.testing import CliRunner
+
+    from lstmcast.cli import app
+
+    data = write_frame(tmp_path / "d.csv", wide_frame(n=80))
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    report = api.train(data, horizon=6, lookback=12, hidden=8, run_dir=tmp_path / "run", progress=stop,
+                       train_config=replace(TINY, epochs=3, max_steps=None))
+    assert report.metrics["stopped"] == "interrupted" and (report.run_dir / "resume.json").is_file()
+    original = data.read_bytes()
+    data.write_bytes(original.replace(b"2024-01-01", b"2023-12-31", 1))
+    result = CliRunner().invoke(app, ["train", "--resume", str(report.run_dir), "--json"])
+    assert result.exit_code == 2 and "changed since" in one_error_line(result.stderr)
+    assert json.loads(result.stdout)["status"] == "error"
+    data.write_bytes(original)
+    done = api.resume(report.run_dir)
+    assert done.metrics["stopped"] == "completed" and len(done.metrics["history"]) == 3
+
+
 # --- NaN or infinite loss ----------------------------------------------------------------------------
 
 # Runs the real CLI in a process whose model returns NaN from its n-th training batch on.
