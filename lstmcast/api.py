@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict, to_json_dict
-from lstmcast.errors import InputError
+from lstmcast.errors import InputError, LstmcastError
 from lstmcast.frequency import default_horizon, season_length
 
 
@@ -25,6 +25,7 @@ class TrainReport:
     run_dir: Path
     metrics: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # what the run directory holds
 
 
 @dataclass
@@ -81,11 +82,19 @@ def _series_meta(series, lookback: int, center: np.ndarray, scale: np.ndarray) -
     return out
 
 
+def _default_run_dir(path: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path("runs") / f"{stamp}-{path.stem}"
+    while run_dir.exists():
+        run_dir = run_dir.with_name(run_dir.name + "-1")
+    return run_dir
+
+
 def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
           window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
-          overwrite: bool = False, progress=None, on_note=None) -> TrainReport:
+          overwrite: bool = False, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
 
     Args:
@@ -95,15 +104,50 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         run_dir: where the run goes; default a new directory under ./runs.
         progress: called with an `EpochInfo` after every epoch.
         on_note: called with each note (what was detected or repaired) before training starts.
+        wait: seconds to wait while another lstmcast writes the same run directory (`BusyError` after).
+
+    Ctrl-C (KeyboardInterrupt) stops training and still writes the run, with the best
+    weights so far and the state `resume` continues from; a NaN or infinite loss writes
+    the best weights of the epochs before it and raises `LstmcastError`.
     """
-    from lstmcast import checkpoint, scaling, windows
+    from lstmcast import locking
+    from lstmcast.checkpoint import check_target
+
+    path = Path(data)
+    run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
+    with locking.hold(run_dir, wait, "run directory"):
+        check_target(run_dir, overwrite)  # before any work: a refusal after an hour of training helps nobody
+        return _train(path, data_config, horizon, lookback, hidden, layers, dropout, window_norm, skip,
+                      train_config, run_dir, overwrite, progress, on_note, None)
+
+
+def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
+    """Continue a run that Ctrl-C or SIGTERM stopped, with the options it was started with.
+
+    The result is the one the run would have reached uninterrupted (same seed, CPU).
+    Raises RunDirError when the run holds no resume state, InputError when its data changed.
+    """
+    from lstmcast import locking
+    from lstmcast import resume as state_io
+
+    run_dir = Path(run_dir)
+    with locking.hold(run_dir, wait, "run directory"):
+        source, data_config, model_config, train_config, state = state_io.load(run_dir)
+        return _train(source, data_config, model_config.horizon, model_config.lookback, model_config.hidden,
+                      model_config.layers, model_config.dropout, model_config.window_norm, model_config.skip,
+                      train_config, run_dir, True, progress, on_note, state)
+
+
+def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, hidden: int,
+           layers: int, dropout: float, window_norm: WindowNorm, skip: bool, train_config: TrainConfig,
+           run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
+    from lstmcast import checkpoint, configfile, scaling, signals, windows
+    from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
-
     from lstmcast.training import pick_device
 
     device = pick_device(train_config.device)  # a bad --device fails before any work
-    path = Path(data)
     series = load_series(path, data_config)
     notes = list(series.notes)
     horizon = horizon or default_horizon(series.freq)
@@ -113,6 +157,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     season = season_length(series.freq)
     lengths = [len(v) for v in series.values]
     lookback = _pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    if start is not None:
+        notes.append(f"resuming after epoch {start.epoch} of {train_config.epochs}")
 
     for note in notes if on_note is not None else ():
         on_note(note)
@@ -132,51 +178,63 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
                                window_norm=window_norm, skip=skip)
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
-    result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress)
-    model.cpu()
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    net = NumpyForecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
+    result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start)
+    if result.stopped == "diverged" and result.best_epoch == 0:
+        raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
+                            "Lower --lr or check the data for extreme values")
+    # A signal from here on must not throw the finished training away: it is recorded, the run written.
+    with signals.writing():
+        model.cpu()
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        net = NumpyForecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
 
-    # Validation metrics in original units, over every validation window of each series.
-    steps = np.arange(-lookback, horizon)
-    val_windows = flat[val_origin[:, None] + steps]  # [N_val, L + H]
-    predicted = forecast_scaled(net, val_windows[:, :lookback], horizon).astype(np.float64)
-    per_series = []
-    for s in range(len(series)):
-        rows = val_series == s
-        actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), center[s], scale[s])
-        fc = scaling.invert(predicted[rows], center[s], scale[s])
-        history = series.values[s][:-val_size]
-        per_series.append(series_metrics(actual.ravel(), fc.ravel(), mase_scale(history, season)))
+        # Validation metrics in original units, over every validation window of each series.
+        steps = np.arange(-lookback, horizon)
+        val_windows = flat[val_origin[:, None] + steps]  # [N_val, L + H]
+        predicted = forecast_scaled(net, val_windows[:, :lookback], horizon).astype(np.float64)
+        per_series = []
+        for s in range(len(series)):
+            rows = val_series == s
+            actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), center[s], scale[s])
+            fc = scaling.invert(predicted[rows], center[s], scale[s])
+            history = series.values[s][:-val_size]
+            per_series.append(series_metrics(actual.ravel(), fc.ravel(), mase_scale(history, season)))
 
-    metrics = {
-        "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-        "stopped": result.stopped, "steps": result.steps, "train_windows": result.train_windows,
-        "train_seconds": round(result.train_seconds, 3),
-        "windows_per_second": round(result.train_windows / max(result.train_seconds, 1e-9), 1),
-        "validation": overall(per_series), "device": str(device), "precision": result.precision,
-    }
-    resolved = replace(data_config, freq=series.freq)
-    meta = {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": to_json_dict(model_config), "train": to_json_dict(replace(train_config, val_size=val_size)),
-        "data": {
-            **to_json_dict(resolved), "source": str(path), "layout": series.layout,
-            "id_col": series.id_col if series.layout == "long" else None,
-            "time_col": None if series.time_kind == "row" else series.time_col,
-            "target": series.target_cols, "target_given": data_config.target is not None,
-            "time_kind": series.time_kind, "step": series.step,
-            "season": season, "output_id_col": series.id_col, "output_time_col": series.time_col,
-        },
-        "series": _series_meta(series, lookback, center, scale),
-    }
-    if run_dir is None:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / f"{stamp}-{path.stem}"
-        while run_dir.exists():
-            run_dir = run_dir.with_name(run_dir.name + "-1")
-    out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite)
-    return TrainReport(run_dir=out, metrics=metrics, notes=notes)
+        metrics = {
+            "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+            "stopped": result.stopped, "steps": result.steps, "train_windows": result.train_windows,
+            "train_seconds": round(result.train_seconds, 3),
+            "windows_per_second": round(result.train_windows / max(result.train_seconds, 1e-9), 1),
+            "validation": overall(per_series), "device": str(device), "precision": result.precision,
+        }
+        if result.error:
+            metrics["error"] = result.error
+        resolved = replace(data_config, freq=series.freq)
+        meta = {
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": to_json_dict(model_config), "train": to_json_dict(replace(train_config, val_size=val_size)),
+            "data": {
+                **to_json_dict(resolved), "source": str(path), "layout": series.layout,
+                "id_col": series.id_col if series.layout == "long" else None,
+                "time_col": None if series.time_kind == "row" else series.time_col,
+                "target": series.target_cols, "target_given": data_config.target is not None,
+                "time_kind": series.time_kind, "step": series.step,
+                "season": season, "output_id_col": series.id_col, "output_time_col": series.time_col,
+            },
+            "series": _series_meta(series, lookback, center, scale),
+        }
+        options = configfile.train_options(path, data_config, series, model_config,
+                                           replace(train_config, val_size=val_size))
+        extra = {checkpoint.CONFIG_TOML: configfile.dumps(
+            "train", options, "the resolved options of this run: lstmcast train --config config.toml").encode()}
+        if result.stopped == "interrupted" and result.state is not None:
+            extra.update(state_io.to_files(result.state, path))
+        out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite, extra=extra)
+    if result.stopped == "diverged":
+        raise LstmcastError(f"{result.error}; kept the best weights so far (epoch {result.best_epoch}) in {out}. "
+                            "Lower --lr or check the data for extreme values")
+    files = sorted(p for p in out.iterdir() if p.name in checkpoint.OWN_FILES)
+    return TrainReport(run_dir=out, metrics=metrics, notes=notes, files=files)
 
 
 def _read_like_run(run, data: str | Path):

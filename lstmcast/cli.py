@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from lstmcast.config import (DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule, TrainConfig,
                              WindowNorm)
-from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, LstmcastError
+from lstmcast.console import Console, metrics_line, print_evaluation, stop_code
+from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 usage or input error (bad option, bad CSV); "
-    "3 run directory unusable (missing, corrupt, unsafe, newer format); 1 anything else."
+    "3 run directory unusable (missing, corrupt, unsafe, newer format); "
+    "4 busy (another lstmcast is writing the same run directory or output; see --wait); "
+    "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run); 1 anything else."
 )
 
 app = typer.Typer(
@@ -31,58 +33,47 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+runs_app = typer.Typer(help="List, find and prune the runs in a directory.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+CONFIG_COMMANDS = ("train", "predict", "evaluate")
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """Eager: read the TOML file into the defaults of the options parsed after it."""
+    if value is None:
+        return value
+    from lstmcast import configfile
+
+    group = ctx.parent.command if ctx.parent is not None else None
+    commands = getattr(group, "commands", None) or {ctx.info_name: ctx.command}
+    options = {name: {q.name for q in cmd.params} for name, cmd in commands.items() if name in CONFIG_COMMANDS}
+    try:
+        defaults = configfile.load_defaults(value, ctx.info_name, options)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    params = {q.name: q for q in ctx.command.params}
+    for key, given in defaults.items():  # check types and ranges here, so the message names the file
+        try:
+            params[key].process_value(ctx, given)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {given!r}: {exc.message}") from None
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
-Verbose = Annotated[bool, typer.Option("--verbose", help="Show the traceback of unexpected errors.")]
-
-
-def _fail(message: str, code: int) -> None:
-    print(f"lstmcast: error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def _run(fn, verbose: bool) -> Any:
-    """Call `fn`, turning errors into one stderr line and an exit code."""
-    try:
-        return fn()
-    except LstmcastError as exc:
-        _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except MemoryError:
-        _fail("out of memory; use a smaller file, --batch-size or --lookback", EXIT_FAILURE)
-    except Exception as exc:  # a bug or an OS error: one line, traceback on request
-        if verbose:
-            traceback.print_exc()
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        _fail(f"{type(exc).__name__}: {detail} (rerun with --verbose for the traceback)", EXIT_FAILURE)
-
-
-def _note(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(message, file=sys.stderr)
-
-
-def _fmt(value: float | None, pct: bool = False) -> str:
-    """Numbers for people: 14,763.2 rather than 1.476e+04; exponents only for the extremes."""
-    if value is None:
-        return "n/a"
-    if pct:
-        return f"{value:.2f}%"
-    size = abs(value)
-    if size != 0 and (size >= 1e9 or size < 1e-3):
-        return f"{value:.4g}"
-    return f"{value:,.1f}" if size >= 100 else f"{value:.4g}"
-
-
-def _metrics_line(m: dict[str, Any]) -> str:
-    return (f"MAE {_fmt(m['mae'])}  RMSE {_fmt(m['rmse'])}  MAPE {_fmt(m['mape'], True)}  "
-            f"sMAPE {_fmt(m['smape'], True)}  MASE {_fmt(m['mase'])}")
+Verbose = Annotated[bool, typer.Option("--verbose", help="Add the traceback to an error message.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout: status, files written, metrics, timings (also on error).")]
+Wait = Annotated[float, typer.Option(min=0.0, help="Seconds to wait while another lstmcast writes the same run directory or output; then exit 4.")]
+Config = Annotated[Optional[Path], typer.Option(
+    "--config", is_eager=True, callback=_load_config,
+    help="TOML file of option defaults: top-level keys, or [train]/[predict]/[evaluate] tables. Command-line options win.")]
 
 
 @app.command(epilog=EXIT_CODES_HELP)
 def train(
-    data: Annotated[Path, typer.Argument(help="CSV file: wide (time column + one column per series) or long (id, time, value).")],
+    ctx: typer.Context,
+    data: Annotated[Optional[Path], typer.Argument(metavar="DATA", help="CSV file: wide (time column + one column per series) or long (id, time, value). Not with --resume.")] = None,
     id_col: Annotated[Optional[str], typer.Option(help="Series id column (long layout). Detected when unambiguous.")] = None,
     time_col: Annotated[Optional[str], typer.Option(help="Time column. Detected by name or content; without one, row order is time.")] = None,
     target: Annotated[Optional[str], typer.Option(help="Value column(s), comma-separated. Default: every numeric column (wide) or the one value column (long).")] = None,
@@ -109,11 +100,27 @@ def train(
     device: Annotated[Device, typer.Option(help="auto takes CUDA when present.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(help="Training arithmetic: bf16 autocast (auto: where the CPU/GPU supports it) or fp32. Loss and optimizer stay fp32.")] = TrainConfig.precision,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run directory to write. Default: a new directory under runs/.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run, or add a run to a non-empty directory that is not one.")] = False,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory that Ctrl-C or SIGTERM stopped, with its own options.")] = None,
+    wait: Wait = 0.0,
+    config: Config = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    json_: Json = False,
 ) -> None:
     """Train a stacked LSTM on every series of DATA and write a run directory."""
+    from lstmcast import signals
+
+    signals.install()
+    out = Console("train", quiet, verbose, json_)
+    if resume is not None:
+        allowed = {"resume", "wait", "quiet", "verbose", "json_"}
+        given = [name for name in ctx.params if name not in allowed
+                 and ctx.get_parameter_source(name).name in ("COMMANDLINE", "DEFAULT_MAP")]
+        if given:
+            out.fail(f"--resume continues with the run's own options; drop {', '.join(given)}", EXIT_INPUT)
+    elif data is None:
+        out.fail("missing argument DATA: the CSV file to train on (or --resume RUN_DIR)", EXIT_INPUT)
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill,
                           target=tuple(t.strip() for t in target.split(",") if t.strip()) if target else None)
     train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, schedule=schedule, patience=patience,
@@ -125,23 +132,39 @@ def train(
         progress = RichProgress() if sys.stderr.isatty() else PlainProgress()
 
     def work():
-        from lstmcast.api import train as train_fn
+        from lstmcast import api
 
         try:
-            return train_fn(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
-                            dropout=dropout, window_norm=window_norm, skip=skip, train_config=train_cfg, run_dir=run_dir, overwrite=overwrite,
-                            progress=progress, on_note=lambda note: _note(note, quiet))
+            if resume is not None:
+                return api.resume(resume, progress=progress, on_note=out.note, wait=wait)
+            return api.train(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
+                             dropout=dropout, window_norm=window_norm, skip=skip, train_config=train_cfg,
+                             run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait)
         finally:
             if progress is not None:
                 progress.close()
 
-    report = _run(work, verbose)
-    if not quiet:
-        m = report.metrics
+    report = out.run(work)
+    m = report.metrics
+    code = stop_code() or (EXIT_SIGINT if m["stopped"] == "interrupted" else 0)
+    if json_:
+        out.emit({
+            "status": "interrupted" if code else "ok", "exit_code": code, "run_dir": report.run_dir,
+            "files": report.files, "notes": report.notes,
+            "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps")}
+            | {"epochs": len(m["history"])},
+            "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
+        })
+    elif not quiet:
         print(f"run: {report.run_dir}")
         print(f"best epoch {m['best_epoch']} ({m['stopped']}), {m['steps']} steps, {m['train_seconds']:.1f} s, "
               f"{m['windows_per_second']:.0f} windows/s on {m['device']} ({m['precision']})")
-        print(f"validation: {_metrics_line(m['validation'])}")
+        print(f"validation: {metrics_line(m['validation'])}")
+    if code:
+        how = "SIGTERM" if code == 143 else "Ctrl-C"
+        print(f"lstmcast: stopped by {how}: {report.run_dir} holds the best weights so far (epoch {m['best_epoch']}); "
+              f"continue with: lstmcast train --resume {report.run_dir}", file=sys.stderr)
+        raise typer.Exit(code)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -149,53 +172,53 @@ def predict(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by train.")],
     data: Annotated[Optional[Path], typer.Option(help="CSV with recent history, same columns as training. Default: the history stored in the run.")] = None,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps to forecast. Default: the trained horizon. Longer horizons feed forecasts back as inputs (recursive).")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory. Missing directories are created.")] = None,
+    wait: Wait = 0.0,
+    config: Config = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    json_: Json = False,
 ) -> None:
     """Forecast the steps after the end of each series; write a long CSV (id, time, forecast)."""
+    from lstmcast import signals
+
+    signals.install()
+    out = Console("predict", quiet, verbose, json_)
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and json_:
+        out.fail("--output - and --json both want stdout; write the forecast to a file with --output FILE", EXIT_INPUT)
 
     def work():
+        from lstmcast import locking
         from lstmcast.api import predict as predict_fn
-        from lstmcast.io import write_text
+        from lstmcast.checkpoint import load_meta
+        from lstmcast.io import clean_stale, write_text
 
-        report = predict_fn(run, data=data, horizon=horizon)
-        text = report.forecast.to_csv(index=False, lineterminator="\n")
-        if output is not None and str(output) == "-":
-            sys.stdout.write(text)
+        if to_stdout:
+            report = predict_fn(run, data=data, horizon=horizon)
+            sys.stdout.write(report.forecast.to_csv(index=False, lineterminator="\n"))
             return report, None
+        if output is None:
+            load_meta(run)  # a missing run must not gain a directory for its forecast's lock
         target = output or (run / "forecast.csv")
-        write_text(target, text)
+        with locking.hold(target, wait, "output"):
+            clean_stale(target)  # temporary files of a killed predict; we hold the lock
+            report = predict_fn(run, data=data, horizon=horizon)
+            write_text(target, report.forecast.to_csv(index=False, lineterminator="\n"))
         return report, target
 
-    report, target = _run(work, verbose)
+    report, target = out.run(work)
     for note in report.notes:
-        _note(note, quiet)
-    if target is not None and not quiet:
-        frame = report.forecast
-        n_series = frame.iloc[:, 0].nunique()
+        out.note(note)
+    frame = report.forecast
+    n_series = int(frame.iloc[:, 0].nunique())
+    if json_:
+        out.emit({"status": "ok", "exit_code": 0, "files": [target], "rows": len(frame), "series": n_series,
+                  "horizon": int(len(frame) // max(n_series, 1)), "new_series": report.new_series,
+                  "notes": report.notes, "timings": {}})
+    elif target is not None and not quiet:
         print(f"wrote {len(frame)} rows for {n_series} series to {target}")
         print(frame.head(min(len(frame), 6)).to_string(index=False))
-
-
-def _print_evaluation(result: dict[str, Any]) -> None:
-    rows = [("lstmcast", result["overall"]), ("naive", result["baselines"]["naive"]),
-            ("seasonal naive", result["baselines"]["seasonal_naive"])]
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"held-out last {result['test_size']} points, season {result['season']}")
-        for col in ("forecast", "MAE", "RMSE", "MAPE", "sMAPE", "MASE"):
-            table.add_column(col, justify="left" if col == "forecast" else "right")
-        for name, m in rows:
-            table.add_row(name, _fmt(m["mae"]), _fmt(m["rmse"]), _fmt(m["mape"], True),
-                          _fmt(m["smape"], True), _fmt(m["mase"]))
-        Console().print(table)
-    else:
-        print(f"held-out last {result['test_size']} points, season {result['season']}")
-        for name, m in rows:
-            print(f"{name}: {_metrics_line(m)}")
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -204,28 +227,97 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="CSV to evaluate on, same columns as training.")],
     test_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out and forecast. Default: the trained horizon.")] = None,
     season: Annotated[Optional[int], typer.Option(min=1, help="Season for MASE and seasonal naive. Default: from the frequency.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series). Missing directories are created.")] = None,
+    wait: Wait = 0.0,
+    config: Config = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    json_: Json = False,
 ) -> None:
     """Forecast the last points of each series from what precedes them; compare with naive baselines."""
+    from lstmcast import signals
+
+    signals.install()
+    out = Console("evaluate", quiet, verbose, json_)
 
     def work():
+        from lstmcast import locking
         from lstmcast.api import evaluate as evaluate_fn
-        from lstmcast.io import write_json
+        from lstmcast.io import clean_stale, write_json
 
-        result = evaluate_fn(run, data, test_size=test_size, season=season)
-        if output is not None:
+        if output is None:
+            return evaluate_fn(run, data, test_size=test_size, season=season)
+        with locking.hold(output, wait, "output"):
+            clean_stale(output)
+            result = evaluate_fn(run, data, test_size=test_size, season=season)
             write_json(output, {k: v for k, v in result.items() if k != "notes"})
         return result
 
-    result = _run(work, verbose)
+    result = out.run(work)
     for note in result["notes"]:
-        _note(note, quiet)
-    if not quiet:
-        _print_evaluation(result)
+        out.note(note)
+    if json_:
+        out.emit({"status": "ok", "exit_code": 0, "files": [output] if output is not None else [],
+                  "metrics": {"overall": result["overall"], "baselines": result["baselines"]},
+                  "series": len(result["series"]), "test_size": result["test_size"], "season": result["season"],
+                  "notes": result["notes"], "timings": {}})
+    elif not quiet:
+        print_evaluation(result)
         if output is not None:
             print(f"wrote {output}")
+
+
+RunsDir = Annotated[Path, typer.Argument(help="Directory that holds run directories (e.g. runs).")]
+
+
+@runs_app.command("list", epilog=EXIT_CODES_HELP)
+def runs_list(parent: RunsDir, verbose: Verbose = False, json_: Json = False) -> None:
+    """List the runs in a directory, newest first: created, how training ended, validation MAE."""
+    from lstmcast import runs
+
+    out = Console("runs list", verbose=verbose, as_json=json_)
+    found = out.run(lambda: runs.list_runs(parent))
+    if json_:
+        out.emit({"status": "ok", "exit_code": 0, "runs": [r.as_dict() for r in found], "files": []})
+        return
+    for r in found:
+        mae = (r.validation or {}).get("mae")
+        print(f"{r.path}\t{r.created}\t{r.stopped or 'unknown'}\tbest epoch {r.best_epoch}\t"
+              f"val MAE {'n/a' if mae is None else f'{mae:.4g}'}")
+
+
+@runs_app.command("latest", epilog=EXIT_CODES_HELP)
+def runs_latest(parent: RunsDir, verbose: Verbose = False, json_: Json = False) -> None:
+    """Print the newest run whose training ran to its end (for `predict --run "$(lstmcast runs latest runs)"`)."""
+    from lstmcast import runs
+
+    out = Console("runs latest", verbose=verbose, as_json=json_)
+    info = out.run(lambda: runs.latest(parent))
+    if json_:
+        out.emit({"status": "ok", "exit_code": 0, "run": info.as_dict(), "files": []})
+    else:
+        print(info.path)
+
+
+@runs_app.command("prune", epilog=EXIT_CODES_HELP)
+def runs_prune(
+    parent: RunsDir,
+    keep: Annotated[int, typer.Option(min=1, help="How many of the newest runs to keep (the newest finished run is always kept).")],
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    json_: Json = False,
+) -> None:
+    """Delete all but the newest runs in a directory. Only lstmcast runs, and only the files lstmcast wrote."""
+    from lstmcast import runs
+
+    out = Console("runs prune", quiet, verbose, json_)
+    deleted, kept, notes = out.run(lambda: runs.prune(parent, keep))
+    for note in notes:
+        out.note(note)
+    if json_:
+        out.emit({"status": "ok", "exit_code": 0, "deleted": deleted, "kept": kept, "notes": notes, "files": []})
+    elif not quiet:
+        print(f"deleted {len(deleted)} runs, kept {len(kept)} in {parent}")
 
 
 def main() -> None:
@@ -235,6 +327,12 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # click's UsageError and ClickException, whether typer vendors click or depends on it.
     usage_error, click_error = typer.BadParameter.__mro__[1:3]
+
+    def json_error(message: str, code: int) -> None:
+        if "--json" in sys.argv[1:]:
+            command = next((a for a in sys.argv[1:] if not a.startswith("-")), "lstmcast")
+            Console(command, as_json=True).emit({"status": "error", "exit_code": code, "error": message})
+
     try:
         code = app(standalone_mode=False)
     except usage_error as exc:
@@ -244,13 +342,16 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         name = ctx.command_path if ctx is not None else "lstmcast"
         print(f"lstmcast: error: {exc.format_message()} (see '{name} --help')", file=sys.stderr)
+        json_error(exc.format_message(), EXIT_INPUT)
         sys.exit(EXIT_INPUT)
     except click_error as exc:
         print(f"lstmcast: error: {exc.format_message()}", file=sys.stderr)
+        json_error(exc.format_message(), exc.exit_code)
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        code = stop_code() or EXIT_SIGINT
         print("lstmcast: error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -10,9 +10,6 @@ Every problem found becomes an `InputError` naming the file, the column and the 
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.config import DataConfig, Fill
+from lstmcast.csvfile import MAX_MAGNITUDE, read_csv
 from lstmcast.errors import InputError
 from lstmcast.frequency import infer_freq, normalize_freq
 
@@ -68,53 +66,6 @@ def _line(row_label: object) -> int:
     return int(row_label) + 2
 
 
-def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
-    """Encoding, delimiter, decimal mark and raw header names, from the file's first bytes."""
-    head = path.open("rb").read(65536)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
-        text = head.decode("utf-16", errors="ignore")
-    else:
-        encoding = "utf-8-sig"
-        text = head.decode("utf-8", errors="replace")
-    first = text.splitlines()[0] if text.strip() else ""
-    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
-    sep = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
-    # A semicolon file with digits like 3,5 uses the decimal comma.
-    decimal = "," if sep == ";" and re.search(r"\d,\d", text) else "."
-    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
-    return encoding, sep, decimal, [h.strip() for h in header]
-
-
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV with clear errors for the usual ways a file is unusable."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a CSV file")
-    try:
-        encoding, sep, decimal, header = _sniff(path)
-        df = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, skipinitialspace=True)
-    except PermissionError:
-        raise InputError(f"{path}: permission denied; make the file readable") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: the file is empty; give a CSV with a header row and data") from None
-    except (pd.errors.ParserError, UnicodeError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable CSV ({detail}); save it as UTF-8 CSV") from None
-    if df.empty:
-        raise InputError(f"{path}: no data rows below the header; add data")
-    df.columns = [str(c).strip() for c in df.columns]
-    # pandas renames a repeated header 'a' to 'a.1': check the names as written.
-    dupes = sorted({c for c in header if c and header.count(c) > 1})
-    unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
-    df = df.drop(columns=unnamed)
-    if dupes:
-        raise InputError(f"{path}: duplicate column names {dupes}; rename them so each is unique")
-    return df
-
-
 def _require(path: Path, df: pd.DataFrame, col: str, flag: str) -> None:
     if col not in df.columns:
         raise InputError(f"{path}: column {col!r} ({flag}) not found; columns are {list(df.columns)}")
@@ -132,7 +83,7 @@ def _looks_like_time(series: pd.Series, name: str) -> bool:
     sample = series.dropna().astype(str).head(50)
     if sample.empty or sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
         return False
-    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True)  # utc: offsets may differ
     # A column named like time may hold a bad value; parsing it later names the line.
     needed = 0.8 if name.lower() in _TIME_NAMES else 1.0
     return bool(parsed.notna().mean() >= needed)
@@ -152,7 +103,35 @@ def _detect_time_col(path: Path, df: pd.DataFrame, cfg: DataConfig) -> str | Non
     return None
 
 
-def _parse_times(path: Path, df: pd.DataFrame, col: str) -> tuple[str, pd.Series]:
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _unique_steps(times: pd.Series) -> int:
+    return int(pd.Series(np.diff(times.dropna().sort_values().to_numpy())).nunique())
+
+
+def _parse_zoned(text: pd.Series) -> tuple[pd.Series, str]:
+    """Parse timestamps; with UTC offsets that change (daylight saving), pick the regular clock.
+
+    Hourly data is regular in UTC (local time skips and repeats an hour); daily data at
+    local midnight is regular in local time (UTC moves by an hour). The clock with fewer
+    distinct steps wins, UTC on a tie.
+    """
+    try:
+        return pd.to_datetime(text, errors="coerce", format="mixed"), ""
+    except ValueError:  # offsets differ from row to row
+        pass
+    try:
+        utc = pd.to_datetime(text, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
+        wall = pd.to_datetime(text.str.replace(_OFFSET, "", regex=True), errors="coerce", format="mixed")
+    except (ValueError, OverflowError, TypeError):  # unparseable: the caller names the line
+        return pd.Series(pd.NaT, index=text.index), ""
+    if wall.notna().all() and _unique_steps(wall) < _unique_steps(utc):
+        return wall, "UTC offsets change (daylight saving): used local time, which is regular"
+    return utc, "UTC offsets change (daylight saving): converted to UTC"
+
+
+def _parse_times(path: Path, df: pd.DataFrame, col: str, notes: list[str]) -> tuple[str, pd.Series]:
     """('datetime'|'integer', parsed column)."""
     raw = df[col]
     if raw.isna().any():
@@ -164,7 +143,9 @@ def _parse_times(path: Path, df: pd.DataFrame, col: str) -> tuple[str, pd.Series
         parsed = raw
     else:
         text = raw.astype(str).str.strip()
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        parsed, note = _parse_zoned(text)
+        if note:
+            notes.append(f"column {col!r}: {note}")
         if parsed.isna().any():
             row = parsed.index[parsed.isna()][0]
             raise InputError(
@@ -195,6 +176,14 @@ def _to_numeric(path: Path, df: pd.DataFrame, col: str, what: str) -> np.ndarray
     if inf.any():
         row = df.index[np.flatnonzero(inf)[0]]
         raise InputError(f"{path}: column {col!r} line {_line(row)} is infinite{what}; replace it with a finite number")
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(arr) > MAX_MAGNITUDE
+    if huge.any():
+        k = np.flatnonzero(huge)[0]
+        raise InputError(
+            f"{path}: column {col!r} line {_line(df.index[k])} holds {arr[k]:g}, beyond +-{MAX_MAGNITUDE:g}{what}; "
+            "squares and sums of such values overflow: rescale the column (e.g. to thousands)"
+        )
     return arr
 
 
@@ -220,24 +209,38 @@ def _fill(path: Path, name: str, values: np.ndarray, method: Fill) -> tuple[np.n
     return s.to_numpy(dtype="float64"), count
 
 
+def _grid_positions(times: np.ndarray, freq: str | None, grids: dict) -> tuple[object, np.ndarray | None, int]:
+    """(start, position of each time on the regular grid or None if already regular, grid length).
+
+    Wide files give every series the same times: `grids` remembers them, so ten thousand
+    columns build one grid, not ten thousand.
+    """
+    key = (len(times), times.tobytes())
+    if key not in grids:
+        index = pd.DatetimeIndex(times)
+        grid = pd.date_range(index[0], index[-1], freq=freq)
+        regular = len(grid) == len(index) and bool((grid == index).all())
+        grids[key] = (index[0], None if regular else grid.get_indexer(index), len(grid))
+    return grids[key]
+
+
 def _regularize(path: Path, name: str, times: pd.Series, kind: str, freq: str | None, step: int,
-                values: np.ndarray) -> tuple[object, np.ndarray]:
+                values: np.ndarray, grids: dict | None = None) -> tuple[object, np.ndarray]:
     """Put one sorted series on its regular grid, NaN where a step is missing."""
     if kind == "datetime":
-        index = pd.DatetimeIndex(times.to_numpy())
-        grid = pd.date_range(index[0], index[-1], freq=freq)
-        if len(grid) == len(index) and (grid == index).all():
-            return index[0], values
-        pos = grid.get_indexer(index)
+        start, pos, size = _grid_positions(times.to_numpy(), freq, {} if grids is None else grids)
+        if pos is None:
+            return start, values
         if (pos < 0).any():
+            index = pd.DatetimeIndex(times.to_numpy())
             off = index[pos < 0][0]
             raise InputError(
                 f"{path}: series {name!r} has timestamp {off} off the {freq} grid; "
                 "pass the right --freq or fix the timestamps"
             )
-        out = np.full(len(grid), np.nan)
+        out = np.full(size, np.nan)
         out[pos] = values
-        return index[0], out
+        return start, out
     ints = times.to_numpy(dtype="int64")
     if len(ints) > 1 and ((ints - ints[0]) % step).any():
         raise InputError(f"{path}: series {name!r} has integer times not on a step of {step}; fix the time column")
@@ -312,7 +315,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
     if time_col is None:
         kind, times = "row", pd.Series(np.arange(len(df), dtype="int64"), index=df.index)
     else:
-        kind, times = _parse_times(path, df, time_col)
+        kind, times = _parse_times(path, df, time_col, notes)
 
     groups: list[tuple[str, np.ndarray]]  # (name, row positions)
     if layout == "long":
@@ -367,12 +370,12 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         diffs = np.concatenate([np.diff(t) for _, t, _ in per_series if len(t) > 1] or [np.array([1])])
         step = int(np.gcd.reduce(diffs.astype("int64"))) or 1
 
-    out_ids, out_vals, out_starts, filled = [], [], [], 0
+    out_ids, out_vals, out_starts, filled, grids = [], [], [], 0, {}
     for name, t, vals in per_series:
         if kind == "row":
             start, regular = 0, vals
         else:
-            start, regular = _regularize(path, name, pd.Series(t), kind, freq, step, vals)
+            start, regular = _regularize(path, name, pd.Series(t), kind, freq, step, vals, grids)
         # A series that starts late or ends early (wide layout) spans only its own values.
         present = np.flatnonzero(~np.isnan(regular))
         if present.size and (present[0] > 0 or present[-1] < len(regular) - 1):

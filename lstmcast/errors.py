@@ -7,9 +7,12 @@ them into an exit code and a single line on stderr.
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_FAILURE = 1  # anything unexpected: a bug, an OS error
+EXIT_FAILURE = 1  # anything unexpected: a bug, an OS error, training that diverged
 EXIT_INPUT = 2  # bad option or bad input data
 EXIT_RUN = 3  # a run directory that cannot be used
+EXIT_BUSY = 4  # another lstmcast process is writing the same run directory or output
+EXIT_SIGINT = 130  # stopped by Ctrl-C (128 + SIGINT)
+EXIT_SIGTERM = 143  # stopped by SIGTERM (128 + SIGTERM)
 
 
 class LstmcastError(Exception):
@@ -28,3 +31,9 @@ class RunDirError(LstmcastError):
     """A run directory that is missing, corrupt, unsafe or from a newer format."""
 
     exit_code = EXIT_RUN
+
+
+class BusyError(LstmcastError):
+    """The run directory or output is locked by another lstmcast process."""
+
+    exit_code = EXIT_BUSY

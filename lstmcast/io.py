@@ -1,17 +1,72 @@
-"""Atomic file writes: a reader sees the old complete file or the new one, never a part."""
+"""Atomic file writes: a reader sees the old complete file or the new one, never a part.
+
+Every file goes to a hidden temporary name in its own directory (`.NAME.XXXXXXXX.tmp`),
+is flushed and fsynced, and is renamed over NAME; the directory is fsynced so the rename
+survives a power cut. A process killed mid-write leaves such a temporary file behind;
+`clean_stale` removes the ones of one target while its lock is held.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from lstmcast.errors import InputError
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def temp_pattern(name: str) -> re.Pattern[str]:
+    """The names `tempfile.mkstemp/mkdtemp(prefix='.NAME.', suffix='.tmp')` gives for NAME."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: Path, directory: bool = False) -> None:
+    """Give a temporary file or directory the mode a plain `open`/`mkdir` would have.
+
+    mkstemp and mkdtemp create them private (0600/0700); a dashboard running as another
+    user must be able to read the forecast that replaces the old one.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _check_target(path: Path) -> None:
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name to write")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError(f"{path.parent}: is a file, not a directory; choose another output path")
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename into place."""
     path = Path(path)
+    _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -19,10 +74,12 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        public_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -31,3 +88,53 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if done != 0:
+        err = ctypes.get_errno()
+        if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the filesystem cannot exchange
+            return False
+        raise OSError(err, os.strerror(err), str(a))
+    return True
+
+
+def clean_stale(path: str | Path, own_names: frozenset[str] = frozenset()) -> list[Path]:
+    """Remove temporary files and directories a killed lstmcast left beside `path`.
+
+    Call only while holding `path`'s lock, so no live writer owns them. A temporary
+    directory loses the files named in `own_names` and second links of files that are in
+    `path` too, and is removed when that empties it: anything else was not written by
+    lstmcast and stays.
+    """
+    path = Path(path)
+    pattern = temp_pattern(path.name)
+    removed: list[Path] = []
+    if not path.parent.is_dir():
+        return removed
+    for item in path.parent.iterdir():
+        if not pattern.fullmatch(item.name):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            for inner in item.iterdir():
+                twin = path / inner.name
+                if inner.is_file() and (inner.name in own_names or (twin.exists() and os.path.samefile(inner, twin))):
+                    inner.unlink(missing_ok=True)
+            try:
+                item.rmdir()
+            except OSError:
+                continue
+        else:
+            item.unlink(missing_ok=True)
+        removed.append(item)
+    return removed

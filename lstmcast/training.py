@@ -2,6 +2,8 @@
 
 Plain on purpose: seed once, pick the device once, gather batches by index from one
 flat tensor, keep the best weights by validation loss, and stop cleanly on Ctrl-C.
+At every epoch boundary the state is captured (`resume.capture`) so an interrupted run
+can be resumed exactly; a NaN or infinite loss stops training with the best weights.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstmcast import resume
 from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
-from lstmcast.errors import InputError, LstmcastError
+from lstmcast.errors import InputError
 from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.windows import gather
 
@@ -34,8 +37,14 @@ class TrainResult:
     steps: int = 0
     train_windows: int = 0
     train_seconds: float = 0.0
-    stopped: str = "completed"  # completed | early_stopping | max_steps | interrupted
+    stopped: str = "completed"  # completed | early_stopping | max_steps | interrupted | diverged
     precision: str = "fp32"
+    error: str = ""  # why training diverged
+    state: resume.TrainState | None = None  # at the last completed epoch; kept when interrupted
+
+
+class _Diverged(Exception):
+    """A NaN or infinite loss: training stops with the best weights so far."""
 
 
 def pick_device(choice: Device) -> torch.device:
@@ -122,12 +131,13 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
 
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
-        progress: ProgressFn | None = None) -> TrainResult:
+        progress: ProgressFn | None = None, resume_from: resume.TrainState | None = None) -> TrainResult:
     """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
 
     Args:
         flat: all scaled series concatenated, float32 [T].
         train_origin, val_origin: flat positions of window origins (see `windows`).
+        resume_from: a state saved by an interrupted run; training goes on after its epoch.
     """
     generator = seed_everything(cfg.seed)
     model.to(device)
@@ -147,10 +157,21 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
     total_steps = planned_steps(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
-    bad_epochs = 0
-    started = time.monotonic()
+    bad_epochs, first, finished, before = 0, 1, None, 0.0
+    if resume_from is not None:
+        # The learning-rate schedule is a function of result.steps, so restoring the step count restores it.
+        saved = resume_from
+        resume.restore(saved, model, optimizer, generator)
+        best_state = copy.deepcopy(saved.best)
+        result.history, result.best_epoch, result.best_val_loss = list(saved.history), saved.best_epoch, saved.best_val_loss
+        result.steps, result.train_windows, bad_epochs = saved.steps, saved.train_windows, saved.bad_epochs
+        first, finished, before = saved.epoch + 1, saved.finished, saved.train_seconds
+        result.stopped = finished or result.stopped
+    started = time.monotonic() - before
+    result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
+                                  finished, before)
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first, cfg.epochs + 1 if finished is None else first):
             model.train()
             # A pass over every window in random order; small data draws with replacement.
             if n_train >= size * MIN_BATCHES_PER_EPOCH:
@@ -168,11 +189,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 used = int(mask.sum())
                 loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
                 if not torch.isfinite(loss):
-                    model.load_state_dict(best_state)
-                    raise LstmcastError(
-                        f"training diverged at epoch {epoch} (loss is {loss.item()}); "
-                        "lower --lr or check the data for extreme values"
-                    )
+                    raise _Diverged(f"training diverged at epoch {epoch} (loss is {loss.item()})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
@@ -187,6 +204,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                     break
             val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion)
+            if not math.isfinite(val_loss):
+                raise _Diverged(f"training diverged at epoch {epoch} (validation loss is {val_loss})")
             train_loss = epoch_loss / max(epoch_count, 1)
             result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
             if val_loss < result.best_val_loss:
@@ -194,18 +213,24 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_epochs += 1
+            if cfg.max_steps is not None and result.steps >= cfg.max_steps:
+                finished = "max_steps"
+            elif bad_epochs >= cfg.patience:
+                finished = "early_stopping"
+            result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, epoch,
+                                          finished, time.monotonic() - started)
             if progress is not None:
                 progress(EpochInfo(epoch, cfg.epochs, train_loss, val_loss, result.best_epoch,
                                    time.monotonic() - started))
-            if cfg.max_steps is not None and result.steps >= cfg.max_steps:
-                result.stopped = "max_steps"
-                break
-            if bad_epochs >= cfg.patience:
-                result.stopped = "early_stopping"
+            if finished is not None:
+                result.stopped = finished
                 break
     except KeyboardInterrupt:
-        # Ctrl-C: keep what was learned so far as a usable run.
+        # Ctrl-C or SIGTERM: keep what was learned so far as a usable run, and the state to resume it.
         result.stopped = "interrupted"
+    except _Diverged as exc:
+        # Keep the best weights of the epochs before: NaN weights would poison every forecast.
+        result.stopped, result.error = "diverged", str(exc)
     result.train_seconds = time.monotonic() - started
     model.load_state_dict(best_state)
     model.eval()

@@ -175,3 +175,37 @@ def subprocess_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONIOENCODING="utf-8", COLUMNS="100")
     return env
+
+
+# --- real processes -------------------------------------------------------------------------------
+
+# Small and fast for real `lstmcast train` processes: 8 hidden units, 20 batches of 32 per epoch.
+FAST_CLI = ["--hidden", "8", "--batch-size", "32", "--device", "cpu", "--horizon", "6", "--lookback", "12"]
+
+
+@dataclass
+class Cli:
+    """Runs the installed `lstmcast` as a real process."""
+
+    exe: str
+    env: dict[str, str]
+
+    def args(self, *args: object) -> list[str]:
+        return [self.exe, *(str(a) for a in args)]
+
+    def __call__(self, *args: object, cwd: Path | None = None, timeout: float = 120):
+        import subprocess
+
+        return subprocess.run(self.args(*args), capture_output=True, text=True, encoding="utf-8", env=self.env,
+                              cwd=cwd, timeout=timeout, check=False)
+
+    def start(self, *args: object, cwd: Path | None = None):
+        import subprocess
+
+        return subprocess.Popen(self.args(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                encoding="utf-8", env=self.env, cwd=cwd)
+
+
+@pytest.fixture
+def cli(lstmcast_exe: str, subprocess_env: dict[str, str]) -> Cli:
+    return Cli(lstmcast_exe, subprocess_env)

@@ -1,0 +1,119 @@
+"""Reading a CSV file: encoding, delimiter and decimal mark sniffed, memory checked first.
+
+Every way a file can be unreadable becomes one `InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from lstmcast.errors import InputError
+
+# Larger magnitudes overflow float64 in variances and squared errors (1e100**2 is still finite).
+MAX_MAGNITUDE = 1e100
+# Memory per byte of CSV: the parsed frame, float copies, scaled series and windows (an estimate).
+MEMORY_PER_FILE_BYTE = 5
+
+
+def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
+    """Encoding, delimiter, decimal mark and raw header names, from the file's first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    sample = head[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+        text = head.decode("utf-16", errors="ignore")
+    elif len(sample) >= 4 and sample[1::2].count(0) > 0.4 * len(sample) / 2 and not sample[0::2].count(0):
+        encoding = "utf-16-le"  # UTF-16 without a byte-order mark: every other byte of ASCII text is zero
+        text = head.decode(encoding, errors="ignore")
+    elif len(sample) >= 4 and sample[0::2].count(0) > 0.4 * len(sample) / 2 and not sample[1::2].count(0):
+        encoding = "utf-16-be"
+        text = head.decode(encoding, errors="ignore")
+    else:
+        encoding = "utf-8-sig"
+        text = head.decode("utf-8", errors="replace")
+    first = text.splitlines()[0] if text.strip() else ""
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    sep = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
+    # A semicolon file with digits like 3,5 uses the decimal comma.
+    decimal = "," if sep == ";" and re.search(r"\d,\d", text) else "."
+    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
+    return encoding, sep, decimal, [h.strip() for h in header]
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: MemAvailable, capped by a cgroup limit; None if unknown."""
+    found: list[int] = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # a container's limit (cgroup v2)
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit.isdigit() and used.isdigit():
+            found.append(int(limit) - int(used))
+    except OSError:
+        pass
+    return max(min(found), 0) if found else None
+
+
+def _check_memory(path: Path) -> None:
+    """Fail before reading a file that would not fit: a clear message beats the OOM killer."""
+    size = path.stat().st_size
+    need = size * MEMORY_PER_FILE_BYTE
+    have = available_memory()
+    if have is not None and need > have:
+        mb = 1024 * 1024
+        raise InputError(
+            f"{path}: {size / mb:,.0f} MB of CSV needs about {need / mb:,.0f} MB of memory to load and train on, "
+            f"but {have / mb:,.0f} MB are available; split the file or drop columns"
+        )
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV with clear errors for the usual ways a file is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a CSV file")
+    _check_memory(path)
+    try:
+        encoding, sep, decimal, header = _sniff(path)
+        with warnings.catch_warnings():
+            # index_col=False: a first row with one field too many must not silently turn the
+            # first column into the index and shift every column by one.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, skipinitialspace=True,
+                             index_col=False)
+    except pd.errors.ParserWarning:
+        raise InputError(
+            f"{path}: line 2 has more fields than the header's {len(header)}; fix the ragged rows or the header"
+        ) from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; make the file readable") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty; give a CSV with a header row and data") from None
+    except (pd.errors.ParserError, UnicodeError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a readable CSV ({detail}); save it as UTF-8 CSV") from None
+    if df.empty:
+        raise InputError(f"{path}: no data rows below the header; add data")
+    df.columns = [str(c).strip() for c in df.columns]
+    # pandas renames a repeated header 'a' to 'a.1': check the names as written.
+    dupes = sorted(c for c, k in Counter(header).items() if c and k > 1)  # Counter: 10,000 columns are common
+    unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
+    df = df.drop(columns=unnamed)
+    if dupes:
+        raise InputError(f"{path}: duplicate column names {dupes}; rename them so each is unique")
+    return df

@@ -1,0 +1,199 @@
+"""Resumable training state, saved without pickle: tensors as safetensors, the rest as JSON.
+
+At the end of every epoch `fit` captures a `TrainState`: the weights, Adam's moment
+estimates and step counts, the best weights so far, early-stopping counters, the loss
+history, and the random states (torch's global generator, the batch-order generator,
+numpy's). When training is interrupted, the last one is written into the run directory
+as resume.safetensors + resume.json; `train --resume RUN_DIR` restores it and replays the
+remaining epochs, so the result is bit-identical to a run that was never interrupted
+(same seed, CPU). The learning-rate schedule (`training.lr_at`) is a pure function of
+the optimiser step count, which is restored, so it needs no state of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmcast.errors import RunDirError
+
+STATE_VERSION = 1
+
+
+@dataclass
+class TrainState:
+    epoch: int  # completed epochs
+    steps: int
+    train_windows: int
+    train_seconds: float
+    best_epoch: int
+    best_val_loss: float
+    bad_epochs: int
+    finished: str | None  # the stop reason if training had already ended at this epoch
+    history: list[dict[str, float]]
+    model: dict[str, torch.Tensor]
+    best: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor]  # "param_index.key" -> tensor
+    torch_rng: torch.Tensor
+    batch_rng: torch.Tensor
+    numpy_rng: dict[str, Any] = field(default_factory=dict)
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def capture(model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+            best: dict[str, torch.Tensor], result: Any, bad_epochs: int, epoch: int,
+            finished: str | None, elapsed: float) -> TrainState:
+    """Everything `fit` needs to go on after `epoch` exactly as if it had never stopped."""
+    opt: dict[str, torch.Tensor] = {}
+    for index, slots in optimizer.state_dict()["state"].items():
+        for key, value in slots.items():
+            opt[f"{index}.{key}"] = value.detach().to("cpu", copy=True) if torch.is_tensor(value) \
+                else torch.tensor(value)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return TrainState(
+        epoch=epoch, steps=result.steps, train_windows=result.train_windows, train_seconds=elapsed,
+        best_epoch=result.best_epoch, best_val_loss=result.best_val_loss, bad_epochs=bad_epochs,
+        finished=finished, history=[dict(h) for h in result.history], model=_copy(model.state_dict()),
+        best=_copy(best), optimizer=opt, torch_rng=torch.get_rng_state(), batch_rng=generator.get_state(),
+        numpy_rng={"kind": kind, "keys": [int(k) for k in keys], "pos": int(pos), "has_gauss": int(has_gauss),
+                   "gauss": float(gauss)},
+    )
+
+
+def restore(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator) -> None:
+    """Put model, optimizer and random generators back where `capture` found them."""
+    from lstmcast.checkpoint import RESUME_TENSORS
+
+    try:
+        model.load_state_dict(state.model)
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in state.optimizer.items():
+            index, key = name.split(".", 1)
+            slots.setdefault(int(index), {})[key] = value.clone()
+        optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})
+        torch.set_rng_state(state.torch_rng)
+        generator.set_state(state.batch_rng)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(f"{RESUME_TENSORS}: does not match the run's model ({detail}); train anew") from None
+    if state.numpy_rng:
+        r = state.numpy_rng
+        np.random.set_state((r["kind"], np.array(r["keys"], dtype=np.uint32), r["pos"], r["has_gauss"], r["gauss"]))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def to_files(state: TrainState, data: Path) -> dict[str, bytes]:
+    """resume.safetensors and resume.json for a run directory."""
+    from safetensors.torch import save
+
+    from lstmcast.checkpoint import RESUME_JSON, RESUME_TENSORS
+
+    tensors = {f"model.{k}": v for k, v in state.model.items()}
+    tensors.update({f"best.{k}": v for k, v in state.best.items()})
+    tensors.update({f"optimizer.{k}": v for k, v in state.optimizer.items()})
+    tensors["rng.torch"] = state.torch_rng
+    tensors["rng.batch"] = state.batch_rng
+    info = {
+        "state_version": STATE_VERSION, "epoch": state.epoch, "steps": state.steps,
+        "train_windows": state.train_windows, "train_seconds": state.train_seconds,
+        "best_epoch": state.best_epoch,
+        "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
+        "bad_epochs": state.bad_epochs, "finished": state.finished, "history": state.history,
+        "numpy_rng": state.numpy_rng,
+        "data": {"path": str(data.resolve()), "sha256": file_digest(data)},
+    }
+    return {RESUME_TENSORS: save({k: v.contiguous() for k, v in tensors.items()}),
+            RESUME_JSON: (json.dumps(info, indent=1, allow_nan=False) + "\n").encode("utf-8")}
+
+
+def read(run_dir: Path) -> tuple[TrainState, dict[str, Any]]:
+    """The saved state of an interrupted run, and its resume.json; RunDirError if unusable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from lstmcast.checkpoint import RESUME_JSON, RESUME_TENSORS
+
+    json_path, tensor_path = run_dir / RESUME_JSON, run_dir / RESUME_TENSORS
+    if not json_path.is_file() or not tensor_path.is_file():
+        raise RunDirError(
+            f"{run_dir}: no resume state ({RESUME_JSON}); only a run stopped by Ctrl-C or SIGTERM can be resumed"
+        )
+    try:
+        info = json.loads(json_path.read_text(encoding="utf-8"))
+        if not isinstance(info, dict):
+            raise TypeError("not a JSON object")
+    except (OSError, UnicodeError, ValueError, TypeError) as exc:
+        raise RunDirError(f"{json_path}: unreadable or corrupt ({exc}); train anew") from None
+    if info.get("state_version", STATE_VERSION + 1) > STATE_VERSION:
+        raise RunDirError(f"{json_path}: state version {info.get('state_version')} is newer than this lstmcast reads")
+    try:
+        tensors = load(tensor_path.read_bytes())
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise RunDirError(f"{tensor_path}: not a valid safetensors file ({exc}); train anew") from None
+    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        best_val = info["best_val_loss"]
+        state = TrainState(
+            epoch=int(info["epoch"]), steps=int(info["steps"]), train_windows=int(info["train_windows"]),
+            train_seconds=float(info["train_seconds"]), best_epoch=int(info["best_epoch"]),
+            best_val_loss=math.inf if best_val is None else float(best_val), bad_epochs=int(info["bad_epochs"]),
+            finished=info["finished"], history=list(info["history"]), model=part("model."), best=part("best."),
+            optimizer=part("optimizer."), torch_rng=tensors["rng.torch"], batch_rng=tensors["rng.batch"],
+            numpy_rng=dict(info["numpy_rng"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{json_path}: corrupt ({type(exc).__name__}: {exc}); train anew") from None
+    return state, info
+
+
+def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
+    """(data file, DataConfig, ModelConfig, TrainConfig, state) to resume `run_dir` with.
+
+    Raises RunDirError when the run holds no usable state, InputError when its data file
+    is gone or changed since (the result would no longer be the uninterrupted one).
+    """
+    from lstmcast.checkpoint import load_meta
+    from lstmcast.config import (
+        DataConfig,
+        Fill,
+        ModelConfig,
+        TrainConfig,
+        from_json_dict,
+    )
+    from lstmcast.errors import InputError
+
+    meta = load_meta(run_dir)
+    state, info = read(run_dir)
+    try:
+        source, digest = Path(info["data"]["path"]), info["data"]["sha256"]
+        d = meta["data"]
+        pinned = d.get("target_given") or d.get("layout") == "long"
+        data_config = DataConfig(id_col=d.get("id_col"), time_col=d.get("time_col"), freq=d.get("freq"),
+                                 fill=Fill(d.get("fill", "interpolate")), target=tuple(d["target"]) if pinned else None)
+        model_config = from_json_dict(ModelConfig, meta["model"])
+        train_config = from_json_dict(TrainConfig, meta["train"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{run_dir / 'run.json'}: cannot resume from it ({type(exc).__name__}: {exc})") from None
+    if not source.is_file():
+        raise InputError(f"{source}: the data of run {run_dir} is gone; restore it to resume")
+    if file_digest(source) != digest:
+        raise InputError(f"{source}: changed since run {run_dir} was interrupted; train anew to use the new data")
+    return source, data_config, model_config, train_config, state
