@@ -6,7 +6,7 @@ the default one (2 layers x 64, lookback 168, horizon 48, 48 origins, batch 256)
 random data; the variants run interleaved, round after round, and the median per
 variant is reported, so that load from other processes on shared cores hits all alike.
 
-    python benchmarks/cells_speed.py [--rounds 5] [--steps 3] [--precision bf16|fp32]
+    python benchmarks/cells_speed.py [--rounds 5] [--steps 3] [--precision auto|bf16|fp32]
         [--variants lstm,gru,peephole-eager,peephole-script,peephole-compile-step,...]
 """
 
@@ -97,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forking", type=int, default=48)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    bf16 = args.precision == "bf16"
+    from lstmcast.config import Precision
+    from lstmcast.training import use_bf16
+
+    bf16 = use_bf16(Precision(args.precision), torch.device("cpu"))
+    print(f"precision: {'bf16' if bf16 else 'fp32'}, threads {args.threads}", file=sys.stderr)
     names = args.variants.split(",")
     models = {name: build(name, args) for name in names}
     gen = torch.Generator().manual_seed(0)
