@@ -39,6 +39,9 @@ PUBLISHED = {
 }
 
 
+DATA_FILE = [REPO.parent / "shared" / "data" / "ETTh1.csv"]
+
+
 def load_ot(path: Path) -> tuple[list[str], np.ndarray]:
     import pandas as pd
 
@@ -52,19 +55,28 @@ def train_command(csv: Path, run_dir: Path, horizon: int, extra: list[str]) -> l
             "--horizon", str(horizon), "--val-size", str(VAL), "--run-dir", str(run_dir), "--quiet", *extra]
 
 
-def score(run_dir: Path, values: np.ndarray, horizon: int) -> dict[str, float]:
-    """MSE and MAE on the training z-score over all test windows (stride 1)."""
+def score(run_dir: Path, values: np.ndarray, horizon: int, full_csv: Path | None = None) -> dict[str, float]:
+    """MSE and MAE on the training z-score over all test windows (stride 1).
+
+    full_csv: every row (test too), for the covariate and calendar channels a run reads.
+    """
     from lstmcast.checkpoint import load_run
     from lstmcast.forecast import forecast_series
 
     run = load_run(run_dir)
+    channels = None
+    if full_csv is not None and "covariates" in run.meta:
+        from lstmcast import api, covariates
+
+        channels = covariates.history_channels(run, api._read_like_run(run, full_csv), full_csv)[0]
     lookback = run.model_config.lookback
     series = run.meta["series"][0]
     origins = np.arange(TRAIN + VAL, TRAIN + VAL + TEST - horizon + 1)
     histories = [values[t - lookback:t] for t in origins]
     center = np.full(len(origins), series["center"])
     scale = np.full(len(origins), series["scale"])
-    forecast = forecast_series(run.model, histories, center, scale, horizon)
+    cov = None if channels is None else np.stack([channels[t - lookback:t + horizon] for t in origins])
+    forecast = forecast_series(run.model, histories, center, scale, horizon, cov)
     actual = np.stack([values[t:t + horizon] for t in origins])
     mean, std = values[:TRAIN].mean(), values[:TRAIN].std()
     err = (forecast - actual) / std
@@ -73,10 +85,13 @@ def score(run_dir: Path, values: np.ndarray, horizon: int) -> dict[str, float]:
 
 
 def run_horizon(dates: list[str], values: np.ndarray, horizon: int, extra: list[str], work: Path) -> dict[str, Any]:
-    csv = work / "etth1_ot_train_val.csv"
-    if not csv.exists():
-        rows = [f"{d},{v!r}" for d, v in zip(dates[: TRAIN + VAL], values[: TRAIN + VAL])]
-        csv.write_text("date,OT\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    import pandas as pd
+
+    csv, full = work / "etth1_ot_train_val.csv", work / "etth1_all.csv"
+    if not csv.exists():  # every column (the load columns serve as covariates); --target OT picks the series
+        frame = pd.read_csv(DATA_FILE[0]).iloc[: TRAIN + VAL + TEST]
+        frame.iloc[: TRAIN + VAL].to_csv(csv, index=False)
+        frame.to_csv(full, index=False)
     run_dir = work / f"run-{horizon}"
     cmd = train_command(csv, run_dir, horizon, extra)
     started = time.perf_counter()
@@ -85,7 +100,7 @@ def run_horizon(dates: list[str], values: np.ndarray, horizon: int, extra: list[
     if proc.returncode != 0:
         sys.exit(f"training failed (exit {proc.returncode}): {proc.stderr.strip()}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    result = score(run_dir, values, horizon)
+    result = score(run_dir, values, horizon, full)
     result.update(horizon=horizon, wall_seconds=round(wall, 1), train_seconds=metrics["train_seconds"],
                   steps=metrics["steps"], best_epoch=metrics["best_epoch"], stopped=metrics["stopped"],
                   command="lstmcast train ETTh1_OT_train_val.csv --time-col date --target OT "
@@ -112,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     dates, values = load_ot(args.data_dir / "ETTh1.csv")
+    DATA_FILE[0] = args.data_dir / "ETTh1.csv"
     rows = []
     with tempfile.TemporaryDirectory(prefix="lstmcast-etth1-") as tmp:
         for h in (int(x) for x in args.horizons.split(",")):

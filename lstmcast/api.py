@@ -166,6 +166,10 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     if arch["bidirectional"] and train_config.forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
         train_config = replace(train_config, forking=1)
+    from lstmcast import covariates
+
+    spec, channels, cov_meta = covariates.prepare(path, series, data_config, val_size)
+    notes += [covariates.describe(spec)] if spec else []
     if start is not None:
         notes.append(f"resuming after epoch {start.epoch} of {train_config.epochs}")
 
@@ -176,6 +180,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
     scaled = [scaling.apply(v, c, s) for v, c, s in zip(series.values, center, scale)]
     flat, offsets = windows.concat(scaled)
+    cov = windows.concat(channels)[0] if channels else None  # [T, C] beside flat
     train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
 
     from lstmcast.forecast import forecast_scaled
@@ -183,10 +188,11 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     from lstmcast.model import LSTMForecaster
     from lstmcast.training import fit, seed_everything
 
-    model_config = ModelConfig(lookback=lookback, horizon=horizon, **arch)
+    model_config = ModelConfig(lookback=lookback, horizon=horizon, input_size=1 + (spec.channels if spec else 0),
+                               known_size=spec.known if spec else 0, **arch)
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
-    result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start)
+    result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start, cov)
     if result.stopped == "diverged" and result.best_epoch == 0:
         raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
                             "Lower --lr or check the data for extreme values")
@@ -199,7 +205,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
         # Validation metrics in original units, over every validation window of each series.
         steps = np.arange(-lookback, horizon)
         val_windows = flat[val_origin[:, None] + steps]  # [N_val, L + H]
-        predicted = forecast_scaled(net, val_windows[:, :lookback], horizon).astype(np.float64)
+        val_cov = None if cov is None else cov[val_origin[:, None] + steps]
+        predicted = forecast_scaled(net, val_windows[:, :lookback], horizon, val_cov).astype(np.float64)
         per_series = []
         for s in range(len(series)):
             rows = val_series == s
@@ -229,7 +236,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
                 "time_kind": series.time_kind, "step": series.step,
                 "season": season, "output_id_col": series.id_col, "output_time_col": series.time_col,
             },
-            "series": _series_meta(series, lookback, center, scale),
+            "series": covariates.store(_series_meta(series, lookback, center, scale), cov_meta, lookback),
+            **({"covariates": spec.to_json()} if spec else {}),
         }
         options = configfile.train_options(path, data_config, series, model_config,
                                            replace(train_config, val_size=val_size))
@@ -304,6 +312,7 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     """
     import pandas as pd
 
+    from lstmcast import covariates
     from lstmcast.checkpoint import load_run
     from lstmcast.data import times_from
     from lstmcast.forecast import forecast_series
@@ -314,7 +323,8 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     if steps < 1:
         raise InputError(f"--horizon {steps}: must be at least 1")
     ids, histories, center, scale, series, new, notes = _histories(run, data)
-    values = forecast_series(run.model, histories, center, scale, steps)
+    cov = covariates.for_forecast(run, series, [len(h) for h in histories], steps, data)
+    values = forecast_series(run.model, histories, center, scale, steps, cov)
     times: list[object] = []
     for k, sid in enumerate(ids):
         if series is None:
@@ -342,6 +352,7 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
          "series": {id: {...}}, "test_size": T, "season": m}; each metric dict holds
         mae, rmse, mape, smape, mase.
     """
+    from lstmcast import covariates
     from lstmcast.checkpoint import load_run
     from lstmcast.forecast import forecast_series
     from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
@@ -352,7 +363,8 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         raise InputError(f"--test-size {steps}: must be at least 1")
     m = season or run.meta["data"].get("season") or 1
     ids, histories, center, scale, series, _, notes = _histories(run, data, cut=steps)
-    values = forecast_series(run.model, histories, center, scale, steps)
+    cov = covariates.for_forecast(run, series, [len(h) for h in histories], steps, data)
+    values = forecast_series(run.model, histories, center, scale, steps, cov)
     model_rows, naive_rows, snaive_rows, by_series = [], [], [], {}
     for k, sid in enumerate(ids):
         actual = series.values[k][-steps:]

@@ -79,6 +79,10 @@ def train(
     target: Annotated[Optional[str], typer.Option(help="Value column(s), comma-separated. Default: every numeric column (wide) or the one value column (long).")] = None,
     freq: Annotated[Optional[str], typer.Option(help="Frequency (pandas alias, old or new: h/H, D, W, MS, ME/M, QS, YS, 15min). Default: inferred.")] = None,
     fill: Annotated[Fill, typer.Option(help="How to fill missing values and gaps; 'error' refuses them.")] = Fill.interpolate,
+    past_covariates: Annotated[Optional[str], typer.Option(help="Columns observed up to now only (comma-separated): the encoder reads them over the lookback window. Wide layout: shared by all series.")] = None,
+    future_covariates: Annotated[Optional[str], typer.Option(help="Columns known for the forecast period too (planned promotions, holidays); predict --data must give the next H steps of them. Wide layout: shared by all series.")] = None,
+    static: Annotated[Optional[str], typer.Option(help="Per-series attributes, numeric or categorical (one-hot), constant per series (long layout).")] = None,
+    calendar: Annotated[bool, typer.Option("--calendar/--no-calendar", help="Calendar features of the timestamps (hour, day of week/month, month; sin/cos; chosen by the frequency).")] = True,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps forecast at once. Default by frequency: 48 hourly, 14 daily, 13 weekly, 12 monthly, 8 quarterly, 6 yearly, 12 otherwise.")] = None,
     lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data) and at least two horizons, or four horizons when there is no season (that part at most 512); capped by the shortest series.")] = None,
     val_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out for validation and early stopping. Default: one horizon.")] = None,
@@ -124,8 +128,10 @@ def train(
             out.fail(f"--resume continues with the run's own options; drop {', '.join(given)}", EXIT_INPUT)
     elif data is None:
         out.fail("missing argument DATA: the CSV file to train on (or --resume RUN_DIR)", EXIT_INPUT)
-    data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill,
-                          target=tuple(t.strip() for t in target.split(",") if t.strip()) if target else None)
+    cols = lambda text: tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()  # noqa: E731
+    data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill, target=cols(target) or None,
+                          past_covariates=cols(past_covariates), future_covariates=cols(future_covariates),
+                          static=cols(static), calendar=calendar)
     train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, schedule=schedule, patience=patience,
                             val_size=val_size, scaler=scaler, loss=loss, forking=forking, seed=seed, device=device, precision=precision)
     progress = None

@@ -85,13 +85,24 @@ class DataConfig:
     target: tuple[str, ...] | None = None
     freq: str | None = None
     fill: Fill = Fill.interpolate
+    past_covariates: tuple[str, ...] = ()  # observed up to the forecast origin only
+    future_covariates: tuple[str, ...] = ()  # known for the forecast period too
+    static: tuple[str, ...] = ()  # constant per series (numeric or categorical)
+    calendar: bool = True  # sin/cos calendar features of the timestamps (datetime time axis only)
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        return self.past_covariates + self.future_covariates + self.static
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The network: a stacked recurrent encoder reading `lookback` steps, emitting `horizon` steps.
 
-    `input_size` is the number of input channels per step (1: the target alone).
+    `input_size` is the number of input channels per step (1: the target alone; the
+    others are covariates and calendar features, see lstmcast.covariates). The last
+    `known_size` of them are known for the future too: the head also reads their values
+    over the `horizon` steps it forecasts.
     """
 
     lookback: int
@@ -105,12 +116,16 @@ class ModelConfig:
     cell: Cell = Cell.lstm
     bidirectional: bool = False  # the encoder also reads each window backwards
     attention: bool = False  # the head attends over all encoder states of the window
+    known_size: int = 0  # future-known input channels the head reads for the forecast steps
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon", "input_size", "hidden", "layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.known_size, int) or isinstance(self.known_size, bool) \
+                or not 0 <= self.known_size < self.input_size:
+            raise ValueError(f"known_size must be in [0, input_size), not {self.known_size!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
         for name in ("skip", "bidirectional", "attention"):

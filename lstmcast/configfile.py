@@ -84,6 +84,9 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     out["target"] = ",".join(series.target_cols) if pinned else None
     out["freq"] = series.freq
     out["fill"] = data_config.fill.value
+    for key in ("past_covariates", "future_covariates", "static"):
+        out[key] = ",".join(getattr(data_config, key)) or None
+    out["calendar"] = data_config.calendar
     model = to_json_dict(model_config)
     out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip", "cell",
                                     "bidirectional", "attention")})

@@ -44,6 +44,8 @@ class SeriesSet:
     time_col: str
     target_cols: list[str]
     notes: list[str] = field(default_factory=list)
+    frame: pd.DataFrame | None = None  # the file as read and parsed times: covariates come from them
+    times: pd.Series | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -267,7 +269,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
     time_col = _detect_time_col(path, df, cfg)
 
     id_col = cfg.id_col
-    others = [c for c in df.columns if c not in (time_col, id_col)]
+    others = [c for c in df.columns if c not in (time_col, id_col) and c not in cfg.covariates]
     if id_col is None and cfg.target is None:
         # Long layout without flags: one text column of repeated ids plus one numeric column.
         text_cols = [c for c in others if not _is_numeric(df[c]) and pd.to_numeric(df[c], errors="coerce").isna().mean() > 0.5]
@@ -280,7 +282,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         layout = "long"
         if time_col is None:
             raise InputError(f"{path}: long layout needs a time column; pass --time-col (columns: {list(df.columns)})")
-        targets = list(cfg.target) if cfg.target else [c for c in df.columns if c not in (time_col, id_col) and _is_numeric(df[c])]
+        targets = list(cfg.target) if cfg.target else [c for c in others if _is_numeric(df[c])]
         if len(targets) != 1:
             raise InputError(
                 f"{path}: long layout needs exactly one value column, found {targets or 'none'}; pass --target"
@@ -393,4 +395,5 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         ids=out_ids, values=out_vals, starts=out_starts, time_kind=kind, freq=freq, step=step,
         layout=layout, id_col=id_col if layout == "long" else "series",
         time_col=time_col if time_col is not None else "step", target_cols=targets, notes=notes,
+        frame=df if cfg.covariates else None, times=times if cfg.covariates else None,
     )

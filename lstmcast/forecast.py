@@ -13,10 +13,11 @@ _BATCH = 1024  # windows per forward pass: bounds memory at a few tens of MB
 Net = Callable[[np.ndarray], np.ndarray]  # scaled windows [B, L] -> scaled forecasts [B, H], with .config
 
 
-def forecast_scaled(net: Net, history: np.ndarray, steps: int) -> np.ndarray:
+def forecast_scaled(net: Net, history: np.ndarray, steps: int, cov: np.ndarray | None = None) -> np.ndarray:
     """Forecast `steps` ahead from scaled windows [S, >= L] -> [S, steps].
 
     Beyond the trained horizon the forecasts are fed back as inputs (recursive).
+    cov: the covariate channels [S, L + ceil(steps / H) * H, C] from the window's start.
     """
     lookback, horizon = net.config.lookback, net.config.horizon
     out = np.empty((len(history), steps), dtype=np.float32)
@@ -24,7 +25,7 @@ def forecast_scaled(net: Net, history: np.ndarray, steps: int) -> np.ndarray:
         window = np.asarray(history[lo:lo + _BATCH, -lookback:], dtype=np.float32)
         parts, made = [], 0
         while made < steps:
-            step = net(window)  # [B, H]
+            step = net(window) if cov is None else net(window, cov[lo:lo + _BATCH, made:made + lookback + horizon])
             parts.append(step)
             made += horizon
             window = np.concatenate([window, step], axis=1)[:, -lookback:]
@@ -33,8 +34,8 @@ def forecast_scaled(net: Net, history: np.ndarray, steps: int) -> np.ndarray:
 
 
 def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
-                    scale: np.ndarray, steps: int) -> np.ndarray:
+                    scale: np.ndarray, steps: int, cov: np.ndarray | None = None) -> np.ndarray:
     """Forecast raw histories (each at least `lookback` long) in original units: [S, steps]."""
     lookback = net.config.lookback
     scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])
-    return invert(forecast_scaled(net, scaled, steps).astype(np.float64), center[:, None], scale[:, None])
+    return invert(forecast_scaled(net, scaled, steps, cov).astype(np.float64), center[:, None], scale[:, None])

@@ -37,7 +37,7 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     width = hidden * len(dirs)
     if config.attention:
         shapes["attn.weight"] = (width, width)
-    shapes["head.weight"] = (config.horizon, width * (2 if config.attention else 1))
+    shapes["head.weight"] = (config.horizon, width * (2 if config.attention else 1) + config.horizon * config.known_size)
     shapes["head.bias"] = (config.horizon,)
     if config.skip:
         shapes["skip.weight"] = (config.horizon, config.lookback)
@@ -92,13 +92,13 @@ def _recurrent_layer(cell: Cell, seq: np.ndarray, w: dict[str, np.ndarray], pref
 
 
 class NumpyForecaster:
-    """Callable: scaled windows [B, L] float32 -> scaled forecasts [B, H]."""
+    """Callable: scaled windows [B, L] float32 (and covariate channels [B, L + H, C]) -> scaled forecasts [B, H]."""
 
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config
         self.w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, cov: np.ndarray | None = None) -> np.ndarray:
         cfg, w = self.config, self.w
         x = x.astype(np.float32, copy=False)
         if cfg.window_norm is WindowNorm.none:
@@ -111,6 +111,8 @@ class NumpyForecaster:
             spread = np.ones_like(level)
         z = (x - level) / spread  # [B, L]
         seq = z[:, :, None]  # [B, L, in]
+        if cov is not None:
+            seq = np.concatenate([seq, cov[:, :x.shape[1]].astype(np.float32)], axis=-1)
         for layer in range(cfg.layers):
             outs = [_recurrent_layer(cfg.cell, seq, w, cfg.cell.value, f"_l{layer}{sfx}", sfx == "_reverse")
                     for sfx in _directions(cfg)]
@@ -125,6 +127,9 @@ class NumpyForecaster:
             weights = np.exp(scores - scores.max(axis=1, keepdims=True))
             weights /= weights.sum(axis=1, keepdims=True)
             last = np.concatenate([last, np.einsum("bt,btd->bd", weights, seq)], axis=-1)
+        if cfg.known_size:  # the known channels over the forecast steps, flattened as the model does
+            known = cov[:, x.shape[1]:x.shape[1] + cfg.horizon, cov.shape[-1] - cfg.known_size:]
+            last = np.concatenate([last, known.transpose(0, 2, 1).reshape(len(x), -1).astype(np.float32)], axis=-1)
         y = last @ w["head.weight"].T + w["head.bias"]  # [B, H]
         if cfg.skip:
             y = y + z @ w["skip.weight"].T + w["skip.bias"]

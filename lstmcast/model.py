@@ -59,18 +59,19 @@ class LSTMForecaster(nn.Module):
         self.add_module(self.encoder_name, make_encoder(config))
         width = config.hidden * (2 if config.bidirectional else 1)
         self.attn = nn.Linear(width, width, bias=False) if config.attention else None
-        self.head = nn.Linear(width * (2 if config.attention else 1), config.horizon)
+        known = config.horizon * config.known_size  # the future-known channels of every forecast step
+        self.head = nn.Linear(width * (2 if config.attention else 1) + known, config.horizon)
         self.skip = nn.Linear(config.lookback, config.horizon) if config.skip else None
 
     @property
     def encoder(self) -> nn.Module:
         return getattr(self, self.encoder_name)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: scaled history [B, L] -> scaled forecast [B, H]."""
-        return self.forward_origins(x)[:, -1]
+    def forward(self, x: torch.Tensor, cov: torch.Tensor | None = None) -> torch.Tensor:
+        """x: scaled history [B, L], cov: covariate channels [B, L + H, C] -> scaled forecast [B, H]."""
+        return self.forward_origins(x, cov)[:, -1]
 
-    def forward_origins(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_origins(self, x: torch.Tensor, cov: torch.Tensor | None = None) -> torch.Tensor:
         """Forecasts from every origin of a longer input (forking sequences, MQ-RNN).
 
         x: scaled values [B, L + K - 1] -> scaled forecasts [B, K, H], where origin k
@@ -80,6 +81,11 @@ class LSTMForecaster(nn.Module):
         encoder reads each origin's window on its own instead (its backward direction
         starts at the origin: over the whole sequence it would see later values). K = 1
         is the plain window forecast.
+
+        cov: the other input channels [B, L + K - 1 + H, C] (lstmcast.covariates), at the
+        same positions as x and H steps beyond: the encoder reads them beside the target
+        up to each origin; the head of origin k also reads the last `known_size` channels
+        over its H forecast steps. The window normalisation applies to the target only.
         """
         cfg = self.config
         lookback, norm = cfg.lookback, cfg.window_norm
@@ -95,17 +101,22 @@ class LSTMForecaster(nn.Module):
         z = (x - level) / spread  # [B, L + K - 1]
         windows = z.unfold(1, lookback, 1)  # [B, K, L]
         batch, origins = windows.shape[:2]
+        seq = z.unsqueeze(-1) if cov is None else torch.cat([z.unsqueeze(-1), cov[:, :z.size(1)].to(z.dtype)], -1)
         if cfg.bidirectional:
-            out, _ = self.encoder(windows.reshape(batch * origins, lookback, 1))  # [B*K, L, 2 hidden]
+            framed = seq.unfold(1, lookback, 1).transpose(2, 3)  # [B, K, L, C + 1]
+            out, _ = self.encoder(framed.reshape(batch * origins, lookback, seq.size(-1)))  # [B*K, L, 2 hidden]
             hidden = cfg.hidden
             # Forward direction's last state and backward direction's state at the window start.
             last = torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=-1).unsqueeze(1)  # [B*K, 1, D]
         else:
-            out, _ = self.encoder(z.unsqueeze(-1))  # [B, L + K - 1, hidden]
+            out, _ = self.encoder(seq)  # [B, L + K - 1, hidden]
             last = out[:, lookback - 1:]  # [B, K, hidden]
         if self.attn is not None:
             context = attend(out, self.attn(last), lookback)
             last = torch.cat([last, context], dim=-1)
+        if cfg.known_size:  # origin k's known channels over its forecast steps, [B, K, known * H]
+            known = cov[:, lookback:, cov.size(-1) - cfg.known_size:].to(last.dtype).unfold(1, cfg.horizon, 1)
+            last = torch.cat([last.reshape(batch, origins, -1), known.reshape(batch, origins, -1)], dim=-1)
         y = self.head(last).reshape(batch, origins, -1)  # [B, K, H]
         if self.skip is not None:
             y = y + self.skip(windows)

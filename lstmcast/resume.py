@@ -187,7 +187,10 @@ def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
         d = meta["data"]
         pinned = d.get("target_given") or d.get("layout") == "long"
         data_config = DataConfig(id_col=d.get("id_col"), time_col=d.get("time_col"), freq=d.get("freq"),
-                                 fill=Fill(d.get("fill", "interpolate")), target=tuple(d["target"]) if pinned else None)
+                                 fill=Fill(d.get("fill", "interpolate")), target=tuple(d["target"]) if pinned else None,
+                                 past_covariates=tuple(d.get("past_covariates", ())),
+                                 future_covariates=tuple(d.get("future_covariates", ())),
+                                 static=tuple(d.get("static", ())), calendar=d.get("calendar", False))
         model_config = from_json_dict(ModelConfig, meta["model"])
         train_config = from_json_dict(TrainConfig, meta["train"])
     except (KeyError, TypeError, ValueError) as exc:

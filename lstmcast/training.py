@@ -116,32 +116,44 @@ def gather_forking(flat: torch.Tensor, valid: torch.Tensor, start: torch.Tensor,
     return flat[x_idx.clamp_max(last)], flat[y_idx.clamp_max(last)], valid[o_idx]
 
 
+def gather_cov(cov: torch.Tensor | None, start: torch.Tensor, lookback: int, span: int) -> torch.Tensor | None:
+    """Covariate channels [B, L + span, C] from L steps before each origin in `start` (None: none)."""
+    if cov is None:
+        return None
+    idx = start.unsqueeze(1) + torch.arange(-lookback, span, device=cov.device)
+    return cov[idx.clamp_max(len(cov) - 1)]
+
+
 def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lookback: int,
-                  horizon: int, criterion: nn.Module, batch: int = 512) -> float:
+                  horizon: int, criterion: nn.Module, batch: int = 512, cov: torch.Tensor | None = None) -> float:
     """Mean loss over the windows at `origin` (no gradients)."""
     model.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
         for lo in range(0, len(origin), batch):
             x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
-            total += criterion(model(x), y).item() * len(x)
+            c = gather_cov(cov, origin[lo:lo + batch], lookback, horizon)
+            total += criterion(model(x) if c is None else model(x, c), y).item() * len(x)
             count += len(x)
     return total / max(count, 1)
 
 
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
-        progress: ProgressFn | None = None, resume_from: resume.TrainState | None = None) -> TrainResult:
+        progress: ProgressFn | None = None, resume_from: resume.TrainState | None = None,
+        cov: np.ndarray | None = None) -> TrainResult:
     """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
 
     Args:
         flat: all scaled series concatenated, float32 [T].
         train_origin, val_origin: flat positions of window origins (see `windows`).
         resume_from: a state saved by an interrupted run; training goes on after its epoch.
+        cov: covariate channels at the same flat positions, float32 [T, C] (lstmcast.covariates).
     """
     generator = seed_everything(cfg.seed)
     model.to(device)
     data = torch.from_numpy(flat).to(device)
+    covs = torch.from_numpy(cov).to(device) if cov is not None else None
     train_idx = torch.from_numpy(train_origin).to(device)
     val_idx = torch.from_numpy(val_origin).to(device)
     criterion = loss_fn(cfg.loss)
@@ -184,7 +196,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    pred = model.forward_origins(x)  # [B, K, H]
+                    c = gather_cov(covs, start, lookback, forking - 1 + horizon)
+                    pred = model.forward_origins(x) if c is None else model.forward_origins(x, c)  # [B, K, H]
                 weight = mask.unsqueeze(-1).float()
                 used = int(mask.sum())
                 loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
@@ -203,7 +216,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 result.train_windows += used
                 if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                     break
-            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion)
+            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, cov=covs)
             if not math.isfinite(val_loss):
                 raise _Diverged(f"training diverged at epoch {epoch} (validation loss is {val_loss})")
             train_loss = epoch_loss / max(epoch_count, 1)

@@ -137,8 +137,8 @@ NAN_DRIVER = """
 import sys
 from lstmcast import model
 forward, calls, n = model.LSTMForecaster.forward_origins, [0], int(sys.argv.pop(1))
-def poisoned(self, x):
-    y = forward(self, x)
+def poisoned(self, x, *cov):  # cov: calendar features (daily data)
+    y = forward(self, x, *cov)
     if self.training:
         calls[0] += 1
         if calls[0] >= n:
