@@ -227,6 +227,7 @@ def _histories(run, data: str | Path | None, cut: int = 0):
     `cut` drops that many points from the end of each series (evaluation hold-out).
     """
     from lstmcast import scaling
+    from lstmcast.backtest import fold_history
 
     lookback = run.model_config.lookback
     known = {s["id"]: s for s in run.meta["series"]}
@@ -237,7 +238,8 @@ def _histories(run, data: str | Path | None, cut: int = 0):
         scale = np.array([known[i]["scale"] for i in ids])
         return ids, histories, center, scale, None, [], []
     series = _read_like_run(run, data)
-    histories = [v[: len(v) - cut] for v in series.values]
+    fill, gaps = Fill(run.meta["data"].get("fill", "interpolate")), series.gaps or [np.empty(0, np.int64)] * len(series)
+    histories = [fold_history(v, g, len(v) - cut, fill) for v, g in zip(series.values, gaps)]  # nothing after the cut
     short = [(i, len(h)) for i, h in zip(series.ids, histories) if len(h) < lookback]
     if short:
         raise InputError(

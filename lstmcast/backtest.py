@@ -75,6 +75,7 @@ def _as_trained(run, ids: list[str], histories: list[np.ndarray]):
 
 def _refit(run, series, histories: list[np.ndarray], data: Path):
     """Train the run's configuration on the fold's histories alone; (network, center, scale)."""
+    from lstmcast import signals
     from lstmcast.api import _train
     from lstmcast.checkpoint import load_run
 
@@ -86,8 +87,8 @@ def _refit(run, series, histories: list[np.ndarray], data: Path):
         report = _train(data, data_config, cfg.horizon, cfg.lookback, cfg.hidden, cfg.layers, cfg.dropout,
                         cfg.window_norm, cfg.skip, train_config, Path(tmp) / "run", False, None, None, None,
                         series=cut)
-        if report.metrics["stopped"] == "interrupted":
-            raise KeyboardInterrupt  # the signal handler caught Ctrl-C/SIGTERM during training
+        if report.metrics["stopped"] == "interrupted" or signals.received() is not None:
+            raise KeyboardInterrupt  # Ctrl-C/SIGTERM during training, or held back while it wrote
         fold_run = load_run(report.run_dir)
     meta = {s["id"]: s for s in fold_run.meta["series"]}
     center = np.array([meta[i]["center"] for i in series.ids])

@@ -111,17 +111,17 @@ def _cells(m: dict[str, Any]) -> list[str]:
     return [fmt(m["mae"]), fmt(m["rmse"]), fmt(m["mape"], True), fmt(m["smape"], True), fmt(m["mase"])]
 
 
-def _table(title: str, sections: list[tuple[str, dict[str, Any]]], first: str | None = None) -> None:
+def _table(title: str, sections: list[tuple[list[str], dict[str, Any]]], first: list[str] = ()) -> None:
     """A rich table with one section (lstmcast, naive, seasonal naive rows) per result."""
     from rich.console import Console as RichConsole
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ([first] if first else []) + ["forecast", "MAE", "RMSE", "MAPE", "sMAPE", "MASE"]:
-        table.add_column(col, justify="left" if col in (first, "forecast") else "right")
-    for k, (label, result) in enumerate(sections):
+    for col in [*first, "forecast", "MAE", "RMSE", "MAPE", "sMAPE", "MASE"]:
+        table.add_column(col, justify="left" if col in (*first, "forecast") else "right", no_wrap=col in first)
+    for k, (labels, result) in enumerate(sections):
         for j, (name, m) in enumerate(_rows(result)):
-            table.add_row(*([label if j == 0 else ""] if first else []), name, *_cells(m),
+            table.add_row(*(labels if j == 0 else [""] * len(labels)), name, *_cells(m),
                           end_section=j == 2 and k < len(sections) - 1)
     RichConsole().print(table)
 
@@ -129,15 +129,21 @@ def _table(title: str, sections: list[tuple[str, dict[str, Any]]], first: str | 
 def print_evaluation(result: dict[str, Any]) -> None:
     title = f"held-out last {result['test_size']} points, season {result['season']}"
     if sys.stdout.isatty():
-        _table(title, [("", result)])
+        _table(title, [([], result)])
     else:
         print(title)
         for name, m in _rows(result):
             print(f"{name}: {metrics_line(m)}")
 
 
+def _when(value: Any) -> str:
+    """A cut-off for people: '1958-12-01' or '2024-01-05 11:00' rather than ISO with T and seconds."""
+    text = str(value).replace("T", " ")
+    return text[:10] if text.endswith(" 00:00:00") else text[:16] if text.endswith(":00") else text
+
+
 def _cutoff(fold: dict[str, Any]) -> str:
-    return f"cut-off {fold['cutoff']}" if fold["cutoff"] is not None else f"{fold['before_end']} steps before the end"
+    return _when(fold["cutoff"]) if fold["cutoff"] is not None else f"{fold['before_end']} before the end"
 
 
 def print_backtest(result: dict[str, Any]) -> None:
@@ -145,13 +151,13 @@ def print_backtest(result: dict[str, Any]) -> None:
     folds = result["folds"]
     title = (f"backtest: {len(folds)} folds of {result['horizon']} steps, {result['step']} apart, "
              f"season {result['season']}, " + ("refit per fold" if result["refit"] else "run as trained"))
-    sections = [(f"{f['fold']}  {_cutoff(f)}", f) for f in folds] + [("all folds", result)]
+    sections = [([str(f["fold"]), _cutoff(f)], f) for f in folds] + [(["all", ""], result)]
     if sys.stdout.isatty():
-        _table(title, sections, first="fold")
+        _table(title, sections, first=["fold", "cut-off"])
         return
     print(title)
-    for label, part in sections:
-        print(f"fold {label}" if label != "all folds" else label)
+    for (fold, cutoff), part in sections:
+        print(f"fold {fold}, cut-off {cutoff}" if cutoff else "all folds")
         for name, m in _rows(part):
             print(f"  {name}: {metrics_line(m)}")
 

@@ -84,6 +84,14 @@ def test_one_fold_is_the_plain_holdout_evaluation(trained_run):
     assert fold["folds"][0]["series"] == pytest.approx(plain["series"])
 
 
+def test_plain_evaluate_does_not_look_past_its_holdout_either(trained_run, tmp_path):
+    clean, poisoned = _frames(cut=120 - trained_run.horizon)
+    results = [api.evaluate(trained_run.run_dir, write_frame(tmp_path / f"{k}.csv", frame), keep_forecasts=True)
+               for k, frame in enumerate((clean, poisoned))]
+    np.testing.assert_array_equal(*(r["forecast"]["forecast"].to_numpy() for r in results))
+    assert not np.array_equal(*(r["forecast"]["actual"].to_numpy() for r in results))
+
+
 def test_too_many_folds_name_the_series_and_what_to_do(trained_run):
     with pytest.raises(InputError, match=r"series 'a' has 120 points.*lower --folds or --step"):
         backtest(trained_run.run_dir, trained_run.data, folds=30)
