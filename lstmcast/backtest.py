@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lstmcast.config import DataConfig, Fill, TrainConfig, from_json_dict
+from lstmcast.config import ARCH_FIELDS, DataConfig, Fill, TrainConfig, from_json_dict
 from lstmcast.errors import InputError, LstmcastError
 
 FORECASTERS = ("lstmcast", "naive", "seasonal_naive")
@@ -84,9 +84,9 @@ def _refit(run, series, histories: list[np.ndarray], data: Path):
     data_config = from_json_dict(DataConfig, run.meta["data"])
     cut = replace(series, values=histories, notes=[], gaps=[])
     with tempfile.TemporaryDirectory(prefix="lstmcast-refit-") as tmp:
-        report = _train(data, data_config, cfg.horizon, cfg.lookback, cfg.hidden, cfg.layers, cfg.dropout,
-                        cfg.window_norm, cfg.skip, train_config, Path(tmp) / "run", False, None, None, None,
-                        series=cut)
+        arch = {k: getattr(cfg, k) for k in ARCH_FIELDS}
+        report = _train(data, data_config, cfg.horizon, cfg.lookback, arch, train_config, Path(tmp) / "run", False,
+                        None, None, None, series=cut)
         if report.metrics["stopped"] == "interrupted" or signals.received() is not None:
             raise KeyboardInterrupt  # Ctrl-C/SIGTERM during training, or held back while it wrote
         fold_run = load_run(report.run_dir)
