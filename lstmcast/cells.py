@@ -9,9 +9,11 @@
 
 PyTorch has no fused kernel for it, so it is written for speed by hand: the input
 projections of all time steps are one matrix product per layer and direction, and the
-recurrent loop does one `addmm` and a few element-wise operations per step. The loop is
-compiled with `torch.jit.script`, which fuses nothing on CPU but removes the Python
-interpreter from the loop and its backward pass (see benchmarks/RESULTS-cells.md).
+recurrent loop does one `addmm` and a few element-wise operations per step. A
+`torch.jit.script` version of the loop is available (`script=True`, and in
+benchmarks/cells_speed.py); it is not the default: it is deprecated in torch 2.13,
+costs seconds of profiling in every process and for every new shape, and no gain from
+it has been measured yet (benchmarks/RESULTS-cells.md).
 
 Parameter names and gate order (i, f, g, o) are `nn.LSTM`'s, plus `weight_peep_l{k}`
 [3, hidden] (rows p_i, p_f, p_o), so with the peephole weights at zero it computes
@@ -20,6 +22,7 @@ exactly what `nn.LSTM` computes with the same weights.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -48,7 +51,10 @@ def _recurrence(xw: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, revers
     return torch.stack(outputs, 1)
 
 
-_scripted = torch.jit.script(_recurrence)
+@functools.lru_cache(maxsize=None)
+def scripted():
+    """The loop compiled by TorchScript (built on first use: torch 2.13 warns that it is deprecated)."""
+    return torch.jit.script(_recurrence)
 
 
 class PeepholeLSTM(nn.Module):
@@ -59,11 +65,11 @@ class PeepholeLSTM(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-                 bidirectional: bool = False, script: bool = True) -> None:
+                 bidirectional: bool = False, script: bool = False) -> None:
         super().__init__()
         self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout
         self.suffixes = ("", "_reverse") if bidirectional else ("",)
-        self.step_fn = _scripted if script else _recurrence
+        self.step_fn = scripted() if script else _recurrence
         for layer in range(num_layers):
             width = input_size if layer == 0 else hidden_size * len(self.suffixes)
             for sfx in self.suffixes:

@@ -147,7 +147,7 @@ class TrainConfig:
     """How the network is trained.
 
     An epoch is one pass over the training windows in random order, at least 20 and at
-    most 200 batches (drawn with replacement below 20, a random subset above 200).
+    most 50 batches (drawn with replacement below 20, a random subset above 50).
     """
 
     epochs: int = 20

@@ -14,7 +14,7 @@ import torch
 from conftest import TINY, wide_frame, write_frame
 
 from lstmcast import api
-from lstmcast.cells import PeepholeLSTM, _recurrence
+from lstmcast.cells import PeepholeLSTM, _recurrence, scripted
 from lstmcast.checkpoint import load_meta, load_run
 from lstmcast.config import Cell, ModelConfig
 from lstmcast.errors import RunDirError
@@ -57,10 +57,10 @@ def test_peephole_gradcheck_float64():
         return torch.func.functional_call(module, dict(zip(names, weights)), (inputs,))[0]
 
     assert torch.autograd.gradcheck(run, (x, *params))
-    # The scripted loop and the plain Python one are the same function.
+    # The TorchScript loop (benchmarks/cells_speed.py) and the plain Python one are the same function.
     xw, w_hh, peep = (torch.randn(*s, dtype=torch.float64) for s in ((2, 5, 12), (12, 3), (3, 3)))
     for reverse in (False, True):
-        torch.testing.assert_close(module.step_fn(xw, w_hh, peep, reverse), _recurrence(xw, w_hh, peep, reverse))
+        torch.testing.assert_close(scripted()(xw, w_hh, peep, reverse), _recurrence(xw, w_hh, peep, reverse))
 
 
 @pytest.mark.parametrize(("cell", "bidirectional", "attention"), VARIANTS, ids=IDS)
