@@ -147,7 +147,7 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
            train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
-    from lstmcast import checkpoint, configfile, scaling, signals, windows
+    from lstmcast import checkpoint, configfile, covariates, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
@@ -166,8 +166,6 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     if arch["bidirectional"] and train_config.forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
         train_config = replace(train_config, forking=1)
-    from lstmcast import covariates
-
     spec, channels, cov_meta = covariates.prepare(path, series, data_config, val_size)
     notes += [covariates.describe(spec)] if spec else []
     if start is not None:
