@@ -156,6 +156,8 @@ def test_train_predict_evaluate_with_covariates(tmp_path):
     assert meta["covariates"]["future"] == ["promo"] and meta["model"]["input_size"] == 10
     assert meta["model"]["known_size"] == 5 and meta["data"]["static"] == ["kind", "size"]
     assert any("inputs besides the target" in n for n in report.notes)
+    toml = (report.run_dir / "config.toml").read_text()  # train --config config.toml repeats the run
+    assert 'past_covariates = "temp"' in toml and 'static = "kind,size"' in toml and "calendar = true" in toml
     with pytest.raises(InputError, match="future covariates"):
         api.predict(report.run_dir)  # the stored tails hold no future promo
     with pytest.raises(InputError, match=r"'promo' of series 'x' is missing for 4 of the 4 steps"):
