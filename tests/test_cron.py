@@ -32,7 +32,7 @@ def daily(tmp_path: Path) -> Path:
 
 def one_error_line(stderr: str) -> str:
     """The one error line among the messages (progress lines may precede it)."""
-    lines = [line for line in stderr.splitlines() if not line.startswith(("epoch ", "lookback", "frequency", "wide"))]
+    lines = [line for line in stderr.splitlines() if not line.startswith(("epoch ", "lookback", "frequency", "wide", "inputs besides"))]
     assert len(lines) == 1 and lines[0].startswith("lstmcast: error: "), stderr
     assert "Traceback" not in stderr
     return lines[0]
@@ -172,7 +172,7 @@ def test_nan_loss_in_the_first_epoch_writes_nothing_and_keeps_the_old_run(run_co
     from lstmcast.cli import app
 
     before = (run_copy / "run.json").read_bytes()
-    def infinite(self, x):  # [B, K, H] forecasts, all infinite
+    def infinite(self, x, *cov):  # [B, K, H] forecasts, all infinite (cov: calendar features)
         return x.new_full((len(x), x.shape[1] - self.config.lookback + 1, self.config.horizon), float("inf"))
 
     monkeypatch.setattr(model.LSTMForecaster, "forward_origins", infinite)

@@ -119,7 +119,10 @@ def test_checkpoint_round_trip(trained_run):
     histories = [np.asarray(s["tail"]) for s in meta["series"]]
     center = np.array([s["center"] for s in meta["series"]])
     scale = np.array([s["scale"] for s in meta["series"]])
-    mine = forecast_series(run.model, histories, center, scale, trained_run.horizon)
+    from lstmcast.covariates import for_forecast
+
+    cov = for_forecast(run, None, [], trained_run.horizon, None)  # the calendar features, on by default
+    mine = forecast_series(run.model, histories, center, scale, trained_run.horizon, cov)
     report = api.predict(trained_run.run_dir)
     np.testing.assert_array_equal(report.forecast["forecast"].to_numpy(), mine.ravel())
     # Forecasting from the CSV itself gives the same numbers as from the stored tails.
@@ -131,7 +134,10 @@ def test_old_run_without_newer_model_fields_loads(run_copy):
     # A format-1 run.json written before optional model fields existed must still load with defaults.
     meta_path = run_copy / "run.json"
     meta = json.loads(meta_path.read_text())
-    meta["model"] = {k: meta["model"][k] for k in ("lookback", "horizon", "input_size", "hidden", "layers", "dropout")}
+    # known_size stays: the session run reads calendar features (on by default now), which no run of that
+    # time had; tests/fixtures/run_format1 is a real old run.
+    keep = ("lookback", "horizon", "input_size", "hidden", "layers", "dropout", "known_size")
+    meta["model"] = {k: meta["model"][k] for k in keep}
     meta_path.write_text(json.dumps(meta))
     # Runs of that time had no skip layer either.
     from safetensors.torch import save_file
