@@ -6,7 +6,7 @@ Compute returns data; only the CLI renders tables or writes forecast files.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +110,14 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     weights so far and the state `resume` continues from; a NaN or infinite loss writes
     the best weights of the epochs before it and raises `LstmcastError`.
     """
-    from lstmcast import locking
+    from lstmcast import distributed, locking
     from lstmcast.checkpoint import check_target
 
     path = Path(data)
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
-    with locking.hold(run_dir, wait, "run directory"):
-        check_target(run_dir, overwrite)  # before any work: a refusal after an hour of training helps nobody
+    # Under torchrun only rank 0 locks and writes. The check comes before any work: a refusal after an hour helps nobody.
+    with distributed.session(train_config.device) as dist, distributed.main_rank_first(
+            dist, lambda: locking.hold(run_dir, wait, "run directory"), lambda: check_target(run_dir, overwrite)):
         return _train(path, data_config, horizon, lookback, hidden, layers, dropout, window_norm, skip,
                       train_config, run_dir, overwrite, progress, on_note, None)
 
@@ -127,11 +128,12 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
     The result is the one the run would have reached uninterrupted (same seed, CPU).
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
-    from lstmcast import locking
+    from lstmcast import distributed, locking
     from lstmcast import resume as state_io
 
     run_dir = Path(run_dir)
-    with locking.hold(run_dir, wait, "run directory"):
+    with distributed.session(distributed.device_of_run(run_dir)) as dist, distributed.main_rank_first(
+            dist, lambda: locking.hold(run_dir, wait, "run directory")):
         source, data_config, model_config, train_config, state = state_io.load(run_dir)
         return _train(source, data_config, model_config.horizon, model_config.lookback, model_config.hidden,
                       model_config.layers, model_config.dropout, model_config.window_norm, model_config.skip,
@@ -141,7 +143,7 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, hidden: int,
            layers: int, dropout: float, window_norm: WindowNorm, skip: bool, train_config: TrainConfig,
            run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
-    from lstmcast import checkpoint, configfile, scaling, signals, windows
+    from lstmcast import checkpoint, configfile, distributed, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
@@ -179,6 +181,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start)
+    if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
+        return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
     if result.stopped == "diverged" and result.best_epoch == 0:
         raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
                             "Lower --lr or check the data for extreme values")
@@ -206,6 +210,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             "train_seconds": round(result.train_seconds, 3),
             "windows_per_second": round(result.train_windows / max(result.train_seconds, 1e-9), 1),
             "validation": overall(per_series), "device": str(device), "precision": result.precision,
+            "world_size": dist.world if dist is not None else 1,
         }
         if result.error:
             metrics["error"] = result.error

@@ -110,8 +110,11 @@ def train(
 ) -> None:
     """Train a stacked LSTM on every series of DATA and write a run directory."""
     from lstmcast import signals
+    from lstmcast.distributed import env_rank
 
     signals.install()
+    if env_rank() != 0:  # under torchrun rank 0 speaks for the job
+        quiet, json_ = True, False
     out = Console("train", quiet, verbose, json_)
     if resume is not None:
         allowed = {"resume", "wait", "quiet", "verbose", "json_"}
@@ -154,6 +157,7 @@ def train(
             "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps")}
             | {"epochs": len(m["history"])},
             "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
+            "world_size": m.get("world_size", 1),
         })
     elif not quiet:
         print(f"run: {report.run_dir}")
