@@ -167,8 +167,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
 
     # Scalers see only the training part: the validation tail must not leak into them.
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
-    scaled = [scaling.apply(v, c, s) for v, c, s in zip(series.values, center, scale)]
-    flat, offsets = windows.concat(scaled)
+    flat, offsets = windows.concat_scaled(series.values, center, scale)  # float32, no scaled float64 copy
     train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
 
     from lstmcast.forecast import forecast_scaled
@@ -301,32 +300,11 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     """
     import pandas as pd
 
-    from lstmcast.checkpoint import load_run
-    from lstmcast.data import times_from
-    from lstmcast.forecast import forecast_series
+    from lstmcast.streaming import forecasts
 
-    run = load_run(run_dir)
-    d = run.meta["data"]
-    steps = horizon or run.model_config.horizon
-    if steps < 1:
-        raise InputError(f"--horizon {steps}: must be at least 1")
-    ids, histories, center, scale, series, new, notes = _histories(run, data)
-    values = forecast_series(run.model, histories, center, scale, steps)
-    times: list[object] = []
-    for k, sid in enumerate(ids):
-        if series is None:
-            last = next(s for s in run.meta["series"] if s["id"] == sid)["last_time"]
-            origin = pd.Timestamp(last) if d["time_kind"] == "datetime" else int(last)
-            times.extend(times_from(d["time_kind"], origin, d.get("freq"), d.get("step", 1), 1, steps))
-        else:
-            times.extend(series.times_after(k, len(histories[k]), steps))
-    frame = pd.DataFrame({
-        d["output_id_col"]: np.repeat(ids, steps),
-        d["output_time_col"]: times,
-        "forecast": values.ravel(),
-    })
-    if new:
-        notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
+    made = forecasts(run_dir, data, horizon)
+    frame = pd.concat(list(made.chunks), ignore_index=True)
+    new, notes = made.new_series, made.notes
     return PredictReport(forecast=frame, new_series=new, notes=notes)
 
 

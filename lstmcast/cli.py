@@ -194,35 +194,33 @@ def predict(
 
     def work():
         from lstmcast import locking
-        from lstmcast.api import predict as predict_fn
         from lstmcast.checkpoint import load_meta
-        from lstmcast.io import clean_stale, write_text
+        from lstmcast.io import atomic_writer, clean_stale
+        from lstmcast.streaming import forecasts, write_csv
 
         if to_stdout:
-            report = predict_fn(run, data=data, horizon=horizon)
-            sys.stdout.write(report.forecast.to_csv(index=False, lineterminator="\n"))
-            return report, None
+            report = forecasts(run, data=data, horizon=horizon)
+            return report, write_csv(sys.stdout, report.chunks), None
         if output is None:
             load_meta(run)  # a missing run must not gain a directory for its forecast's lock
         target = output or (run / "forecast.csv")
         with locking.hold(target, wait, "output"):
             clean_stale(target)  # temporary files of a killed predict; we hold the lock
-            report = predict_fn(run, data=data, horizon=horizon)
-            write_text(target, report.forecast.to_csv(index=False, lineterminator="\n"))
-        return report, target
+            report = forecasts(run, data=data, horizon=horizon)
+            with atomic_writer(target) as handle:  # batch by batch; renamed into place when complete
+                written = write_csv(handle, report.chunks)
+        return report, written, target
 
-    report, target = out.run(work)
+    report, written, target = out.run(work)
     for note in report.notes:
         out.note(note)
-    frame = report.forecast
-    n_series = int(frame.iloc[:, 0].nunique())
     if json_:
-        out.emit({"status": "ok", "exit_code": 0, "files": [target], "rows": len(frame), "series": n_series,
-                  "horizon": int(len(frame) // max(n_series, 1)), "new_series": report.new_series,
+        out.emit({"status": "ok", "exit_code": 0, "files": [target], "rows": written.rows, "series": written.series,
+                  "horizon": int(written.rows // max(written.series, 1)), "new_series": report.new_series,
                   "notes": report.notes, "timings": {}})
     elif target is not None and not quiet:
-        print(f"wrote {len(frame)} rows for {n_series} series to {target}")
-        print(frame.head(min(len(frame), 6)).to_string(index=False))
+        print(f"wrote {written.rows} rows for {written.series} series to {target}")
+        print(written.head.to_string(index=False))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
