@@ -85,7 +85,8 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     out["freq"] = series.freq
     out["fill"] = data_config.fill.value
     model = to_json_dict(model_config)
-    out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip")})
+    out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip", "cell",
+                                    "bidirectional", "attention")})
     tc = to_json_dict(train_config)
     out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "schedule", "patience",
                                     "scaler", "loss", "forking", "seed", "device", "precision") if k in tc})
