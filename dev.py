@@ -28,14 +28,14 @@ def run(*cmd: str | Path) -> None:
 
 
 def setup() -> None:
-    """Create .venv and install lstmcast with pinned versions (torch 2.13.0, CPU)."""
+    """Create .venv and install lstmcast with pinned versions (torch 2.13.0, CPU) and the test and plot extras."""
     digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt"))).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest:
         return
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(BIN / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q",
-        "-c", "constraints.txt", "-e", ".[test]")
+        "-c", "constraints.txt", "-e", ".[test,plot]")
     STAMP.write_text(digest)
 
 

@@ -75,7 +75,7 @@ def score(run_dir: Path, values: np.ndarray, horizon: int) -> dict[str, float]:
 def run_horizon(dates: list[str], values: np.ndarray, horizon: int, extra: list[str], work: Path) -> dict[str, Any]:
     csv = work / "etth1_ot_train_val.csv"
     if not csv.exists():
-        rows = [f"{d},{v!r}" for d, v in zip(dates[: TRAIN + VAL], values[: TRAIN + VAL])]
+        rows = [f"{d},{float(v)!r}" for d, v in zip(dates[: TRAIN + VAL], values[: TRAIN + VAL])]
         csv.write_text("date,OT\n" + "\n".join(rows) + "\n", encoding="utf-8")
     run_dir = work / f"run-{horizon}"
     cmd = train_command(csv, run_dir, horizon, extra)

@@ -16,9 +16,7 @@ from lstmcast.config import (ARCH_FIELDS, Cell, DataConfig, Fill, ModelConfig, T
                              to_json_dict)
 from lstmcast.errors import InputError, LstmcastError
 from lstmcast.frequency import default_horizon, season_length
-
-
-MAX_DEFAULT_LOOKBACK = 512
+from lstmcast.lookback import MAX_DEFAULT_LOOKBACK, pick_lookback  # noqa: F401 (MAX_DEFAULT_LOOKBACK: API)
 
 
 @dataclass
@@ -35,41 +33,7 @@ class PredictReport:
     forecast: Any  # pandas.DataFrame: id column, time column, "forecast"
     new_series: list[str]
     notes: list[str] = field(default_factory=list)
-
-
-def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
-                   lookback: int | None, path: Path, notes: list[str]) -> int:
-    """The requested lookback, or the default that every series allows.
-
-    Default: three seasons and at least two horizons; a week for hourly data, so the
-    model sees the weekly cycle as well as the daily one; four horizons without a season;
-    the horizon part capped at MAX_DEFAULT_LOOKBACK steps.
-    """
-    room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
-    if lookback is not None:
-        short = [(i, n) for i, n in zip(ids, lengths) if n < lookback + horizon + val_size]
-        if short:
-            raise InputError(
-                f"{path}: series {short[0][0]!r} has {short[0][1]} points, fewer than lookback + horizon + "
-                f"validation = {lookback + horizon + val_size}; lower --lookback/--horizon or drop short series"
-            )
-        notes.append(f"lookback {lookback}")
-        return lookback
-    # Long horizons read at most MAX_DEFAULT_LOOKBACK steps (more costs time, rarely accuracy).
-    if season > 1:
-        seasons = (7 if season == 24 else 3) * season
-        want = max(seasons, min(2 * horizon, MAX_DEFAULT_LOOKBACK))
-    else:  # no known season: four horizons (a year for weekly M4 with h = 13)
-        want = max(min(4 * horizon, MAX_DEFAULT_LOOKBACK), 8)
-    if room < 2:
-        worst = ids[int(np.argmin(lengths))]
-        raise InputError(
-            f"{path}: series {worst!r} has {min(lengths)} points; each series needs at least "
-            f"{horizon + val_size + 2} (horizon + validation + 2); lower --horizon or drop short series"
-        )
-    chosen = min(want, room)
-    notes.append(f"lookback {chosen}" + (f" (capped by the shortest series; {want} wanted)" if chosen < want else ""))
-    return chosen
+    history: dict[str, Any] = field(default_factory=dict)  # id -> values before the forecast (for plots)
 
 
 def _series_meta(series, lookback: int, center: np.ndarray, scale: np.ndarray) -> list[dict[str, Any]]:
@@ -148,15 +112,16 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 
 
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
-           train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
-    from lstmcast import checkpoint, configfile, distributed, scaling, signals, windows
+           train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start,
+           series=None) -> TrainReport:
+    from lstmcast import checkpoint, configfile, distributed, plots, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
     from lstmcast.training import pick_device
 
     device = pick_device(train_config.device)  # a bad --device fails before any work
-    series = load_series(path, data_config)
+    series = load_series(path, data_config) if series is None else series  # a SeriesSet: backtest refits
     notes = list(series.notes)
     horizon = horizon or default_horizon(series.freq)
     val_size = train_config.val_size or horizon
@@ -164,7 +129,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season = season_length(series.freq)
     lengths = [len(v) for v in series.values]
-    lookback = _pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
     if arch["bidirectional"] and train_config.forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
         train_config = replace(train_config, forking=1)
@@ -241,6 +206,12 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             "train", options, "the resolved options of this run: lstmcast train --config config.toml").encode()}
         if result.stopped == "interrupted" and result.state is not None:
             extra.update(state_io.to_files(result.state, path))
+        png, why = plots.loss_file(metrics, train_config.loss.value)
+        if png:
+            extra[checkpoint.LOSS_PNG] = png
+        elif why:
+            notes.append(why)
+            on_note(why) if on_note is not None else None
         out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite, extra=extra)
     if result.stopped == "diverged":
         raise LstmcastError(f"{result.error}; kept the best weights so far (epoch {result.best_epoch}) in {out}. "
@@ -269,6 +240,7 @@ def _histories(run, data: str | Path | None, cut: int = 0):
     `cut` drops that many points from the end of each series (evaluation hold-out).
     """
     from lstmcast import scaling
+    from lstmcast.backtest import fold_history
 
     lookback = run.model_config.lookback
     known = {s["id"]: s for s in run.meta["series"]}
@@ -279,7 +251,8 @@ def _histories(run, data: str | Path | None, cut: int = 0):
         scale = np.array([known[i]["scale"] for i in ids])
         return ids, histories, center, scale, None, [], []
     series = _read_like_run(run, data)
-    histories = [v[: len(v) - cut] for v in series.values]
+    fill, gaps = Fill(run.meta["data"].get("fill", "interpolate")), series.gaps or [np.empty(0, np.int64)] * len(series)
+    histories = [fold_history(v, g, len(v) - cut, fill) for v, g in zip(series.values, gaps)]  # nothing after the cut
     short = [(i, len(h)) for i, h in zip(series.ids, histories) if len(h) < lookback]
     if short:
         raise InputError(
@@ -312,18 +285,18 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
 
     made = forecasts(run_dir, data, horizon)
     frame = pd.concat(list(made.chunks), ignore_index=True)
-    new, notes = made.new_series, made.notes
-    return PredictReport(forecast=frame, new_series=new, notes=notes)
+    return PredictReport(forecast=frame, new_series=made.new_series, notes=made.notes, history=made.history)
 
 
 def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None,
-             season: int | None = None) -> dict[str, Any]:
+             season: int | None = None, keep_forecasts: bool = False) -> dict[str, Any]:
     """Hold out the last `test_size` points of each series, forecast them, and score.
 
     Returns:
         {"overall": {...}, "baselines": {"naive": {...}, "seasonal_naive": {...}},
          "series": {id: {...}}, "test_size": T, "season": m}; each metric dict holds
-        mae, rmse, mape, smape, mase.
+        mae, rmse, mape, smape, mase. `keep_forecasts` adds "forecast" and "history" for
+        plots (a DataFrame and arrays, not JSON; see `backtest.backtest`).
     """
     from lstmcast.checkpoint import load_run
     from lstmcast.forecast import forecast_series
@@ -345,8 +318,14 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         naive_rows.append(series_metrics(actual, naive(histories[k], steps), sc))
         snaive_rows.append(series_metrics(actual, seasonal_naive(histories[k], steps, m), sc))
         by_series[sid] = row
-    return {
+    result = {
         "overall": overall(model_rows),
         "baselines": {"naive": overall(naive_rows), "seasonal_naive": overall(snaive_rows)},
         "series": by_series, "test_size": steps, "season": m, "notes": notes,
     }
+    if keep_forecasts:
+        from lstmcast.backtest import forecast_frame
+
+        result.update(forecast=forecast_frame(series, values, [len(h) for h in histories], steps),
+                      history=dict(zip(ids, histories)))
+    return result

@@ -5,6 +5,7 @@ A run directory holds:
     run.json             format version, configs, columns, frequency, scalers, series tails
     metrics.json         loss per epoch, best epoch, validation metrics
     config.toml          the resolved `train` options; `lstmcast train --config` reads it
+    loss.png             train and validation loss per epoch (when matplotlib is installed)
     resume.safetensors   only after an interrupted run: the training state at the last
     resume.json          completed epoch, for `lstmcast train --resume`
 
@@ -35,8 +36,10 @@ CONFIG_TOML = "config.toml"
 RESUME_TENSORS = "resume.safetensors"
 RESUME_JSON = "resume.json"
 FORECAST_CSV = "forecast.csv"
+LOSS_PNG = "loss.png"
 # What lstmcast itself writes into a run directory; anything else in it belongs to the user.
-OWN_FILES = frozenset({WEIGHTS, RUN_JSON, METRICS_JSON, CONFIG_TOML, RESUME_TENSORS, RESUME_JSON, FORECAST_CSV})
+OWN_FILES = frozenset({WEIGHTS, RUN_JSON, METRICS_JSON, CONFIG_TOML, RESUME_TENSORS, RESUME_JSON, FORECAST_CSV,
+                       LOSS_PNG})
 
 
 @dataclass

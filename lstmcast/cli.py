@@ -15,7 +15,8 @@ import typer
 
 from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
                              TrainConfig, WindowNorm)
-from lstmcast.console import Console, metrics_line, print_evaluation, stop_code
+from lstmcast.console import (Console, metrics_line, metrics_summary, print_backtest, print_evaluation, run_app,
+                              stop_code)
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
 EXIT_CODES_HELP = (
@@ -65,6 +66,9 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")
 Verbose = Annotated[bool, typer.Option("--verbose", help="Add the traceback to an error message.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout: status, files written, metrics, timings (also on error).")]
 Wait = Annotated[float, typer.Option(min=0.0, help="Seconds to wait while another lstmcast writes the same run directory or output; then exit 4.")]
+PlotDir = Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: history, forecast, shaded intervals when there are q-columns, actuals where known. Needs matplotlib: pip install 'lstmcast[plot]'.")]
+PlotMax = Annotated[int, typer.Option(min=1, help="With --plot: plot only the first N series.")]
+PLOT_MAX = 20  # plots.PLOT_MAX; not imported, so that --help loads no numpy
 Config = Annotated[Optional[Path], typer.Option(
     "--config", is_eager=True, callback=_load_config,
     help="TOML file of option defaults: top-level keys, or [train]/[predict]/[evaluate] tables. Command-line options win.")]
@@ -181,6 +185,8 @@ def predict(
     data: Annotated[Optional[Path], typer.Option(help="CSV with recent history, same columns as training. Default: the history stored in the run.")] = None,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps to forecast. Default: the trained horizon. Longer horizons feed forecasts back as inputs (recursive).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory. Missing directories are created.")] = None,
+    plot: PlotDir = None,
+    plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
     config: Config = None,
     quiet: Quiet = False,
@@ -198,42 +204,67 @@ def predict(
 
     def work():
         from lstmcast import locking
+        from lstmcast.api import predict as predict_fn
         from lstmcast.checkpoint import load_meta
         from lstmcast.io import atomic_writer, clean_stale
         from lstmcast.streaming import forecasts, write_csv
 
+        if plot is not None:
+            from lstmcast import plots
+
+            plots.require()
+
+        def make():  # forecasts in batches; the plots need every forecast and history at once
+            if plot is None:
+                made = forecasts(run, data=data, horizon=horizon)
+                return made, made.chunks
+            whole = predict_fn(run, data=data, horizon=horizon)
+            return whole, iter([whole.forecast])
+
+        def pngs_of(report):
+            return [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
+
         if to_stdout:
-            report = forecasts(run, data=data, horizon=horizon)
-            return report, write_csv(sys.stdout, report.chunks), None
+            report, chunks = make()
+            return report, write_csv(sys.stdout, chunks), None, pngs_of(report)
         if output is None:
             load_meta(run)  # a missing run must not gain a directory for its forecast's lock
         target = output or (run / "forecast.csv")
         with locking.hold(target, wait, "output"):
             clean_stale(target)  # temporary files of a killed predict; we hold the lock
-            report = forecasts(run, data=data, horizon=horizon)
+            report, chunks = make()
             with atomic_writer(target) as handle:  # batch by batch; renamed into place when complete
-                written = write_csv(handle, report.chunks)
-        return report, written, target
+                written = write_csv(handle, chunks)
+        return report, written, target, pngs_of(report)
 
-    report, written, target = out.run(work)
+    report, written, target, pngs = out.run(work)
     for note in report.notes:
         out.note(note)
     if json_:
-        out.emit({"status": "ok", "exit_code": 0, "files": [target], "rows": written.rows, "series": written.series,
-                  "horizon": int(written.rows // max(written.series, 1)), "new_series": report.new_series,
-                  "notes": report.notes, "timings": {}})
+        out.emit({"status": "ok", "exit_code": 0, "files": [target, *pngs], "rows": written.rows,
+                  "series": written.series, "horizon": int(written.rows // max(written.series, 1)),
+                  "new_series": report.new_series, "notes": report.notes, "timings": {}})
     elif target is not None and not quiet:
         print(f"wrote {written.rows} rows for {written.series} series to {target}")
         print(written.head.to_string(index=False))
+    if pngs and not quiet and not json_:
+        print(f"wrote {len(pngs)} PNG files to {plot}", file=sys.stderr if target is None else sys.stdout)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
 def evaluate(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Option("--run", help="Run directory written by train.")],
     data: Annotated[Path, typer.Option(help="CSV to evaluate on, same columns as training.")],
-    test_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out and forecast. Default: the trained horizon.")] = None,
+    test_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out and forecast (with --backtest: points forecast from each cut-off). Default: the trained horizon.")] = None,
     season: Annotated[Optional[int], typer.Option(min=1, help="Season for MASE and seasonal naive. Default: from the frequency.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series). Missing directories are created.")] = None,
+    backtest: Annotated[bool, typer.Option("--backtest", help="Rolling-origin evaluation: forecast --test-size points from each of --folds cut-offs --step steps apart, the last one --test-size points before the end; score each fold and all together.")] = False,
+    folds: Annotated[int, typer.Option(min=1, help="With --backtest: number of cut-offs.")] = 3,
+    step: Annotated[Optional[int], typer.Option(min=1, help="With --backtest: steps between cut-offs. Default: --test-size (folds do not overlap).")] = None,
+    refit: Annotated[bool, typer.Option("--refit", help="With --backtest: train a new network with the run's configuration on each fold's history alone (in a temporary directory, removed after). Default: the run as trained.")] = False,
+    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series; with --backtest also folds). Missing directories are created.")] = None,
+    plot: PlotDir = None,
+    plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
     config: Config = None,
     quiet: Quiet = False,
@@ -245,32 +276,47 @@ def evaluate(
 
     signals.install()
     out = Console("evaluate", quiet, verbose, json_)
+    loose = [f"--{n}" for n in ("folds", "step", "refit") if ctx.get_parameter_source(n).name != "DEFAULT"]
+    if loose and not backtest:
+        out.fail(f"{', '.join(loose)} only apply with --backtest; add --backtest or drop them", EXIT_INPUT)
 
     def work():
-        from lstmcast import locking
+        from lstmcast import locking, plots
         from lstmcast.api import evaluate as evaluate_fn
+        from lstmcast.backtest import backtest as backtest_fn
         from lstmcast.io import clean_stale, write_json
 
-        if output is None:
-            return evaluate_fn(run, data, test_size=test_size, season=season)
-        with locking.hold(output, wait, "output"):
-            clean_stale(output)
-            result = evaluate_fn(run, data, test_size=test_size, season=season)
-            write_json(output, {k: v for k, v in result.items() if k != "notes"})
-        return result
+        if plot is not None:
+            plots.require()  # before the work, not after it
 
-    result = out.run(work)
+        def compute():
+            if backtest:
+                return backtest_fn(run, data, folds=folds, step=step, horizon=test_size, refit=refit, season=season,
+                                   keep_forecasts=plot is not None, on_fold=out.note)
+            return evaluate_fn(run, data, test_size=test_size, season=season, keep_forecasts=plot is not None)
+
+        if output is None:
+            result = compute()
+        else:
+            with locking.hold(output, wait, "output"):
+                clean_stale(output)
+                result = compute()
+                write_json(output, {k: v for k, v in result.items() if k not in ("notes", "forecast", "history")})
+        pngs = [] if plot is None else plots.for_run(plot, run, result["forecast"], result["history"], plot_max)
+        return result, pngs
+
+    result, pngs = out.run(work)
     for note in result["notes"]:
         out.note(note)
     if json_:
-        out.emit({"status": "ok", "exit_code": 0, "files": [output] if output is not None else [],
-                  "metrics": {"overall": result["overall"], "baselines": result["baselines"]},
-                  "series": len(result["series"]), "test_size": result["test_size"], "season": result["season"],
+        out.emit({"status": "ok", "exit_code": 0, "files": ([output] if output is not None else []) + pngs,
+                  "metrics": metrics_summary(result), "series": len(result["folds"][0]["series"] if backtest else result["series"]),
+                  "test_size": result["horizon" if backtest else "test_size"], "season": result["season"],
                   "notes": result["notes"], "timings": {}})
     elif not quiet:
-        print_evaluation(result)
-        if output is not None:
-            print(f"wrote {output}")
+        print_backtest(result) if backtest else print_evaluation(result)
+        for path in ([output] if output is not None else []) + ([plot] if plot is not None else []):
+            print(f"wrote {path}" + (f" ({len(pngs)} PNG files)" if path == plot else ""))
 
 
 RunsDir = Annotated[Path, typer.Argument(help="Directory that holds run directories (e.g. runs).")]
@@ -331,34 +377,7 @@ def main() -> None:
     # numpy's products here are small (one LSTM step over a batch): extra BLAS threads only
     # contend, and on a busy cron host they made predict ten times slower.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # click's UsageError and ClickException, whether typer vendors click or depends on it.
-    usage_error, click_error = typer.BadParameter.__mro__[1:3]
-
-    def json_error(message: str, code: int) -> None:
-        if "--json" in sys.argv[1:]:
-            command = next((a for a in sys.argv[1:] if not a.startswith("-")), "lstmcast")
-            Console(command, as_json=True).emit({"status": "error", "exit_code": code, "error": message})
-
-    try:
-        code = app(standalone_mode=False)
-    except usage_error as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `lstmcast`: show the help
-            print(exc.format_message())
-            sys.exit(0)
-        ctx = getattr(exc, "ctx", None)
-        name = ctx.command_path if ctx is not None else "lstmcast"
-        print(f"lstmcast: error: {exc.format_message()} (see '{name} --help')", file=sys.stderr)
-        json_error(exc.format_message(), EXIT_INPUT)
-        sys.exit(EXIT_INPUT)
-    except click_error as exc:
-        print(f"lstmcast: error: {exc.format_message()}", file=sys.stderr)
-        json_error(exc.format_message(), exc.exit_code)
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        code = stop_code() or EXIT_SIGINT
-        print("lstmcast: error: interrupted", file=sys.stderr)
-        sys.exit(code)
-    sys.exit(code if isinstance(code, int) else 0)
+    run_app(app)
 
 
 if __name__ == "__main__":

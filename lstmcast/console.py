@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from lstmcast import signals
-from lstmcast.errors import EXIT_FAILURE, EXIT_SIGINT, LstmcastError
+from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_SIGINT, LstmcastError
 
 T = TypeVar("T")
 
@@ -102,21 +102,102 @@ def metrics_line(m: dict[str, Any]) -> str:
             f"sMAPE {fmt(m['smape'], True)}  MASE {fmt(m['mase'])}")
 
 
-def print_evaluation(result: dict[str, Any]) -> None:
-    rows = [("lstmcast", result["overall"]), ("naive", result["baselines"]["naive"]),
+def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [("lstmcast", result["overall"]), ("naive", result["baselines"]["naive"]),
             ("seasonal naive", result["baselines"]["seasonal_naive"])]
-    if sys.stdout.isatty():
-        from rich.console import Console as RichConsole
-        from rich.table import Table
 
-        table = Table(title=f"held-out last {result['test_size']} points, season {result['season']}")
-        for col in ("forecast", "MAE", "RMSE", "MAPE", "sMAPE", "MASE"):
-            table.add_column(col, justify="left" if col == "forecast" else "right")
-        for name, m in rows:
-            table.add_row(name, fmt(m["mae"]), fmt(m["rmse"]), fmt(m["mape"], True),
-                          fmt(m["smape"], True), fmt(m["mase"]))
-        RichConsole().print(table)
+
+def _cells(m: dict[str, Any]) -> list[str]:
+    return [fmt(m["mae"]), fmt(m["rmse"]), fmt(m["mape"], True), fmt(m["smape"], True), fmt(m["mase"])]
+
+
+def _table(title: str, sections: list[tuple[list[str], dict[str, Any]]], first: list[str] = ()) -> None:
+    """A rich table with one section (lstmcast, naive, seasonal naive rows) per result."""
+    from rich.console import Console as RichConsole
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in [*first, "forecast", "MAE", "RMSE", "MAPE", "sMAPE", "MASE"]:
+        table.add_column(col, justify="left" if col in (*first, "forecast") else "right", no_wrap=col in first)
+    for k, (labels, result) in enumerate(sections):
+        for j, (name, m) in enumerate(_rows(result)):
+            table.add_row(*(labels if j == 0 else [""] * len(labels)), name, *_cells(m),
+                          end_section=j == 2 and k < len(sections) - 1)
+    RichConsole().print(table)
+
+
+def print_evaluation(result: dict[str, Any]) -> None:
+    title = f"held-out last {result['test_size']} points, season {result['season']}"
+    if sys.stdout.isatty():
+        _table(title, [([], result)])
     else:
-        print(f"held-out last {result['test_size']} points, season {result['season']}")
-        for name, m in rows:
+        print(title)
+        for name, m in _rows(result):
             print(f"{name}: {metrics_line(m)}")
+
+
+def _when(value: Any) -> str:
+    """A cut-off for people: '1958-12-01' or '2024-01-05 11:00' rather than ISO with T and seconds."""
+    text = str(value).replace("T", " ")
+    return text[:10] if text.endswith(" 00:00:00") else text[:16] if text.endswith(":00") else text
+
+
+def _cutoff(fold: dict[str, Any]) -> str:
+    return _when(fold["cutoff"]) if fold["cutoff"] is not None else f"{fold['before_end']} before the end"
+
+
+def print_backtest(result: dict[str, Any]) -> None:
+    """Per fold and over all folds: lstmcast beside naive and seasonal naive."""
+    folds = result["folds"]
+    title = (f"backtest: {len(folds)} folds of {result['horizon']} steps, {result['step']} apart, "
+             f"season {result['season']}, " + ("refit per fold" if result["refit"] else "run as trained"))
+    sections = [([str(f["fold"]), _cutoff(f)], f) for f in folds] + [(["all", ""], result)]
+    if sys.stdout.isatty():
+        _table(title, sections, first=["fold", "cut-off"])
+        return
+    print(title)
+    for (fold, cutoff), part in sections:
+        print(f"fold {fold}, cut-off {cutoff}" if cutoff else "all folds")
+        for name, m in _rows(part):
+            print(f"  {name}: {metrics_line(m)}")
+
+
+def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """evaluate's `--json` metrics: overall and baselines, and each fold's for a backtest."""
+    out = {"overall": result["overall"], "baselines": result["baselines"]}
+    if "folds" in result:
+        keys = ("fold", "cutoff", "before_end", "overall", "baselines")
+        out["folds"] = [{k: f[k] for k in keys} for f in result["folds"]]
+    return out
+
+
+def run_app(app: typer.Typer) -> NoReturn:
+    """Run the Typer app: usage errors become one line on stderr and exit code 2."""
+    # click's UsageError and ClickException, whether typer vendors click or depends on it.
+    usage_error, click_error = typer.BadParameter.__mro__[1:3]
+
+    def json_error(message: str, code: int) -> None:
+        if "--json" in sys.argv[1:]:
+            command = next((a for a in sys.argv[1:] if not a.startswith("-")), "lstmcast")
+            Console(command, as_json=True).emit({"status": "error", "exit_code": code, "error": message})
+
+    try:
+        code = app(standalone_mode=False)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `lstmcast`: show the help
+            print(exc.format_message())
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        name = ctx.command_path if ctx is not None else "lstmcast"
+        print(f"lstmcast: error: {exc.format_message()} (see '{name} --help')", file=sys.stderr)
+        json_error(exc.format_message(), EXIT_INPUT)
+        sys.exit(EXIT_INPUT)
+    except click_error as exc:
+        print(f"lstmcast: error: {exc.format_message()}", file=sys.stderr)
+        json_error(exc.format_message(), exc.exit_code)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        code = stop_code() or EXIT_SIGINT
+        print("lstmcast: error: interrupted", file=sys.stderr)
+        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -47,6 +47,7 @@ class SeriesSet:
     time_col: str
     target_cols: list[str]
     notes: list[str] = field(default_factory=list)
+    gaps: list[np.ndarray] = field(default_factory=list)  # per series: positions the fill method filled
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -341,7 +342,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         diffs = np.concatenate([np.diff(t) for _, t, _ in per_series if len(t) > 1] or [np.array([1])])
         step = int(np.gcd.reduce(diffs.astype("int64"))) or 1
 
-    out_ids, out_vals, out_starts, filled, grids = [], [], [], 0, {}
+    out_ids, out_vals, out_starts, out_gaps, filled, grids = [], [], [], [], 0, {}
     for name, t, vals in per_series:
         if kind == "row":
             start, regular = 0, vals
@@ -352,6 +353,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         if present.size and (present[0] > 0 or present[-1] < len(regular) - 1):
             start = times_from(kind, start, freq, step, int(present[0]), 1)[0]
             regular = regular[present[0]: present[-1] + 1]
+        out_gaps.append(np.flatnonzero(np.isnan(regular)))
         regular, count = _fill(path, name, regular, cfg.fill)
         filled += count
         out_ids.append(name)
@@ -363,5 +365,5 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
     return SeriesSet(
         ids=out_ids, values=out_vals, starts=out_starts, time_kind=kind, freq=freq, step=step,
         layout=layout, id_col=id_col if layout == "long" else "series",
-        time_col=time_col if time_col is not None else "step", target_cols=targets, notes=notes,
+        time_col=time_col if time_col is not None else "step", target_cols=targets, notes=notes, gaps=out_gaps,
     )

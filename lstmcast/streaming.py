@@ -25,6 +25,7 @@ class Forecasts:
     chunks: Iterator[Any]  # pandas.DataFrame per batch: id column, time column, "forecast"
     new_series: list[str]
     notes: list[str] = field(default_factory=list)
+    history: dict[str, np.ndarray] = field(default_factory=dict)  # id -> raw history (not copied)
 
 
 def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int | None = None,
@@ -43,7 +44,8 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
     ids, histories, center, scale, series, new, notes = _histories(run, data)
     if new:
         notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
-    return Forecasts(_chunks(run, ids, histories, center, scale, series, steps, batch), new, notes)
+    return Forecasts(_chunks(run, ids, histories, center, scale, series, steps, batch), new, notes,
+                     dict(zip(ids, histories)))
 
 
 def _chunks(run: Any, ids: list[str], histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,

@@ -6,6 +6,7 @@ eight hidden units), so the whole suite runs in well under two minutes on two CP
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -28,6 +29,10 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # beside the tests) two threads spin against each other: measured 100x slower than one.
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
+
+# What `train` writes into a run directory (loss.png only where matplotlib is installed).
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+RUN_FILES = sorted(["config.toml", "metrics.json", "run.json", "weights.safetensors"] + ["loss.png"] * HAS_MATPLOTLIB)
 
 # One epoch of at most three batches: the end-to-end path in a fraction of a second.
 TINY = TrainConfig(epochs=1, max_steps=3, batch_size=16, device=Device.cpu)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import RUN_FILES
+
 from lstmcast import checkpoint, io
 from lstmcast.checkpoint import load_run
 from lstmcast.cli import app
@@ -19,7 +21,7 @@ from lstmcast.errors import EXIT_INPUT, EXIT_RUN
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
 
-RUN_FILES = ["config.toml", "metrics.json", "run.json", "weights.safetensors"]
+SAVED_FILES = ["config.toml", "metrics.json", "run.json", "weights.safetensors"]  # what the test's save_run writes
 
 
 def die_at(k: int, write, patch: list[tuple[object, str]]) -> bool:
@@ -89,7 +91,7 @@ def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path
     assert seen == {old.meta["created"], "new"}
     write()  # the next write under the lock removes what the dead ones left behind
     assert sorted(p.name for p in target.parent.iterdir()) == ["r"]
-    assert visible(target) == sorted([*RUN_FILES, "notes.txt"])
+    assert visible(target) == sorted([*SAVED_FILES, "notes.txt"])
 
 
 def test_output_file_is_old_or_new_whenever_the_writer_dies(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
-from conftest import REPO, SAMPLE_DATA, TINY_CLI, long_frame, wide_frame, write_frame
+from conftest import REPO, RUN_FILES, SAMPLE_DATA, TINY_CLI, long_frame, wide_frame, write_frame
 from typer.testing import CliRunner
 
 from lstmcast.cli import app
@@ -84,7 +84,7 @@ def test_train_help_shows_key_defaults():
 def test_train_writes_run_and_reports(hourly_csv, tmp_path):
     run = tmp_path / "run"
     result = train_tiny(hourly_csv, run, "--horizon", "6", "--lookback", "12")
-    assert sorted(p.name for p in run.iterdir()) == ["config.toml", "metrics.json", "run.json", "weights.safetensors"]
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES
     assert f"run: {run}" in result.stdout
     assert "validation: MAE" in result.stdout and "max_steps" in result.stdout
     assert "epoch 1/1 train_loss=" in result.stderr  # plain progress: stderr is not a terminal here

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST_CLI, wide_frame, write_frame
+from conftest import FAST_CLI, RUN_FILES, wide_frame, write_frame
 from safetensors.numpy import load_file
 
 from lstmcast import api, locking
@@ -253,7 +253,7 @@ def test_sigkill_during_train_leaves_old_or_new_complete_run(cli, daily, tmp_pat
         proc.wait()
         assert visible(run.parent) == ["r"]
         load_run(run)  # complete: metadata and weights agree
-        assert visible(run) == ["config.toml", "metrics.json", "run.json", "weights.safetensors"]
+        assert visible(run) == RUN_FILES
         json.loads((run / "metrics.json").read_text())
     api.train(daily, horizon=6, lookback=12, hidden=8, run_dir=run, train_config=tiny, overwrite=True)
     assert sorted(p.name for p in run.parent.iterdir()) == ["r"], "temporary files of killed runs are cleaned up"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, TINY_MODEL
+from conftest import RUN_FILES, TINY, TINY_MODEL
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -98,7 +98,7 @@ def test_ctrl_c_during_training_leaves_a_usable_run(hourly_csv, tmp_path):
 
 def test_run_directory_contents(trained_run):
     names = sorted(p.name for p in trained_run.run_dir.iterdir())
-    assert names == ["config.toml", "metrics.json", "run.json", "weights.safetensors"]
+    assert names == RUN_FILES
     meta = load_meta(trained_run.run_dir)
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["model"]["lookback"] == trained_run.lookback and meta["model"]["horizon"] == trained_run.horizon
