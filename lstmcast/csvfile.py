@@ -43,7 +43,7 @@ def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
         text = head.decode(encoding, errors="ignore")
     else:
         encoding = "utf-8-sig"
-        text = head.decode("utf-8", errors="replace")
+        text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     first = text.splitlines()[0] if text.strip() else ""
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     sep = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
