@@ -6,7 +6,7 @@ Compute returns data; only the CLI renders tables or writes forecast files.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +79,14 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     weights so far and the state `resume` continues from; a NaN or infinite loss writes
     the best weights of the epochs before it and raises `LstmcastError`.
     """
-    from lstmcast import locking
+    from lstmcast import distributed, locking
     from lstmcast.checkpoint import check_target
 
     path = Path(data)
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
-    with locking.hold(run_dir, wait, "run directory"):
-        check_target(run_dir, overwrite)  # before any work: a refusal after an hour of training helps nobody
+    # Under torchrun only rank 0 locks and writes. The check comes before any work: a refusal after an hour helps nobody.
+    with distributed.session(train_config.device) as dist, distributed.main_rank_first(
+            dist, lambda: locking.hold(run_dir, wait, "run directory"), lambda: check_target(run_dir, overwrite)):
         arch = dict(hidden=hidden, layers=layers, dropout=dropout, window_norm=window_norm, skip=skip, cell=cell,
                     bidirectional=bidirectional, attention=attention)
         return _train(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
@@ -98,11 +99,12 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
     The result is the one the run would have reached uninterrupted (same seed, CPU).
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
-    from lstmcast import locking
+    from lstmcast import distributed, locking
     from lstmcast import resume as state_io
 
     run_dir = Path(run_dir)
-    with locking.hold(run_dir, wait, "run directory"):
+    with distributed.session(distributed.device_of_run(run_dir)) as dist, distributed.main_rank_first(
+            dist, lambda: locking.hold(run_dir, wait, "run directory")):
         source, data_config, model_config, train_config, state = state_io.load(run_dir)
         arch = {k: getattr(model_config, k) for k in ARCH_FIELDS}
         return _train(source, data_config, model_config.horizon, model_config.lookback, arch, train_config,
@@ -112,7 +114,7 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
            train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start,
            series=None) -> TrainReport:
-    from lstmcast import checkpoint, configfile, covariates, plots, scaling, signals, windows
+    from lstmcast import checkpoint, configfile, covariates, distributed, plots, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
@@ -141,8 +143,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
 
     # Scalers see only the training part: the validation tail must not leak into them.
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
-    scaled = [scaling.apply(v, c, s) for v, c, s in zip(series.values, center, scale)]
-    flat, offsets = windows.concat(scaled)
+    flat, offsets = windows.concat_scaled(series.values, center, scale)  # float32, no scaled float64 copy
     cov = windows.concat(channels)[0] if channels else None  # [T, C] beside flat
     train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
 
@@ -156,6 +157,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start, cov)
+    if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
+        return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
     if result.stopped == "diverged" and result.best_epoch == 0:
         raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
                             "Lower --lr or check the data for extreme values")
@@ -184,6 +187,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             "train_seconds": round(result.train_seconds, 3),
             "windows_per_second": round(result.train_windows / max(result.train_seconds, 1e-9), 1),
             "validation": overall(per_series), "device": str(device), "precision": result.precision,
+            "world_size": dist.world if dist is not None else 1,
         }
         if result.error:
             metrics["error"] = result.error
@@ -283,35 +287,11 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     """
     import pandas as pd
 
-    from lstmcast import covariates
-    from lstmcast.checkpoint import load_run
-    from lstmcast.data import times_from
-    from lstmcast.forecast import forecast_series
+    from lstmcast.streaming import forecasts
 
-    run = load_run(run_dir)
-    d = run.meta["data"]
-    steps = horizon or run.model_config.horizon
-    if steps < 1:
-        raise InputError(f"--horizon {steps}: must be at least 1")
-    ids, histories, center, scale, series, new, notes = _histories(run, data)
-    cov = covariates.for_forecast(run, series, [len(h) for h in histories], steps, data)
-    values = forecast_series(run.model, histories, center, scale, steps, cov)
-    times: list[object] = []
-    for k, sid in enumerate(ids):
-        if series is None:
-            last = next(s for s in run.meta["series"] if s["id"] == sid)["last_time"]
-            origin = pd.Timestamp(last) if d["time_kind"] == "datetime" else int(last)
-            times.extend(times_from(d["time_kind"], origin, d.get("freq"), d.get("step", 1), 1, steps))
-        else:
-            times.extend(series.times_after(k, len(histories[k]), steps))
-    frame = pd.DataFrame({
-        d["output_id_col"]: np.repeat(ids, steps),
-        d["output_time_col"]: times,
-        "forecast": values.ravel(),
-    })
-    if new:
-        notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
-    return PredictReport(forecast=frame, new_series=new, notes=notes, history=dict(zip(ids, histories)))
+    made = forecasts(run_dir, data, horizon)
+    frame = pd.concat(list(made.chunks), ignore_index=True)
+    return PredictReport(forecast=frame, new_series=made.new_series, notes=made.notes, history=made.history)
 
 
 def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None,

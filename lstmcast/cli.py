@@ -121,8 +121,11 @@ def train(
 ) -> None:
     """Train a stacked LSTM on every series of DATA and write a run directory."""
     from lstmcast import signals
+    from lstmcast.distributed import env_rank
 
     signals.install()
+    if env_rank() != 0:  # under torchrun rank 0 speaks for the job
+        quiet, json_ = True, False
     out = Console("train", quiet, verbose, json_)
     if resume is not None:
         allowed = {"resume", "wait", "quiet", "verbose", "json_"}
@@ -168,6 +171,7 @@ def train(
             "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps")}
             | {"epochs": len(m["history"])},
             "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
+            "world_size": m.get("world_size", 1),
         })
     elif not quiet:
         print(f"run: {report.run_dir}")
@@ -208,39 +212,47 @@ def predict(
         from lstmcast import locking
         from lstmcast.api import predict as predict_fn
         from lstmcast.checkpoint import load_meta
-        from lstmcast.io import clean_stale, write_text
+        from lstmcast.io import atomic_writer, clean_stale
+        from lstmcast.streaming import forecasts, write_csv
 
         if plot is not None:
             from lstmcast import plots
 
             plots.require()
-        if to_stdout:
-            report = predict_fn(run, data=data, horizon=horizon)
-            sys.stdout.write(report.forecast.to_csv(index=False, lineterminator="\n"))
-            target = None
-        else:
-            if output is None:
-                load_meta(run)  # a missing run must not gain a directory for its forecast's lock
-            target = output or (run / "forecast.csv")
-            with locking.hold(target, wait, "output"):
-                clean_stale(target)  # temporary files of a killed predict; we hold the lock
-                report = predict_fn(run, data=data, horizon=horizon)
-                write_text(target, report.forecast.to_csv(index=False, lineterminator="\n"))
-        pngs = [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
-        return report, target, pngs
 
-    report, target, pngs = out.run(work)
+        def make():  # forecasts in batches; the plots need every forecast and history at once
+            if plot is None:
+                made = forecasts(run, data=data, horizon=horizon)
+                return made, made.chunks
+            whole = predict_fn(run, data=data, horizon=horizon)
+            return whole, iter([whole.forecast])
+
+        def pngs_of(report):
+            return [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
+
+        if to_stdout:
+            report, chunks = make()
+            return report, write_csv(sys.stdout, chunks), None, pngs_of(report)
+        if output is None:
+            load_meta(run)  # a missing run must not gain a directory for its forecast's lock
+        target = output or (run / "forecast.csv")
+        with locking.hold(target, wait, "output"):
+            clean_stale(target)  # temporary files of a killed predict; we hold the lock
+            report, chunks = make()
+            with atomic_writer(target) as handle:  # batch by batch; renamed into place when complete
+                written = write_csv(handle, chunks)
+        return report, written, target, pngs_of(report)
+
+    report, written, target, pngs = out.run(work)
     for note in report.notes:
         out.note(note)
-    frame = report.forecast
-    n_series = int(frame.iloc[:, 0].nunique())
     if json_:
-        out.emit({"status": "ok", "exit_code": 0, "files": [target, *pngs], "rows": len(frame), "series": n_series,
-                  "horizon": int(len(frame) // max(n_series, 1)), "new_series": report.new_series,
-                  "notes": report.notes, "timings": {}})
+        out.emit({"status": "ok", "exit_code": 0, "files": [target, *pngs], "rows": written.rows,
+                  "series": written.series, "horizon": int(written.rows // max(written.series, 1)),
+                  "new_series": report.new_series, "notes": report.notes, "timings": {}})
     elif target is not None and not quiet:
-        print(f"wrote {len(frame)} rows for {n_series} series to {target}")
-        print(frame.head(min(len(frame), 6)).to_string(index=False))
+        print(f"wrote {written.rows} rows for {written.series} series to {target}")
+        print(written.head.to_string(index=False))
     if pngs and not quiet and not json_:
         print(f"wrote {len(pngs)} PNG files to {plot}", file=sys.stderr if target is None else sys.stdout)
 

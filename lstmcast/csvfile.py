@@ -20,6 +20,11 @@ from lstmcast.errors import InputError
 MAX_MAGNITUDE = 1e100
 # Memory per byte of CSV: the parsed frame, float copies, scaled series and windows (an estimate).
 MEMORY_PER_FILE_BYTE = 5
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# pyarrow reads long files (a few columns, millions of rows) fast and compactly; a wide file
+# of thousands of columns became thousands of small buffers per block: measured 4.7x the
+# frame's size in RSS at 3,000 columns against 2.5x for pandas' reader, which reads those.
+ARROW_MAX_COLUMNS = 64
 
 
 def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
@@ -38,7 +43,7 @@ def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
         text = head.decode(encoding, errors="ignore")
     else:
         encoding = "utf-8-sig"
-        text = head.decode("utf-8", errors="replace")
+        text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     first = text.splitlines()[0] if text.strip() else ""
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     sep = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
@@ -80,6 +85,55 @@ def _check_memory(path: Path) -> None:
         )
 
 
+# What pandas' reader reads as missing (pandas.read_csv's default na_values).
+_PANDAS_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def _read_arrow(path: Path, encoding: str, sep: str, decimal: str, header: list[str]) -> pd.DataFrame | None:
+    """The file read by pyarrow's multithreaded CSV reader, or None where it could read it
+    differently from pandas' reader (which then reads it, with its error messages)."""
+    if encoding != "utf-8-sig" or decimal != "." or not header or "" in header or len(set(header)) < len(header):
+        return None
+    if len(header) > ARROW_MAX_COLUMNS:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    try:
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=pacsv.ConvertOptions(
+            null_values=_PANDAS_NA, strings_can_be_null=True, quoted_strings_can_be_null=True))
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    # Offsets (its timestamps would be UTC, not the regular clock data.py picks), times of day,
+    # all-empty columns: the pandas reader keeps them as data.py expects.
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string,
+             pa.types.is_large_string, pa.types.is_date32)
+    for field in table.schema:
+        naive_time = pa.types.is_timestamp(field.type) and field.type.tz is None
+        if not (naive_time or any(check(field.type) for check in plain)):
+            return None
+    return table.to_pandas(date_as_object=False, self_destruct=True)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file (pyarrow): typed columns, so no sniffing; same checks as a CSV after."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{path}: reading Parquet needs pyarrow; pip install 'lstmcast[parquet]'") from None
+    try:
+        table = pq.read_table(path)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; make the file readable") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a readable Parquet file ({detail})") from None
+    return table.to_pandas(date_as_object=False, self_destruct=True)
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV with clear errors for the usual ways a file is unusable."""
     path = Path(path)
@@ -88,8 +142,13 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a CSV file")
     _check_memory(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return _finish(path, read_parquet(path), [])
     try:
         encoding, sep, decimal, header = _sniff(path)
+        df = _read_arrow(path, encoding, sep, decimal, header)
+        if df is not None:
+            return _finish(path, df, header)
         with warnings.catch_warnings():
             # index_col=False: a first row with one field too many must not silently turn the
             # first column into the index and shift every column by one.
@@ -107,6 +166,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a readable CSV ({detail}); save it as UTF-8 CSV") from None
+    return _finish(path, df, header)
+
+
+def _finish(path: Path, df: pd.DataFrame, header: list[str]) -> pd.DataFrame:
     if df.empty:
         raise InputError(f"{path}: no data rows below the header; add data")
     df.columns = [str(c).strip() for c in df.columns]

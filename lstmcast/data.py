@@ -17,7 +17,10 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.config import DataConfig, Fill
-from lstmcast.csvfile import MAX_MAGNITUDE, read_csv
+from lstmcast.columns import is_numeric as _is_numeric
+from lstmcast.columns import line as _line
+from lstmcast.columns import numeric_columns, numeric_matrix
+from lstmcast.csvfile import read_csv
 from lstmcast.errors import InputError
 from lstmcast.frequency import infer_freq, normalize_freq
 
@@ -64,18 +67,9 @@ def times_from(kind: str, origin: object, freq: str | None, step: int, start: in
     return [int(origin) + (start + k) * step for k in range(count)]
 
 
-def _line(row_label: object) -> int:
-    """CSV line number of a 0-based data row (the header is line 1)."""
-    return int(row_label) + 2
-
-
 def _require(path: Path, df: pd.DataFrame, col: str, flag: str) -> None:
     if col not in df.columns:
         raise InputError(f"{path}: column {col!r} ({flag}) not found; columns are {list(df.columns)}")
-
-
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
 def _looks_like_time(series: pd.Series, name: str) -> bool:
@@ -161,35 +155,6 @@ def _parse_times(path: Path, df: pd.DataFrame, col: str, notes: list[str]) -> tu
     return "datetime", parsed
 
 
-def _to_numeric(path: Path, df: pd.DataFrame, col: str, what: str) -> np.ndarray:
-    raw = df[col]
-    if _is_numeric(raw):
-        values, bad = raw, None
-    else:
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-    if bad is not None and bad.any():
-        row = bad.index[bad][0]
-        raise InputError(
-            f"{path}: column {col!r} line {_line(row)} has non-numeric value {str(raw[row])!r}{what}; "
-            "fix the value or choose the value columns with --target"
-        )
-    arr = values.to_numpy(dtype="float64", na_value=np.nan)
-    inf = np.isinf(arr)
-    if inf.any():
-        row = df.index[np.flatnonzero(inf)[0]]
-        raise InputError(f"{path}: column {col!r} line {_line(row)} is infinite{what}; replace it with a finite number")
-    with np.errstate(invalid="ignore"):
-        huge = np.abs(arr) > MAX_MAGNITUDE
-    if huge.any():
-        k = np.flatnonzero(huge)[0]
-        raise InputError(
-            f"{path}: column {col!r} line {_line(df.index[k])} holds {arr[k]:g}, beyond +-{MAX_MAGNITUDE:g}{what}; "
-            "squares and sums of such values overflow: rescale the column (e.g. to thousands)"
-        )
-    return arr
-
-
 def _fill(path: Path, name: str, values: np.ndarray, method: Fill) -> tuple[np.ndarray, int]:
     missing = np.isnan(values)
     count = int(missing.sum())
@@ -227,15 +192,15 @@ def _grid_positions(times: np.ndarray, freq: str | None, grids: dict) -> tuple[o
     return grids[key]
 
 
-def _regularize(path: Path, name: str, times: pd.Series, kind: str, freq: str | None, step: int,
+def _regularize(path: Path, name: str, times: np.ndarray, kind: str, freq: str | None, step: int,
                 values: np.ndarray, grids: dict | None = None) -> tuple[object, np.ndarray]:
     """Put one sorted series on its regular grid, NaN where a step is missing."""
     if kind == "datetime":
-        start, pos, size = _grid_positions(times.to_numpy(), freq, {} if grids is None else grids)
+        start, pos, size = _grid_positions(times, freq, {} if grids is None else grids)
         if pos is None:
             return start, values
         if (pos < 0).any():
-            index = pd.DatetimeIndex(times.to_numpy())
+            index = pd.DatetimeIndex(times)
             off = index[pos < 0][0]
             raise InputError(
                 f"{path}: series {name!r} has timestamp {off} off the {freq} grid; "
@@ -244,7 +209,7 @@ def _regularize(path: Path, name: str, times: pd.Series, kind: str, freq: str | 
         out = np.full(size, np.nan)
         out[pos] = values
         return start, out
-    ints = times.to_numpy(dtype="int64")
+    ints = np.asarray(times, dtype="int64")
     if len(ints) > 1 and ((ints - ints[0]) % step).any():
         raise InputError(f"{path}: series {name!r} has integer times not on a step of {step}; fix the time column")
     pos = (ints - ints[0]) // step
@@ -271,9 +236,10 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
 
     id_col = cfg.id_col
     others = [c for c in df.columns if c not in (time_col, id_col) and c not in cfg.covariates]
+    numeric = numeric_columns(df)  # from the dtypes: df[c] for 10,000 columns costs seconds
     if id_col is None and cfg.target is None:
         # Long layout without flags: one text column of repeated ids plus one numeric column.
-        text_cols = [c for c in others if not _is_numeric(df[c]) and pd.to_numeric(df[c], errors="coerce").isna().mean() > 0.5]
+        text_cols = [c for c in others if c not in numeric and pd.to_numeric(df[c], errors="coerce").isna().mean() > 0.5]
         numeric_cols = [c for c in others if c not in text_cols]
         if len(text_cols) == 1 and len(numeric_cols) == 1 and time_col is not None and df[text_cols[0]].nunique() < len(df):
             id_col = text_cols[0]
@@ -283,7 +249,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         layout = "long"
         if time_col is None:
             raise InputError(f"{path}: long layout needs a time column; pass --time-col (columns: {list(df.columns)})")
-        targets = list(cfg.target) if cfg.target else [c for c in others if _is_numeric(df[c])]
+        targets = list(cfg.target) if cfg.target else [c for c in others if c in numeric]
         if len(targets) != 1:
             raise InputError(
                 f"{path}: long layout needs exactly one value column, found {targets or 'none'}; pass --target"
@@ -294,7 +260,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
             targets = list(cfg.target)
         else:
             targets = others
-            text = [c for c in targets if not _is_numeric(df[c]) and pd.to_numeric(df[c], errors="coerce").isna().all()]
+            text = [c for c in targets if c not in numeric and pd.to_numeric(df[c], errors="coerce").isna().all()]
             if text and len(text) == len(targets):
                 raise InputError(
                     f"{path}: no numeric column to forecast (columns: {list(df.columns)}); "
@@ -312,7 +278,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         else:
             notes.append(f"wide layout: time column {time_col!r}, series {targets}")
 
-    values_by_col = {c: _to_numeric(path, df, c, "") for c in targets}
+    matrix = numeric_matrix(path, df, targets)  # [series (wide) or 1 (long), rows] float64
 
     # Parse time and put every series in order.
     if time_col is None:
@@ -331,19 +297,23 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
         groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
     else:
-        groups = [(c, np.arange(len(df))) for c in targets]
+        every_row = np.arange(len(df))
+        groups = [(c, every_row) for c in targets]
 
     t_all = times.to_numpy()
     sorted_note = False
     per_series: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for name, rows in groups:
-        t = t_all[rows]
-        vals = values_by_col[targets[0]][rows] if layout == "long" else values_by_col[name][rows]
+    for k, (name, rows) in enumerate(groups):
+        vals = matrix[0][rows] if layout == "long" else matrix[k]  # wide: a view, no copy
+        if layout == "wide" and per_series:  # every column has the first one's times: sorted and checked once
+            per_series.append((name, per_series[0][1], vals if wide_order is None else vals[wide_order]))
+            continue
+        t, wide_order = t_all[rows], None
         if kind != "row":
             order = np.argsort(t, kind="stable")
             if (order != np.arange(len(order))).any():
                 sorted_note = True
-                t, vals, rows = t[order], vals[order], rows[order]
+                t, vals, rows, wide_order = t[order], vals[order], rows[order], order
             dup = np.flatnonzero(t[1:] == t[:-1])
             if dup.size:
                 row = df.index[rows[dup[0] + 1]]
@@ -353,6 +323,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
                     f"(line {_line(row)}); remove or aggregate the duplicates"
                 )
         per_series.append((name, t, vals))
+    del df, matrix, times  # the frame's memory goes before the series are put on their grids
     if sorted_note:
         notes.append("rows were not in time order: sorted them")
 
@@ -378,7 +349,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         if kind == "row":
             start, regular = 0, vals
         else:
-            start, regular = _regularize(path, name, pd.Series(t), kind, freq, step, vals, grids)
+            start, regular = _regularize(path, name, t, kind, freq, step, vals, grids)
         # A series that starts late or ends early (wide layout) spans only its own values.
         present = np.flatnonzero(~np.isnan(regular))
         if present.size and (present[0] > 0 or present[-1] < len(regular) - 1):

@@ -14,8 +14,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lstmcast.errors import InputError
 
@@ -63,15 +65,17 @@ def _check_target(path: Path) -> None:
         raise InputError(f"{path.parent}: is a file, not a directory; choose another output path")
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename into place."""
+@contextmanager
+def atomic_writer(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
+    """An open temporary file in `path`'s directory (UTF-8 text, or bytes), renamed over `path`
+    once the block ends without an error: write in as many pieces as needed."""
     path = Path(path)
     _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         public_mode(Path(tmp))
@@ -80,6 +84,12 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename into place."""
+    with atomic_writer(path, binary=True) as handle:
+        handle.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 
 from lstmcast import resume
 from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
+from lstmcast.distributed import Dist, current
 from lstmcast.errors import InputError
 from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.windows import gather
@@ -46,12 +47,25 @@ class TrainResult:
     state: resume.TrainState | None = None  # at the last completed epoch; kept when interrupted
 
 
+class _Origins(nn.Module):
+    """`forward_origins` as `forward`, so that DistributedDataParallel's hooks see the call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, *cov: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_origins(x, *cov)
+
+
 class _Diverged(Exception):
     """A NaN or infinite loss: training stops with the best weights so far."""
 
 
 def pick_device(choice: Device) -> torch.device:
-    """cuda when asked (or when auto finds one), else cpu."""
+    """cuda when asked (or when auto finds one), else cpu; under torchrun, the rank's own."""
+    if (dist := current()) is not None:
+        return dist.device
     if choice is Device.cuda and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
     if choice is Device.cuda or (choice is Device.auto and torch.cuda.is_available()):
@@ -128,16 +142,22 @@ def gather_cov(cov: torch.Tensor | None, start: torch.Tensor, lookback: int, spa
 
 
 def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lookback: int,
-                  horizon: int, criterion: nn.Module, batch: int = 512, cov: torch.Tensor | None = None) -> float:
-    """Mean loss over the windows at `origin` (no gradients)."""
+                  horizon: int, criterion: nn.Module, batch: int = 512, dist: Dist | None = None,
+                  cov: torch.Tensor | None = None) -> float:
+    """Mean loss over the windows at `origin` (no gradients); under torchrun each rank
+    scores its share and the sums are added up, so every rank gets the same number."""
     model.eval()
     total, count = 0.0, 0
+    if dist is not None:
+        origin = dist.share(origin)
     with torch.inference_mode():
         for lo in range(0, len(origin), batch):
             x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
             c = gather_cov(cov, origin[lo:lo + batch], lookback, horizon)
             total += criterion(model(x) if c is None else model(x, c), y).item() * len(x)
             count += len(x)
+    if dist is not None:
+        total, count = dist.sum([total, count])
     return total / max(count, 1)
 
 
@@ -152,7 +172,11 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
         train_origin, val_origin: flat positions of window origins (see `windows`).
         resume_from: a state saved by an interrupted run; training goes on after its epoch.
         cov: covariate channels at the same flat positions, float32 [T, C] (lstmcast.covariates).
+
+    Under torchrun (`distributed.session`) every rank trains its share of each global
+    batch of `batch_size` x world size sequences; see `lstmcast.distributed`.
     """
+    dist = current()
     generator = seed_everything(cfg.seed)
     model.to(device)
     data = torch.from_numpy(flat).to(device)
@@ -168,7 +192,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     n_train = len(train_idx)
-    size = min(cfg.batch_size, n_train)
+    size = min(cfg.batch_size * (dist.world if dist else 1), n_train)  # the global batch
     total_steps = planned_steps(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
@@ -183,6 +207,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
         first, finished, before = saved.epoch + 1, saved.finished, saved.train_seconds
         result.stopped = finished or result.stopped
     started = time.monotonic() - before
+    net = dist.wrap(_Origins(model)) if dist is not None else model.forward_origins
     result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
                                   finished, before)
     try:
@@ -195,17 +220,25 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
             epoch_loss, epoch_count = 0.0, 0
             for lo in range(0, len(order), size):
-                start = train_idx[order[lo:lo + size].to(device)]
+                batch = order[lo:lo + size]
+                start = train_idx[(dist.share(batch) if dist else batch).to(device)]
                 x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     c = gather_cov(covs, start, lookback, forking - 1 + horizon)
-                    pred = model.forward_origins(x) if c is None else model.forward_origins(x, c)  # [B, K, H]
+                    pred = net(x) if c is None else net(x, c)  # [B, K, H]
                 weight = mask.unsqueeze(-1).float()
-                used = int(mask.sum())
-                loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
-                if not torch.isfinite(loss):
-                    raise _Diverged(f"training diverged at epoch {epoch} (loss is {loss.item()})")
+                if dist is None:
+                    used = int(mask.sum())
+                    loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
+                    shown = loss
+                else:  # this share's sum over the global count, x world: DDP's average is the global mean
+                    part = (per_element(pred.float(), y) * weight).sum()
+                    total, count = dist.sum([part.item(), float(mask.sum())])
+                    used, shown = int(count), torch.tensor(total / max(count * horizon, 1.0))
+                    loss = part * (dist.world / max(count * horizon, 1.0))
+                if not torch.isfinite(shown):
+                    raise _Diverged(f"training diverged at epoch {epoch} (loss is {shown.item()})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
@@ -213,13 +246,13 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, result.steps, total_steps)
                 optimizer.step()
-                epoch_loss += loss.item() * used
+                epoch_loss += shown.item() * used
                 epoch_count += used
                 result.steps += 1
                 result.train_windows += used
                 if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                     break
-            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, cov=covs)
+            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, dist=dist, cov=covs)
             if not math.isfinite(val_loss):
                 raise _Diverged(f"training diverged at epoch {epoch} (validation loss is {val_loss})")
             train_loss = epoch_loss / max(epoch_count, 1)

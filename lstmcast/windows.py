@@ -31,6 +31,17 @@ def concat(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return flat, offsets
 
 
+def concat_scaled(series: list[np.ndarray], center: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`concat` of the scaled series, `(x - center) / scale`, without a scaled float64 copy of
+    all of them: one float32 array filled series by series (the same values, bit for bit)."""
+    lengths = np.array([len(s) for s in series], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    flat = np.empty(int(lengths.sum()), dtype=np.float32)
+    for values, off, c, s in zip(series, offsets, center, scale):
+        flat[off:off + len(values)] = (values - c) / s
+    return flat, offsets
+
+
 def origins(offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: int,
             val_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat positions of training and validation origins, and the series of each val origin.
