@@ -93,10 +93,11 @@ class Spec:
 
 
 def _numeric(path: Path, series, col: str, flag: str) -> np.ndarray:
-    from lstmcast.data import _require, _to_numeric
+    from lstmcast.columns import to_numeric
+    from lstmcast.data import _require
 
     _require(path, series.frame, col, flag)
-    return _to_numeric(path, series.frame, col, f" ({flag} column)")
+    return to_numeric(path, series.frame, col, f" ({flag} column)")
 
 
 class _Source:

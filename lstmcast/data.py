@@ -323,6 +323,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
                     f"(line {_line(row)}); remove or aggregate the duplicates"
                 )
         per_series.append((name, t, vals))
+    covariate_source = (df, times) if cfg.covariates else (None, None)  # lstmcast.covariates reads them
     del df, matrix, times  # the frame's memory goes before the series are put on their grids
     if sorted_note:
         notes.append("rows were not in time order: sorted them")
@@ -368,5 +369,5 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         ids=out_ids, values=out_vals, starts=out_starts, time_kind=kind, freq=freq, step=step,
         layout=layout, id_col=id_col if layout == "long" else "series",
         time_col=time_col if time_col is not None else "step", target_cols=targets, notes=notes, gaps=out_gaps,
-        frame=df if cfg.covariates else None, times=times if cfg.covariates else None,
+        frame=covariate_source[0], times=covariate_source[1],
     )
