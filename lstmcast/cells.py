@@ -13,7 +13,7 @@ recurrent loop does one `addmm` and a few element-wise operations per step. A
 `torch.jit.script` version of the loop is available (`script=True`, and in
 benchmarks/cells_speed.py); it is not the default: it is deprecated in torch 2.13,
 costs seconds of profiling in every process and for every new shape, and no gain from
-it has been measured yet (benchmarks/RESULTS-cells.md).
+it has been measured yet (benchmarks/RESULTS.md).
 
 Parameter names and gate order (i, f, g, o) are `nn.LSTM`'s, plus `weight_peep_l{k}`
 [3, hidden] (rows p_i, p_f, p_o), so with the peephole weights at zero it computes
