@@ -15,6 +15,7 @@ import numpy as np
 from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict, to_json_dict
 from lstmcast.errors import InputError, LstmcastError
 from lstmcast.frequency import default_horizon, season_length
+from lstmcast.quantiles import column_name, parse_levels
 
 
 MAX_DEFAULT_LOOKBACK = 512
@@ -92,7 +93,7 @@ def _default_run_dir(path: Path) -> Path:
 
 def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
-          window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
+          window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip, quantiles=(),
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
@@ -101,6 +102,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         data: CSV file (wide or long layout).
         horizon: steps forecast at once; default by frequency (48 hourly, 14 daily, 12 monthly...).
         lookback: input steps; default a few seasons, at least two horizons.
+        quantiles: levels in (0, 1), e.g. (0.1, 0.5, 0.9) or "0.1,0.5,0.9": a quantile head, calibrated.
         run_dir: where the run goes; default a new directory under ./runs.
         progress: called with an `EpochInfo` after every epoch.
         on_note: called with each note (what was detected or repaired) before training starts.
@@ -113,12 +115,12 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     from lstmcast import locking
     from lstmcast.checkpoint import check_target
 
-    path = Path(data)
+    path, levels = Path(data), parse_levels(quantiles)  # a bad level fails before any work
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
     with locking.hold(run_dir, wait, "run directory"):
         check_target(run_dir, overwrite)  # before any work: a refusal after an hour of training helps nobody
         return _train(path, data_config, horizon, lookback, hidden, layers, dropout, window_norm, skip,
-                      train_config, run_dir, overwrite, progress, on_note, None)
+                      train_config, run_dir, overwrite, progress, on_note, None, levels)
 
 
 def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
@@ -135,13 +137,13 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
         source, data_config, model_config, train_config, state = state_io.load(run_dir)
         return _train(source, data_config, model_config.horizon, model_config.lookback, model_config.hidden,
                       model_config.layers, model_config.dropout, model_config.window_norm, model_config.skip,
-                      train_config, run_dir, True, progress, on_note, state)
+                      train_config, run_dir, True, progress, on_note, state, model_config.quantiles)
 
 
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, hidden: int,
            layers: int, dropout: float, window_norm: WindowNorm, skip: bool, train_config: TrainConfig,
-           run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
-    from lstmcast import checkpoint, configfile, scaling, signals, windows
+           run_dir: Path, overwrite: bool, progress, on_note, start, levels=()) -> TrainReport:
+    from lstmcast import checkpoint, configfile, intervals, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
@@ -175,7 +177,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     from lstmcast.training import fit, seed_everything
 
     model_config = ModelConfig(lookback=lookback, horizon=horizon, hidden=hidden, layers=layers, dropout=dropout,
-                               window_norm=window_norm, skip=skip)
+                               window_norm=window_norm, skip=skip, quantiles=levels)
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start)
@@ -223,6 +225,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             },
             "series": _series_meta(series, lookback, center, scale),
         }
+        if levels:  # conformal corrections from the validation windows, applied by predict
+            meta["intervals"], metrics["intervals"] = intervals.calibrate(net, flat, val_origin)
         options = configfile.train_options(path, data_config, series, model_config,
                                            replace(train_config, val_size=val_size))
         extra = {checkpoint.CONFIG_TOML: configfile.dumps(
@@ -298,7 +302,7 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
 
     from lstmcast.checkpoint import load_run
     from lstmcast.data import times_from
-    from lstmcast.forecast import forecast_series
+    from lstmcast.forecast import forecast_series_all
 
     run = load_run(run_dir)
     d = run.meta["data"]
@@ -306,7 +310,8 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     if steps < 1:
         raise InputError(f"--horizon {steps}: must be at least 1")
     ids, histories, center, scale, series, new, notes = _histories(run, data)
-    values = forecast_series(run.model, histories, center, scale, steps)
+    levels = run.model_config.quantiles
+    values, quant = forecast_series_all(run.model, histories, center, scale, steps, run.correction)
     times: list[object] = []
     for k, sid in enumerate(ids):
         if series is None:
@@ -318,10 +323,12 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     frame = pd.DataFrame({
         d["output_id_col"]: np.repeat(ids, steps),
         d["output_time_col"]: times,
-        "forecast": values.ravel(),
+        "forecast": values.ravel(), **{column_name(q): quant[..., i].ravel() for i, q in enumerate(levels)},
     })
     if new:
         notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
+    if levels and steps > run.model_config.horizon:
+        notes.append(f"quantile columns are empty after step {run.model_config.horizon} (the trained horizon)")
     return PredictReport(forecast=frame, new_series=new, notes=notes)
 
 
@@ -334,8 +341,9 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
          "series": {id: {...}}, "test_size": T, "season": m}; each metric dict holds
         mae, rmse, mape, smape, mase.
     """
+    from lstmcast import intervals
     from lstmcast.checkpoint import load_run
-    from lstmcast.forecast import forecast_series
+    from lstmcast.forecast import forecast_series_all
     from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
 
     run = load_run(run_dir)
@@ -344,8 +352,9 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         raise InputError(f"--test-size {steps}: must be at least 1")
     m = season or run.meta["data"].get("season") or 1
     ids, histories, center, scale, series, _, notes = _histories(run, data, cut=steps)
-    values = forecast_series(run.model, histories, center, scale, steps)
-    model_rows, naive_rows, snaive_rows, by_series = [], [], [], {}
+    levels = run.model_config.quantiles
+    values, quant = forecast_series_all(run.model, histories, center, scale, steps, run.correction)
+    model_rows, naive_rows, snaive_rows, by_series, interval_rows = [], [], [], {}, []
     for k, sid in enumerate(ids):
         actual = series.values[k][-steps:]
         sc = mase_scale(histories[k], m)
@@ -353,9 +362,12 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         model_rows.append(row)
         naive_rows.append(series_metrics(actual, naive(histories[k], steps), sc))
         snaive_rows.append(series_metrics(actual, seasonal_naive(histories[k], steps, m), sc))
-        by_series[sid] = row
+        if quant is not None:
+            interval_rows.append(intervals.scores(actual, quant[k], levels, sc))
+        by_series[sid] = {**row, "intervals": interval_rows[-1]} if quant is not None else row
+    extra = {"intervals": intervals.overall(interval_rows, levels)} if quant is not None else {}
     return {
         "overall": overall(model_rows),
         "baselines": {"naive": overall(naive_rows), "seasonal_naive": overall(snaive_rows)},
-        "series": by_series, "test_size": steps, "season": m, "notes": notes,
+        "series": by_series, "test_size": steps, "season": m, "notes": notes, **extra,
     }

@@ -46,6 +46,7 @@ class Run:
     path: Path
     meta: dict[str, Any]
     model: Any  # inference.NumpyForecaster
+    correction: Any = None  # calibration of the quantiles [Q, H] in scaled units (intervals.py); None without
 
     @property
     def model_config(self) -> ModelConfig:
@@ -226,6 +227,7 @@ def load_run(run_dir: str | Path) -> Run:
     from safetensors.numpy import load
 
     from lstmcast.inference import NumpyForecaster, expected_shapes
+    from lstmcast.intervals import stored_correction
 
     path = Path(run_dir)
     weights = path / WEIGHTS
@@ -252,4 +254,5 @@ def load_run(run_dir: str | Path) -> Run:
             f"{weights}: tensors do not match the model config in {RUN_JSON} ({name}: "
             f"found {found.get(name)}, expected {expected.get(name)}); retrain the run"
         )
-    return Run(path=path, meta=meta, model=NumpyForecaster(config, state))
+    correction = stored_correction(meta, config, path / RUN_JSON)
+    return Run(path=path, meta=meta, model=NumpyForecaster(config, state), correction=correction)

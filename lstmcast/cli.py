@@ -15,7 +15,7 @@ import typer
 
 from lstmcast.config import (DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule, TrainConfig,
                              WindowNorm)
-from lstmcast.console import Console, metrics_line, print_evaluation, stop_code
+from lstmcast.console import Console, calibration_line, metrics_line, print_evaluation, stop_code
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
 EXIT_CODES_HELP = (
@@ -87,6 +87,7 @@ def train(
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout between LSTM layers.")] = 0.0,
     window_norm: Annotated[WindowNorm, typer.Option(help="Normalise each input window inside the model: subtract its mean and divide by its spread (revin), only subtract the mean, or neither.")] = ModelConfig.window_norm,
     skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Add a linear map from the input window straight to the forecast.")] = ModelConfig.skip,
+    quantiles: Annotated[Optional[str], typer.Option(help="Quantile levels in (0, 1), comma-separated, e.g. 0.1,0.5,0.9: the model also learns them (pinball loss), calibrated on the validation windows; predict adds columns q0.1, q0.5, q0.9.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = TrainConfig.batch_size,
@@ -138,7 +139,7 @@ def train(
             if resume is not None:
                 return api.resume(resume, progress=progress, on_note=out.note, wait=wait)
             return api.train(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
-                             dropout=dropout, window_norm=window_norm, skip=skip, train_config=train_cfg,
+                             dropout=dropout, window_norm=window_norm, skip=skip, quantiles=quantiles, train_config=train_cfg,
                              run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait)
         finally:
             if progress is not None:
@@ -151,7 +152,7 @@ def train(
         out.emit({
             "status": "interrupted" if code else "ok", "exit_code": code, "run_dir": report.run_dir,
             "files": report.files, "notes": report.notes,
-            "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps")}
+            "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps", "intervals") if k in m}
             | {"epochs": len(m["history"])},
             "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
         })
@@ -160,6 +161,8 @@ def train(
         print(f"best epoch {m['best_epoch']} ({m['stopped']}), {m['steps']} steps, {m['train_seconds']:.1f} s, "
               f"{m['windows_per_second']:.0f} windows/s on {m['device']} ({m['precision']})")
         print(f"validation: {metrics_line(m['validation'])}")
+        if "intervals" in m:
+            print(calibration_line(m["intervals"]))
     if code:
         how = "SIGTERM" if code == 143 else "Ctrl-C"
         print(f"lstmcast: stopped by {how}: {report.run_dir} holds the best weights so far (epoch {m['best_epoch']}); "
@@ -258,7 +261,7 @@ def evaluate(
         out.note(note)
     if json_:
         out.emit({"status": "ok", "exit_code": 0, "files": [output] if output is not None else [],
-                  "metrics": {"overall": result["overall"], "baselines": result["baselines"]},
+                  "metrics": {k: result[k] for k in ("overall", "baselines", "intervals") if k in result},
                   "series": len(result["series"]), "test_size": result["test_size"], "season": result["season"],
                   "notes": result["notes"], "timings": {}})
     elif not quiet:

@@ -91,6 +91,7 @@ class ModelConfig:
     dropout: float = 0.0
     window_norm: WindowNorm = WindowNorm.revin
     skip: bool = True  # add a linear map from the window straight to the horizon
+    quantiles: tuple[float, ...] = ()  # levels of the quantile head, increasing; () = point forecast only
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon", "input_size", "hidden", "layers"):
@@ -99,6 +100,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+        q = self.quantiles
+        if not isinstance(q, tuple) or not all(isinstance(v, float) and 0 < v < 1 for v in q) \
+                or any(a >= b for a, b in zip(q, q[1:])):
+            raise ValueError(f"quantiles must be increasing floats in (0, 1), not {q!r}")
 
 
 # What a run.json written before a field existed meant by its absence.
@@ -129,10 +134,16 @@ class TrainConfig:
     precision: Precision = Precision.auto
 
 
+# Left out of run.json when empty, so that a run without them is written exactly as before they existed.
+OMIT_WHEN_EMPTY = frozenset({"quantiles"})
+
+
 def to_json_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (enums as their values, tuples as lists)."""
     out: dict[str, Any] = {}
     for key, value in asdict(config).items():
+        if key in OMIT_WHEN_EMPTY and not value:
+            continue
         if isinstance(value, Enum):
             value = value.value
         elif isinstance(value, tuple):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmcast.config import ModelConfig, WindowNorm
+from lstmcast.quantiles import monotone_np
 
 _MIN_STD = 1e-2  # must match model._MIN_STD
 
@@ -29,6 +30,9 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     if config.skip:
         shapes["skip.weight"] = (config.horizon, config.lookback)
         shapes["skip.bias"] = (config.horizon,)
+    if config.quantiles:
+        shapes["qhead.weight"] = (config.horizon * len(config.quantiles), config.hidden)
+        shapes["qhead.bias"] = (config.horizon * len(config.quantiles),)
     return shapes
 
 
@@ -44,6 +48,10 @@ class NumpyForecaster:
         self.w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward_all(x)[0]
+
+    def forward_all(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scaled windows [B, L] -> (forecasts [B, H], quantiles [B, H, Q] or None), as `LSTMForecaster.forward_all`."""
         cfg, w = self.config, self.w
         x = x.astype(np.float32, copy=False)
         if cfg.window_norm is WindowNorm.none:
@@ -81,4 +89,8 @@ class NumpyForecaster:
         y = h @ w["head.weight"].T + w["head.bias"]  # [B, H]
         if cfg.skip:
             y = y + z @ w["skip.weight"].T + w["skip.bias"]
-        return y * spread + level
+        if not cfg.quantiles:
+            return y * spread + level, None
+        raw = (h @ w["qhead.weight"].T + w["qhead.bias"]).reshape(len(x), cfg.horizon, len(cfg.quantiles))
+        q = y[:, :, None] + monotone_np(raw)  # [B, H, Q]
+        return y * spread + level, q * spread[:, :, None] + level[:, :, None]

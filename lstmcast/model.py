@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lstmcast.config import ModelConfig, WindowNorm
+from lstmcast.quantiles import monotone_torch
 
 _MIN_STD = 1e-2  # in per-series scaled units: flat windows are not blown up
 
@@ -28,16 +29,25 @@ class LSTMForecaster(nn.Module):
         )
         self.head = nn.Linear(config.hidden, config.horizon)
         self.skip = nn.Linear(config.lookback, config.horizon) if config.skip else None
+        # Quantile head: Q values per step, offsets around the point forecast (see quantiles.py).
+        levels = len(config.quantiles)
+        self.qhead = nn.Linear(config.hidden, config.horizon * levels) if levels else None
+        self.register_buffer("levels", torch.tensor(config.quantiles, dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: scaled history [B, L] -> scaled forecast [B, H]."""
         return self.forward_origins(x)[:, -1]
 
     def forward_origins(self, x: torch.Tensor) -> torch.Tensor:
-        """Forecasts from every origin of a longer input (forking sequences, MQ-RNN).
+        """Point forecasts from every origin: `forward_all(x)[0]`, [B, K, H]."""
+        return self.forward_all(x)[0]
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Point and quantile forecasts from every origin of a longer input (forking sequences, MQ-RNN).
 
         x: scaled values [B, L + K - 1] -> scaled forecasts [B, K, H], where origin k
-        forecasts the H steps after x[:, L - 1 + k]. One pass of the LSTM over the
+        forecasts the H steps after x[:, L - 1 + k], and quantiles [B, K, H, Q] (None
+        without a quantile head), non-decreasing along Q. One pass of the LSTM over the
         sequence serves all K origins; the window statistics come from the first L
         values, which every origin has seen, so no origin looks ahead. K = 1 is the
         plain window forecast.
@@ -54,7 +64,13 @@ class LSTMForecaster(nn.Module):
             spread = torch.ones_like(level)
         z = (x - level) / spread  # [B, L + K - 1]
         out, _ = self.lstm(z.unsqueeze(-1))  # [B, L + K - 1, hidden]
-        y = self.head(out[:, lookback - 1:])  # [B, K, H]
+        state = out[:, lookback - 1:]  # [B, K, hidden]
+        y = self.head(state)  # [B, K, H]
         if self.skip is not None:
             y = y + self.skip(z.unfold(1, lookback, 1))  # windows [B, K, L]
-        return y * spread.unsqueeze(-1) + level.unsqueeze(-1)
+        spread, level = spread.unsqueeze(-1), level.unsqueeze(-1)  # [B, 1, 1]
+        if self.qhead is None:
+            return y * spread + level, None
+        raw = self.qhead(state).unflatten(-1, (self.config.horizon, len(self.config.quantiles)))  # [B, K, H, Q]
+        q = y.unsqueeze(-1) + monotone_torch(raw)
+        return y * spread + level, q * spread.unsqueeze(-1) + level.unsqueeze(-1)

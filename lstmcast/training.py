@@ -21,6 +21,7 @@ from lstmcast import resume
 from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
 from lstmcast.errors import InputError
 from lstmcast.progress import EpochInfo, ProgressFn
+from lstmcast.quantiles import pinball_loss
 from lstmcast.windows import gather
 
 MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
@@ -124,7 +125,11 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
     with torch.inference_mode():
         for lo in range(0, len(origin), batch):
             x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
-            total += criterion(model(x), y).item() * len(x)
+            point, quant = model.forward_all(x)
+            loss = criterion(point[:, -1], y)
+            if quant is not None:  # the quantile head's pinball loss counts for early stopping too
+                loss = loss + pinball_loss(quant[:, -1], y, model.levels)
+            total += loss.item() * len(x)
             count += len(x)
     return total / max(count, 1)
 
@@ -184,10 +189,12 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    pred = model.forward_origins(x)  # [B, K, H]
+                    pred, quant = model.forward_all(x)  # [B, K, H], [B, K, H, Q] or None
                 weight = mask.unsqueeze(-1).float()
                 used = int(mask.sum())
                 loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
+                if quant is not None:  # --quantiles: plus the pinball loss averaged over levels
+                    loss = loss + pinball_loss(quant.float(), y, model.levels, weight)
                 if not torch.isfinite(loss):
                     raise _Diverged(f"training diverged at epoch {epoch} (loss is {loss.item()})")
                 optimizer.zero_grad(set_to_none=True)
