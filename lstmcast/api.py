@@ -14,11 +14,8 @@ import numpy as np
 
 from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict, to_json_dict
 from lstmcast.errors import InputError, LstmcastError
-from lstmcast.frequency import default_horizon, season_length
+from lstmcast.frequency import default_horizon, pick_lookback, season_length
 from lstmcast.quantiles import column_name, parse_levels
-
-
-MAX_DEFAULT_LOOKBACK = 512
 
 
 @dataclass
@@ -34,41 +31,6 @@ class PredictReport:
     forecast: Any  # pandas.DataFrame: id column, time column, "forecast"
     new_series: list[str]
     notes: list[str] = field(default_factory=list)
-
-
-def _pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
-                   lookback: int | None, path: Path, notes: list[str]) -> int:
-    """The requested lookback, or the default that every series allows.
-
-    Default: three seasons and at least two horizons; a week for hourly data, so the
-    model sees the weekly cycle as well as the daily one; four horizons without a season;
-    the horizon part capped at MAX_DEFAULT_LOOKBACK steps.
-    """
-    room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
-    if lookback is not None:
-        short = [(i, n) for i, n in zip(ids, lengths) if n < lookback + horizon + val_size]
-        if short:
-            raise InputError(
-                f"{path}: series {short[0][0]!r} has {short[0][1]} points, fewer than lookback + horizon + "
-                f"validation = {lookback + horizon + val_size}; lower --lookback/--horizon or drop short series"
-            )
-        notes.append(f"lookback {lookback}")
-        return lookback
-    # Long horizons read at most MAX_DEFAULT_LOOKBACK steps (more costs time, rarely accuracy).
-    if season > 1:
-        seasons = (7 if season == 24 else 3) * season
-        want = max(seasons, min(2 * horizon, MAX_DEFAULT_LOOKBACK))
-    else:  # no known season: four horizons (a year for weekly M4 with h = 13)
-        want = max(min(4 * horizon, MAX_DEFAULT_LOOKBACK), 8)
-    if room < 2:
-        worst = ids[int(np.argmin(lengths))]
-        raise InputError(
-            f"{path}: series {worst!r} has {min(lengths)} points; each series needs at least "
-            f"{horizon + val_size + 2} (horizon + validation + 2); lower --horizon or drop short series"
-        )
-    chosen = min(want, room)
-    notes.append(f"lookback {chosen}" + (f" (capped by the shortest series; {want} wanted)" if chosen < want else ""))
-    return chosen
 
 
 def _series_meta(series, lookback: int, center: np.ndarray, scale: np.ndarray) -> list[dict[str, Any]]:
@@ -158,7 +120,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season = season_length(series.freq)
     lengths = [len(v) for v in series.values]
-    lookback = _pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
     if start is not None:
         notes.append(f"resuming after epoch {start.epoch} of {train_config.epochs}")
 

@@ -1,9 +1,10 @@
-"""Frequencies: pandas aliases old and new, inference, season and default horizon."""
+"""Frequencies: pandas aliases old and new, inference, season, and the default horizon and lookback."""
 
 from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -99,3 +100,41 @@ def default_horizon(freq: str | None) -> int:
     if base in ("h", "min", "s"):
         return max(1, 2 * season_length(freq)) if season_length(freq) > 1 else 48
     return {"D": 14, "B": 10, "W": 13, "MS": 12, "ME": 12, "QS": 8, "QE": 8, "YS": 6, "YE": 6}.get(base, 12)
+
+
+MAX_DEFAULT_LOOKBACK = 512
+
+
+def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
+                  lookback: int | None, path: Path, notes: list[str]) -> int:
+    """The requested lookback, or the default that every series allows.
+
+    Default: three seasons and at least two horizons; a week for hourly data, so the
+    model sees the weekly cycle as well as the daily one; four horizons without a season;
+    the horizon part capped at MAX_DEFAULT_LOOKBACK steps.
+    """
+    room = min(lengths) - val_size - horizon  # longest lookback the shortest series allows
+    if lookback is not None:
+        short = [(i, n) for i, n in zip(ids, lengths) if n < lookback + horizon + val_size]
+        if short:
+            raise InputError(
+                f"{path}: series {short[0][0]!r} has {short[0][1]} points, fewer than lookback + horizon + "
+                f"validation = {lookback + horizon + val_size}; lower --lookback/--horizon or drop short series"
+            )
+        notes.append(f"lookback {lookback}")
+        return lookback
+    # Long horizons read at most MAX_DEFAULT_LOOKBACK steps (more costs time, rarely accuracy).
+    if season > 1:
+        seasons = (7 if season == 24 else 3) * season
+        want = max(seasons, min(2 * horizon, MAX_DEFAULT_LOOKBACK))
+    else:  # no known season: four horizons (a year for weekly M4 with h = 13)
+        want = max(min(4 * horizon, MAX_DEFAULT_LOOKBACK), 8)
+    if room < 2:
+        worst = ids[int(np.argmin(lengths))]
+        raise InputError(
+            f"{path}: series {worst!r} has {min(lengths)} points; each series needs at least "
+            f"{horizon + val_size + 2} (horizon + validation + 2); lower --horizon or drop short series"
+        )
+    chosen = min(want, room)
+    notes.append(f"lookback {chosen}" + (f" (capped by the shortest series; {want} wanted)" if chosen < want else ""))
+    return chosen
