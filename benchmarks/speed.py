@@ -33,18 +33,23 @@ exit, and ``ru_maxrss`` is the peak RSS of the command's own process. (Linux
 carries the RSS high-water mark of the forking process across exec, so the
 command is forked from that small wrapper, never from this process.)
 
-Effective arithmetic rate (section 1): the LSTM's matrix products per training
-window, forward and backward counted as 3 x forward::
+Effective arithmetic rate (section 1): the matrix products of one training
+sequence, forward and backward counted as 3 x forward. With forking sequences
+(``--forking K``) a sequence is lookback + K - 1 steps long and its heads run at
+its K forecast origins (K windows)::
 
-    FLOPs/window = 3 x lookback x sum_l 2 x 4H x (in_l + H)  +  3 x 2 x H x horizon
-                   (in_0 = 1, in_l = H for l > 0; the second term is the linear head)
+    FLOPs/sequence = 3 x (lookback + K - 1) x sum_l 2 x 4H x (in_l + H)
+                     + 3 x K x (2 x H x horizon + 2 x lookback x horizon)
+                     (in_0 = 1, in_l = H for l > 0; the last terms are the linear
+                     head and the skip head, the skip head only where the run has one)
 
-which is 198.7 MFLOP for the reference case; the rate is FLOPs/window x
-windows/s. With lstmcast's skip head (``--skip``, on by default in the
-current version) add 3 x 2 x lookback x horizon (48,384). Element-wise gate
-arithmetic, window normalisation, the loss and Adam are not counted. The
-model's other options are lstmcast's defaults; each run's ``window_norm`` and
-``skip`` are read from its run.json and reported.
+K = 1 is one window per sequence: 198.8 MFLOP for the reference case with the
+skip head. The rate is FLOPs/sequence x sequences/s; windows/s is sequences/s x K,
+the forecast origins trained per second (what ``metrics.json`` reports as
+``windows_per_second``). Element-wise gate arithmetic, window normalisation, the
+loss and Adam are not counted. The model's other options are lstmcast's
+defaults; each run's ``window_norm`` and ``skip`` are read from its run.json and
+reported.
 
 Timings taken while other work runs on the machine are not meaningful: the
 load average at start and end is printed and saved with the results.
