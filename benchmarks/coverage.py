@@ -1,7 +1,7 @@
 """Empirical coverage of lstmcast's calibrated prediction intervals on held-out data.
 
     nice -n 19 .venv/bin/python benchmarks/coverage.py                  # both data sets
-    nice -n 19 .venv/bin/python benchmarks/coverage.py --only airline --seeds 0 1 2
+    nice -n 19 .venv/bin/python benchmarks/coverage.py --only airline --seeds 0 1 2 --val-size 36
     nice -n 19 .venv/bin/python benchmarks/coverage.py --only m4 --max-steps 800
 
 M4 Hourly: train on the train file (414 series) with `--quantiles 0.1,0.5,0.9
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("m4", "airline"), default=None)
     parser.add_argument("--max-steps", type=int, default=800, help="M4 Hourly optimiser steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="airline seeds")
+    parser.add_argument("--val-size", type=int, default=None, help="airline --val-size (default: one horizon)")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "work" / "coverage")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "airline"):
         for horizon in (12, 24):
             for seed in args.seeds:
-                results.append(airline(args.workdir, seed, horizon, None))
+                results.append(airline(args.workdir, seed, horizon, args.val_size))
                 print(json.dumps(results[-1]), flush=True)
     if args.only in (None, "m4"):
         results.append(m4_hourly(args.workdir, args.max_steps, 0))
