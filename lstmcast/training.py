@@ -125,10 +125,11 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
     with torch.inference_mode():
         for lo in range(0, len(origin), batch):
             x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
-            point, quant = model.forward_all(x)
-            loss = criterion(point[:, -1], y)
-            if quant is not None:  # the quantile head's pinball loss counts for early stopping too
-                loss = loss + pinball_loss(quant[:, -1], y, model.levels)
+            if getattr(model, "qhead", None) is None:
+                loss = criterion(model(x), y)
+            else:  # the quantile head's pinball loss counts for early stopping too
+                point, quant = model.forward_all(x)
+                loss = criterion(point[:, -1], y) + pinball_loss(quant[:, -1], y, model.levels)
             total += loss.item() * len(x)
             count += len(x)
     return total / max(count, 1)
@@ -189,7 +190,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    pred, quant = model.forward_all(x)  # [B, K, H], [B, K, H, Q] or None
+                    pred, quant = (model.forward_origins(x), None) if getattr(model, "qhead", None) is None \
+                        else model.forward_all(x)  # [B, K, H], [B, K, H, Q] with --quantiles
                 weight = mask.unsqueeze(-1).float()
                 used = int(mask.sum())
                 loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
