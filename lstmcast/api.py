@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast.config import DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict, to_json_dict
+from lstmcast.config import (ARCH_FIELDS, Cell, DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict,
+                             to_json_dict)
 from lstmcast.errors import InputError, LstmcastError
 from lstmcast.frequency import default_horizon, pick_lookback, season_length
 from lstmcast.quantiles import column_name, parse_levels
@@ -24,6 +25,7 @@ class TrainReport:
     metrics: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # what the run directory holds
+    model: dict[str, Any] = field(default_factory=dict)  # the network's config, as run.json records it
 
 
 @dataclass
@@ -55,7 +57,8 @@ def _default_run_dir(path: Path) -> Path:
 
 def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
-          window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip, quantiles=(),
+          window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
+          cell: Cell = ModelConfig.cell, bidirectional: bool = False, attention: bool = False, quantiles=(),
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
@@ -64,6 +67,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         data: CSV file (wide or long layout).
         horizon: steps forecast at once; default by frequency (48 hourly, 14 daily, 12 monthly...).
         lookback: input steps; default a few seasons, at least two horizons.
+        cell, bidirectional, attention: the encoder's cell, whether it also reads each window
+            backwards (one origin per sequence), whether the head attends over all its states.
         quantiles: levels in (0, 1), e.g. (0.1, 0.5, 0.9) or "0.1,0.5,0.9": a quantile head, calibrated.
         run_dir: where the run goes; default a new directory under ./runs.
         progress: called with an `EpochInfo` after every epoch.
@@ -81,8 +86,10 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
     with locking.hold(run_dir, wait, "run directory"):
         check_target(run_dir, overwrite)  # before any work: a refusal after an hour of training helps nobody
-        return _train(path, data_config, horizon, lookback, hidden, layers, dropout, window_norm, skip,
-                      train_config, run_dir, overwrite, progress, on_note, None, levels)
+        arch = dict(hidden=hidden, layers=layers, dropout=dropout, window_norm=window_norm, skip=skip, cell=cell,
+                    bidirectional=bidirectional, attention=attention, quantiles=levels)
+        return _train(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
+                      on_note, None)
 
 
 def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
@@ -97,14 +104,13 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
     run_dir = Path(run_dir)
     with locking.hold(run_dir, wait, "run directory"):
         source, data_config, model_config, train_config, state = state_io.load(run_dir)
-        return _train(source, data_config, model_config.horizon, model_config.lookback, model_config.hidden,
-                      model_config.layers, model_config.dropout, model_config.window_norm, model_config.skip,
-                      train_config, run_dir, True, progress, on_note, state, model_config.quantiles)
+        arch = {k: getattr(model_config, k) for k in ARCH_FIELDS}
+        return _train(source, data_config, model_config.horizon, model_config.lookback, arch, train_config,
+                      run_dir, True, progress, on_note, state)
 
 
-def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, hidden: int,
-           layers: int, dropout: float, window_norm: WindowNorm, skip: bool, train_config: TrainConfig,
-           run_dir: Path, overwrite: bool, progress, on_note, start, levels=()) -> TrainReport:
+def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
+           train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start) -> TrainReport:
     from lstmcast import checkpoint, configfile, intervals, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
@@ -121,6 +127,9 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     season = season_length(series.freq)
     lengths = [len(v) for v in series.values]
     lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    if arch["bidirectional"] and train_config.forking > 1:  # K origins would cost K backward passes
+        notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
+        train_config = replace(train_config, forking=1)
     if start is not None:
         notes.append(f"resuming after epoch {start.epoch} of {train_config.epochs}")
 
@@ -138,8 +147,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     from lstmcast.model import LSTMForecaster
     from lstmcast.training import fit, seed_everything
 
-    model_config = ModelConfig(lookback=lookback, horizon=horizon, hidden=hidden, layers=layers, dropout=dropout,
-                               window_norm=window_norm, skip=skip, quantiles=levels)
+    model_config = ModelConfig(lookback=lookback, horizon=horizon, **arch)
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start)
@@ -187,7 +195,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             },
             "series": _series_meta(series, lookback, center, scale),
         }
-        if levels:  # conformal corrections from the validation windows, applied by predict
+        if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
             meta["intervals"], metrics["intervals"] = intervals.calibrate(net, flat, val_origin)
         options = configfile.train_options(path, data_config, series, model_config,
                                            replace(train_config, val_size=val_size))
@@ -200,7 +208,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
         raise LstmcastError(f"{result.error}; kept the best weights so far (epoch {result.best_epoch}) in {out}. "
                             "Lower --lr or check the data for extreme values")
     files = sorted(p for p in out.iterdir() if p.name in checkpoint.OWN_FILES)
-    return TrainReport(run_dir=out, metrics=metrics, notes=notes, files=files)
+    return TrainReport(run_dir=out, metrics=metrics, notes=notes, files=files, model=meta["model"])
 
 
 def _read_like_run(run, data: str | Path):

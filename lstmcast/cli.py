@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstmcast.config import (DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule, TrainConfig,
-                             WindowNorm)
+from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
+                             TrainConfig, WindowNorm)
 from lstmcast.console import Console, calibration_line, metrics_line, print_evaluation, stop_code
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
@@ -87,6 +87,9 @@ def train(
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout between LSTM layers.")] = 0.0,
     window_norm: Annotated[WindowNorm, typer.Option(help="Normalise each input window inside the model: subtract its mean and divide by its spread (revin), only subtract the mean, or neither.")] = ModelConfig.window_norm,
     skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Add a linear map from the input window straight to the forecast.")] = ModelConfig.skip,
+    cell: Annotated[Cell, typer.Option(help="Recurrent cell: lstm and gru (PyTorch's fused kernels), or peephole (an LSTM whose gates also see the cell state).")] = ModelConfig.cell,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional/--no-bidirectional", help="The encoder reads each window both ways. Trains one origin per sequence (forking 1).")] = False,
+    attention: Annotated[bool, typer.Option("--attention/--no-attention", help="The head attends over all encoder states of the window, not only the last.")] = False,
     quantiles: Annotated[Optional[str], typer.Option(help="Quantile levels in (0, 1), comma-separated, e.g. 0.1,0.5,0.9: the model also learns them (pinball loss), calibrated on the validation windows; predict adds columns q0.1, q0.5, q0.9.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
@@ -139,7 +142,8 @@ def train(
             if resume is not None:
                 return api.resume(resume, progress=progress, on_note=out.note, wait=wait)
             return api.train(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
-                             dropout=dropout, window_norm=window_norm, skip=skip, quantiles=quantiles, train_config=train_cfg,
+                             dropout=dropout, window_norm=window_norm, skip=skip, cell=cell, bidirectional=bidirectional,
+                             attention=attention, quantiles=quantiles, train_config=train_cfg,
                              run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait)
         finally:
             if progress is not None:
@@ -151,7 +155,7 @@ def train(
     if json_:
         out.emit({
             "status": "interrupted" if code else "ok", "exit_code": code, "run_dir": report.run_dir,
-            "files": report.files, "notes": report.notes,
+            "files": report.files, "notes": report.notes, "model": report.model,
             "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps", "intervals") if k in m}
             | {"epochs": len(m["history"])},
             "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},

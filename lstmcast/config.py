@@ -45,6 +45,14 @@ class WindowNorm(str, Enum):
     none = "none"
 
 
+class Cell(str, Enum):
+    """The recurrent cell of the encoder."""
+
+    lstm = "lstm"  # nn.LSTM (fused)
+    gru = "gru"  # nn.GRU (fused)
+    peephole = "peephole"  # LSTM whose gates also see the cell state (lstmcast.cells)
+
+
 class Precision(str, Enum):
     """Arithmetic of the forward pass in training; loss and optimizer stay float32."""
 
@@ -81,7 +89,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: a stacked LSTM reading `lookback` steps, emitting `horizon` steps."""
+    """The network: a stacked recurrent encoder reading `lookback` steps, emitting `horizon` steps.
+
+    `input_size` is the number of input channels per step (1: the target alone).
+    """
 
     lookback: int
     horizon: int
@@ -91,6 +102,9 @@ class ModelConfig:
     dropout: float = 0.0
     window_norm: WindowNorm = WindowNorm.revin
     skip: bool = True  # add a linear map from the window straight to the horizon
+    cell: Cell = Cell.lstm
+    bidirectional: bool = False  # the encoder also reads each window backwards
+    attention: bool = False  # the head attends over all encoder states of the window
     quantiles: tuple[float, ...] = ()  # levels of the quantile head, increasing; () = point forecast only
 
     def __post_init__(self) -> None:
@@ -100,14 +114,23 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+        for name in ("skip", "bidirectional", "attention"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
         q = self.quantiles
         if not isinstance(q, tuple) or not all(isinstance(v, float) and 0 < v < 1 for v in q) \
                 or any(a >= b for a, b in zip(q, q[1:])):
             raise ValueError(f"quantiles must be increasing floats in (0, 1), not {q!r}")
 
 
-# What a run.json written before a field existed meant by its absence.
+# What a run.json written before a field existed meant by its absence (newer fields'
+# defaults are the old behaviour: cell lstm, not bidirectional, no attention).
 LEGACY_MODEL_FIELDS = {"window_norm": "mean", "skip": False}
+
+
+# The ModelConfig fields a user chooses (lookback and horizon aside); train() and resume() pass them on.
+ARCH_FIELDS = ("hidden", "layers", "dropout", "window_norm", "skip", "cell", "bidirectional", "attention",
+               "quantiles")
 
 
 @dataclass(frozen=True)
@@ -115,7 +138,7 @@ class TrainConfig:
     """How the network is trained.
 
     An epoch is one pass over the training windows in random order, at least 20 and at
-    most 200 batches (drawn with replacement below 20, a random subset above 200).
+    most 50 batches (drawn with replacement below 20, a random subset above 50).
     """
 
     epochs: int = 20

@@ -87,7 +87,8 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     out["freq"] = series.freq
     out["fill"] = data_config.fill.value
     model = to_json_dict(model_config)
-    out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip")})
+    out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip", "cell",
+                                    "bidirectional", "attention")})
     out["quantiles"] = ",".join(repr(q) for q in model_config.quantiles) or None
     tc = to_json_dict(train_config)
     out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "schedule", "patience",

@@ -2,42 +2,97 @@
 
 Forecasting a few thousand windows is a few hundred small matrix products; importing
 torch for it would cost more than the arithmetic. This module computes exactly what
-`model.LSTMForecaster.forward` computes (a test holds the two equal) from the tensors
-of a safetensors file, read without torch.
+`model.LSTMForecaster.forward` computes (a test holds the two equal, for every cell,
+direction and head) from the tensors of a safetensors file, read without torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lstmcast.config import ModelConfig, WindowNorm
+from lstmcast.config import Cell, ModelConfig, WindowNorm
 from lstmcast.quantiles import monotone_np
 
 _MIN_STD = 1e-2  # must match model._MIN_STD
+_GATES = {Cell.lstm: 4, Cell.gru: 3, Cell.peephole: 4}
+
+
+def _directions(config: ModelConfig) -> tuple[str, ...]:
+    return ("", "_reverse") if config.bidirectional else ("",)
 
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The tensor names and shapes `LSTMForecaster(config).state_dict()` has."""
     shapes: dict[str, tuple[int, ...]] = {}
+    name, gates, hidden = config.cell.value, _GATES[config.cell] * config.hidden, config.hidden
+    dirs = _directions(config)
     for layer in range(config.layers):
-        width = config.input_size if layer == 0 else config.hidden
-        shapes[f"lstm.weight_ih_l{layer}"] = (4 * config.hidden, width)
-        shapes[f"lstm.weight_hh_l{layer}"] = (4 * config.hidden, config.hidden)
-        shapes[f"lstm.bias_ih_l{layer}"] = (4 * config.hidden,)
-        shapes[f"lstm.bias_hh_l{layer}"] = (4 * config.hidden,)
-    shapes["head.weight"] = (config.horizon, config.hidden)
+        width = config.input_size if layer == 0 else hidden * len(dirs)
+        for sfx in dirs:
+            shapes[f"{name}.weight_ih_l{layer}{sfx}"] = (gates, width)
+            shapes[f"{name}.weight_hh_l{layer}{sfx}"] = (gates, hidden)
+            shapes[f"{name}.bias_ih_l{layer}{sfx}"] = (gates,)
+            shapes[f"{name}.bias_hh_l{layer}{sfx}"] = (gates,)
+            if config.cell is Cell.peephole:
+                shapes[f"{name}.weight_peep_l{layer}{sfx}"] = (3, hidden)
+    width = hidden * len(dirs)
+    if config.attention:
+        shapes["attn.weight"] = (width, width)
+    shapes["head.weight"] = (config.horizon, width * (2 if config.attention else 1))
     shapes["head.bias"] = (config.horizon,)
     if config.skip:
         shapes["skip.weight"] = (config.horizon, config.lookback)
         shapes["skip.bias"] = (config.horizon,)
     if config.quantiles:
-        shapes["qhead.weight"] = (config.horizon * len(config.quantiles), config.hidden)
+        shapes["qhead.weight"] = (config.horizon * len(config.quantiles), width * (2 if config.attention else 1))
         shapes["qhead.bias"] = (config.horizon * len(config.quantiles),)
     return shapes
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def _recurrent_layer(cell: Cell, seq: np.ndarray, w: dict[str, np.ndarray], prefix: str, suffix: str,
+                     reverse: bool) -> np.ndarray:
+    """One layer, one direction: seq [B, T, in] -> states [B, T, hidden], zero initial state.
+
+    Gate orders are PyTorch's: i, f, g, o for the LSTMs (and the peephole rows p_i, p_f,
+    p_o); r, z, n for the GRU, whose n gate sees r * (W_hn h + b_hn).
+    """
+    w_ih = w[f"{prefix}.weight_ih{suffix}"].T  # [in, G]
+    w_hh = w[f"{prefix}.weight_hh{suffix}"].T  # [H, G]
+    b_ih, b_hh = w[f"{prefix}.bias_ih{suffix}"], w[f"{prefix}.bias_hh{suffix}"]
+    hidden = w_hh.shape[0]
+    batch, steps = seq.shape[:2]
+    h = np.zeros((batch, hidden), np.float32)
+    c = np.zeros_like(h)
+    out = np.empty((batch, steps, hidden), np.float32)
+    bias = b_ih if cell is Cell.gru else b_ih + b_hh
+    if cell is Cell.peephole:
+        p_i, p_f, p_o = w[f"{prefix}.weight_peep{suffix}"]
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        # One input feature is a broadcast multiply, not a matrix product.
+        x_t = seq[:, t, :1] * w_ih[0] if w_ih.shape[0] == 1 else seq[:, t] @ w_ih
+        x_t = x_t + bias
+        if cell is Cell.gru:
+            hh = h @ w_hh + b_hh
+            r = _sigmoid(x_t[:, :hidden] + hh[:, :hidden])
+            z = _sigmoid(x_t[:, hidden:2 * hidden] + hh[:, hidden:2 * hidden])
+            n = np.tanh(x_t[:, 2 * hidden:] + r * hh[:, 2 * hidden:])
+            h = (1.0 - z) * n + z * h
+        else:
+            gates = x_t + h @ w_hh  # [B, 4H]
+            i, f = gates[:, :hidden], gates[:, hidden:2 * hidden]
+            g, o = np.tanh(gates[:, 2 * hidden:3 * hidden]), gates[:, 3 * hidden:]
+            if cell is Cell.peephole:
+                c = _sigmoid(f + p_f * c) * c + _sigmoid(i + p_i * c) * g
+                h = _sigmoid(o + p_o * c) * np.tanh(c)
+            else:
+                c = _sigmoid(f) * c + _sigmoid(i) * g
+                h = _sigmoid(o) * np.tanh(c)
+        out[:, t] = h
+    return out
 
 
 class NumpyForecaster:
@@ -64,33 +119,25 @@ class NumpyForecaster:
             spread = np.ones_like(level)
         z = (x - level) / spread  # [B, L]
         seq = z[:, :, None]  # [B, L, in]
-        hidden = cfg.hidden
         for layer in range(cfg.layers):
-            w_ih = w[f"lstm.weight_ih_l{layer}"].T  # [in, 4H]; PyTorch's gate order i, f, g, o
-            w_hh = w[f"lstm.weight_hh_l{layer}"].T  # [H, 4H]
-            bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
-            h = np.zeros((len(x), hidden), np.float32)
-            c = np.zeros_like(h)
-            outputs = np.empty((len(x), seq.shape[1], hidden), np.float32) if layer < cfg.layers - 1 else None
-            for t in range(seq.shape[1]):
-                # One input feature is a broadcast multiply, not a matrix product.
-                step_in = seq[:, t, :1] * w_ih[0] if w_ih.shape[0] == 1 else seq[:, t] @ w_ih
-                gates = step_in + bias + h @ w_hh  # [B, 4H]
-                i = _sigmoid(gates[:, :hidden])
-                f = _sigmoid(gates[:, hidden:2 * hidden])
-                g = np.tanh(gates[:, 2 * hidden:3 * hidden])
-                o = _sigmoid(gates[:, 3 * hidden:])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                if outputs is not None:
-                    outputs[:, t] = h
-            if outputs is not None:
-                seq = outputs
-        y = h @ w["head.weight"].T + w["head.bias"]  # [B, H]
+            outs = [_recurrent_layer(cfg.cell, seq, w, cfg.cell.value, f"_l{layer}{sfx}", sfx == "_reverse")
+                    for sfx in _directions(cfg)]
+            seq = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+        hidden = cfg.hidden
+        # The final state of each direction: forward at the window's end, backward at its start.
+        last = np.concatenate([seq[:, -1, :hidden], seq[:, 0, hidden:]], axis=-1) if cfg.bidirectional \
+            else seq[:, -1]
+        if cfg.attention:
+            query = last @ w["attn.weight"].T  # [B, D]
+            scores = np.einsum("bd,btd->bt", query, seq) / np.float32(np.sqrt(seq.shape[-1]))
+            weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+            weights /= weights.sum(axis=1, keepdims=True)
+            last = np.concatenate([last, np.einsum("bt,btd->bd", weights, seq)], axis=-1)
+        y = last @ w["head.weight"].T + w["head.bias"]  # [B, H]
         if cfg.skip:
             y = y + z @ w["skip.weight"].T + w["skip.bias"]
         if not cfg.quantiles:
             return y * spread + level, None
-        raw = (h @ w["qhead.weight"].T + w["qhead.bias"]).reshape(len(x), cfg.horizon, len(cfg.quantiles))
+        raw = (last @ w["qhead.weight"].T + w["qhead.bias"]).reshape(len(x), cfg.horizon, len(cfg.quantiles))
         q = y[:, :, None] + monotone_np(raw)  # [B, H, Q]
         return y * spread + level, q * spread[:, :, None] + level[:, :, None]

@@ -1,38 +1,75 @@
-"""The network: a stacked LSTM over the lookback window and a head for all horizon steps."""
+"""The network: a stacked recurrent encoder over the lookback window and a head for all horizon steps."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
-from lstmcast.config import ModelConfig, WindowNorm
+from lstmcast.config import Cell, ModelConfig, WindowNorm
 from lstmcast.quantiles import monotone_torch
 
 _MIN_STD = 1e-2  # in per-series scaled units: flat windows are not blown up
 
 
-class LSTMForecaster(nn.Module):
-    """Stacked `nn.LSTM` (Hochreiter & Schmidhuber, 1997) with a direct multi-step head.
+def make_encoder(config: ModelConfig) -> nn.Module:
+    """The stacked recurrent encoder of `config.cell`; batch-first, returns (outputs, state)."""
+    kwargs = dict(input_size=config.input_size, hidden_size=config.hidden, num_layers=config.layers,
+                  dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional)
+    if config.cell is Cell.peephole:
+        from lstmcast.cells import PeepholeLSTM
 
-    Each window is normalised by its own statistics before the LSTM and the output is
+        return PeepholeLSTM(**kwargs)
+    fused = nn.GRU if config.cell is Cell.gru else nn.LSTM
+    return fused(batch_first=True, **kwargs)
+
+
+def attend(states: torch.Tensor, query: torch.Tensor, lookback: int) -> torch.Tensor:
+    """Scaled dot-product attention of each origin over the states of its own window.
+
+    states [B, L + K - 1, D], query [B, K, D] -> context [B, K, D]: origin k weighs
+    states k .. k + L - 1 only (the band of its window), so no origin sees later values.
+    """
+    scores = query @ states.transpose(1, 2) / math.sqrt(states.size(-1))  # [B, K, L + K - 1]
+    origins, steps = scores.shape[1], scores.shape[2]
+    pos = torch.arange(steps, device=states.device)
+    start = torch.arange(origins, device=states.device).unsqueeze(1)
+    outside = (pos < start) | (pos >= start + lookback)  # [K, L + K - 1]
+    weights = torch.softmax(scores.masked_fill(outside, float("-inf")), dim=-1)
+    return weights.to(states.dtype) @ states
+
+
+class LSTMForecaster(nn.Module):
+    """Stacked recurrent encoder (LSTM, GRU or peephole LSTM) with a direct multi-step head.
+
+    Each window is normalised by its own statistics before the encoder and the output is
     mapped back, so that one global model serves series at different levels (instance
     normalisation on top of per-series scaling). With `skip`, a linear map from the
-    normalised window to the horizon is added to the LSTM head.
+    normalised window to the horizon is added to the head. With `bidirectional`, the
+    encoder reads the window both ways and the head sees both final states; with
+    `attention`, the head also sees a weighted sum of all the window's encoder states
+    (query: a learned map of the final state).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.lstm = nn.LSTM(
-            input_size=config.input_size, hidden_size=config.hidden, num_layers=config.layers,
-            batch_first=True, dropout=config.dropout if config.layers > 1 else 0.0,
-        )
-        self.head = nn.Linear(config.hidden, config.horizon)
+        # The attribute names the cell: "lstm.*" tensors are what runs before the other cells wrote.
+        self.encoder_name = config.cell.value
+        self.add_module(self.encoder_name, make_encoder(config))
+        width = config.hidden * (2 if config.bidirectional else 1)
+        self.attn = nn.Linear(width, width, bias=False) if config.attention else None
+        self.head = nn.Linear(width * (2 if config.attention else 1), config.horizon)
         self.skip = nn.Linear(config.lookback, config.horizon) if config.skip else None
         # Quantile head: Q values per step, offsets around the point forecast (see quantiles.py).
         levels = len(config.quantiles)
-        self.qhead = nn.Linear(config.hidden, config.horizon * levels) if levels else None
+        self.qhead = nn.Linear(self.head.in_features, config.horizon * levels) if levels else None
         self.register_buffer("levels", torch.tensor(config.quantiles, dtype=torch.float32), persistent=False)
+
+    @property
+    def encoder(self) -> nn.Module:
+        return getattr(self, self.encoder_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: scaled history [B, L] -> scaled forecast [B, H]."""
@@ -46,13 +83,16 @@ class LSTMForecaster(nn.Module):
         """Point and quantile forecasts from every origin of a longer input (forking sequences, MQ-RNN).
 
         x: scaled values [B, L + K - 1] -> scaled forecasts [B, K, H], where origin k
-        forecasts the H steps after x[:, L - 1 + k], and quantiles [B, K, H, Q] (None
-        without a quantile head), non-decreasing along Q. One pass of the LSTM over the
-        sequence serves all K origins; the window statistics come from the first L
-        values, which every origin has seen, so no origin looks ahead. K = 1 is the
-        plain window forecast.
+        forecasts the H steps after x[:, L - 1 + k]. One forward pass of the encoder over
+        the sequence serves all K origins; the window statistics come from the first L
+        values, which every origin has seen, so no origin looks ahead. A bidirectional
+        encoder reads each origin's window on its own instead (its backward direction
+        starts at the origin: over the whole sequence it would see later values). K = 1
+        is the plain window forecast. Quantiles [B, K, H, Q] (None without a quantile head)
+        are non-decreasing along Q.
         """
-        lookback, norm = self.config.lookback, self.config.window_norm
+        cfg = self.config
+        lookback, norm = cfg.lookback, cfg.window_norm
         head = x[:, :lookback]
         if norm is WindowNorm.none:
             level = torch.zeros_like(head[:, :1])
@@ -63,14 +103,25 @@ class LSTMForecaster(nn.Module):
         else:
             spread = torch.ones_like(level)
         z = (x - level) / spread  # [B, L + K - 1]
-        out, _ = self.lstm(z.unsqueeze(-1))  # [B, L + K - 1, hidden]
-        state = out[:, lookback - 1:]  # [B, K, hidden]
-        y = self.head(state)  # [B, K, H]
+        windows = z.unfold(1, lookback, 1)  # [B, K, L]
+        batch, origins = windows.shape[:2]
+        if cfg.bidirectional:
+            out, _ = self.encoder(windows.reshape(batch * origins, lookback, 1))  # [B*K, L, 2 hidden]
+            hidden = cfg.hidden
+            # Forward direction's last state and backward direction's state at the window start.
+            last = torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=-1).unsqueeze(1)  # [B*K, 1, D]
+        else:
+            out, _ = self.encoder(z.unsqueeze(-1))  # [B, L + K - 1, hidden]
+            last = out[:, lookback - 1:]  # [B, K, hidden]
+        if self.attn is not None:
+            context = attend(out, self.attn(last), lookback)
+            last = torch.cat([last, context], dim=-1)
+        y = self.head(last).reshape(batch, origins, -1)  # [B, K, H]
         if self.skip is not None:
-            y = y + self.skip(z.unfold(1, lookback, 1))  # windows [B, K, L]
+            y = y + self.skip(windows)
         spread, level = spread.unsqueeze(-1), level.unsqueeze(-1)  # [B, 1, 1]
         if self.qhead is None:
             return y * spread + level, None
-        raw = self.qhead(state).unflatten(-1, (self.config.horizon, len(self.config.quantiles)))  # [B, K, H, Q]
+        raw = self.qhead(last).reshape(batch, origins, cfg.horizon, len(cfg.quantiles))  # [B, K, H, Q]
         q = y.unsqueeze(-1) + monotone_torch(raw)
         return y * spread + level, q * spread.unsqueeze(-1) + level.unsqueeze(-1)

@@ -26,8 +26,11 @@ from lstmcast.windows import gather
 
 MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
 # Large data: an epoch stops after this many batches, so validation, early stopping and
-# progress come at a useful cadence (M4 Hourly has ~1,000 batches in one pass).
-MAX_BATCHES_PER_EPOCH = 200
+# progress come at a useful cadence (M4 Hourly has ~1,000 sequences of 256 in one pass).
+# With forking sequences a batch trains up to K = 48 origins per sequence, so 20 epochs of
+# 50 batches (1,000 steps) see every origin many times over; benchmarks/RESULTS.md has the
+# accuracy and time this budget buys on M4.
+MAX_BATCHES_PER_EPOCH = 50
 
 
 @dataclass

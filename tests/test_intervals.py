@@ -14,7 +14,7 @@ import torch
 from conftest import TINY, TINY_CLI, TINY_MODEL, wide_frame, write_frame
 
 from lstmcast import api, intervals, windows
-from lstmcast.config import ModelConfig, WindowNorm
+from lstmcast.config import Cell, ModelConfig, WindowNorm
 from lstmcast.errors import InputError, RunDirError
 from lstmcast.inference import NumpyForecaster
 from lstmcast.model import LSTMForecaster
@@ -86,11 +86,15 @@ def test_quantiles_never_cross_with_random_weights(norm):
     assert (np.diff(intervals.apply(q.astype(np.float64), shrink), axis=-1) >= 0).all()
 
 
-@pytest.mark.parametrize(("norm", "skip", "layers"), [(WindowNorm.revin, True, 2), (WindowNorm.none, False, 1)])
-def test_numpy_and_torch_quantile_heads_agree(norm, skip, layers):
+@pytest.mark.parametrize(("norm", "skip", "layers", "arch"), [
+    (WindowNorm.revin, True, 2, {}),
+    (WindowNorm.none, False, 1, {}),
+    (WindowNorm.revin, True, 1, {"cell": Cell.gru, "bidirectional": True, "attention": True}),
+])
+def test_numpy_and_torch_quantile_heads_agree(norm, skip, layers, arch):
     torch.manual_seed(1)
     config = ModelConfig(lookback=12, horizon=4, hidden=8, layers=layers, window_norm=norm, skip=skip,
-                         quantiles=LEVELS)
+                         quantiles=LEVELS, **arch)
     model = LSTMForecaster(config).eval()
     net = NumpyForecaster(config, {k: v.numpy() for k, v in model.state_dict().items()})
     x = torch.randn(6, 12 + 3 - 1)
