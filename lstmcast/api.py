@@ -17,6 +17,7 @@ from lstmcast.config import (ARCH_FIELDS, Cell, DataConfig, Fill, ModelConfig, T
 from lstmcast.errors import InputError, LstmcastError
 from lstmcast.frequency import default_horizon, season_length
 from lstmcast.lookback import MAX_DEFAULT_LOOKBACK, pick_lookback  # noqa: F401 (MAX_DEFAULT_LOOKBACK: API)
+from lstmcast.quantiles import parse_levels
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _default_run_dir(path: Path) -> Path:
 def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
           window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
-          cell: Cell = ModelConfig.cell, bidirectional: bool = False, attention: bool = False,
+          cell: Cell = ModelConfig.cell, bidirectional: bool = False, attention: bool = False, quantiles=(),
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress=None, on_note=None, wait: float = 0.0) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
@@ -70,6 +71,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         lookback: input steps; default a few seasons, at least two horizons.
         cell, bidirectional, attention: the encoder's cell, whether it also reads each window
             backwards (one origin per sequence), whether the head attends over all its states.
+        quantiles: levels in (0, 1), e.g. (0.1, 0.5, 0.9) or "0.1,0.5,0.9": a quantile head, calibrated.
         run_dir: where the run goes; default a new directory under ./runs.
         progress: called with an `EpochInfo` after every epoch.
         on_note: called with each note (what was detected or repaired) before training starts.
@@ -82,13 +84,13 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     from lstmcast import distributed, locking
     from lstmcast.checkpoint import check_target
 
-    path = Path(data)
+    path, levels = Path(data), parse_levels(quantiles)  # a bad level fails before any work
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
     # Under torchrun only rank 0 locks and writes. The check comes before any work: a refusal after an hour helps nobody.
     with distributed.session(train_config.device) as dist, distributed.main_rank_first(
             dist, lambda: locking.hold(run_dir, wait, "run directory"), lambda: check_target(run_dir, overwrite)):
         arch = dict(hidden=hidden, layers=layers, dropout=dropout, window_norm=window_norm, skip=skip, cell=cell,
-                    bidirectional=bidirectional, attention=attention)
+                    bidirectional=bidirectional, attention=attention, quantiles=levels)
         return _train(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
                       on_note, None)
 
@@ -114,7 +116,7 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
            train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start,
            series=None) -> TrainReport:
-    from lstmcast import checkpoint, configfile, covariates, distributed, plots, scaling, signals, windows
+    from lstmcast import checkpoint, configfile, covariates, distributed, intervals, plots, scaling, signals, windows
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
@@ -206,6 +208,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             "series": covariates.store(_series_meta(series, lookback, center, scale), cov_meta, lookback),
             **({"covariates": spec.to_json()} if spec else {}),
         }
+        if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
+            meta["intervals"], metrics["intervals"] = intervals.calibrate(net, flat, val_origin, cov)
         options = configfile.train_options(path, data_config, series, model_config,
                                            replace(train_config, val_size=val_size))
         extra = {checkpoint.CONFIG_TOML: configfile.dumps(
@@ -304,9 +308,9 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         mae, rmse, mape, smape, mase. `keep_forecasts` adds "forecast" and "history" for
         plots (a DataFrame and arrays, not JSON; see `backtest.backtest`).
     """
-    from lstmcast import covariates
+    from lstmcast import covariates, intervals
     from lstmcast.checkpoint import load_run
-    from lstmcast.forecast import forecast_series
+    from lstmcast.forecast import forecast_series_all
     from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
 
     run = load_run(run_dir)
@@ -316,8 +320,9 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
     m = season or run.meta["data"].get("season") or 1
     ids, histories, center, scale, series, _, notes = _histories(run, data, cut=steps)
     cov = covariates.for_forecast(run, series, [len(h) for h in histories], steps, data)
-    values = forecast_series(run.model, histories, center, scale, steps, cov)
-    model_rows, naive_rows, snaive_rows, by_series = [], [], [], {}
+    levels = run.model_config.quantiles
+    values, quant = forecast_series_all(run.model, histories, center, scale, steps, run.correction, cov)
+    model_rows, naive_rows, snaive_rows, by_series, interval_rows = [], [], [], {}, []
     for k, sid in enumerate(ids):
         actual = series.values[k][-steps:]
         sc = mase_scale(histories[k], m)
@@ -325,11 +330,14 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         model_rows.append(row)
         naive_rows.append(series_metrics(actual, naive(histories[k], steps), sc))
         snaive_rows.append(series_metrics(actual, seasonal_naive(histories[k], steps, m), sc))
-        by_series[sid] = row
+        if quant is not None:
+            interval_rows.append(intervals.scores(actual, quant[k], levels, sc))
+        by_series[sid] = {**row, "intervals": interval_rows[-1]} if quant is not None else row
+    extra = {"intervals": intervals.overall(interval_rows, levels)} if quant is not None else {}
     result = {
         "overall": overall(model_rows),
         "baselines": {"naive": overall(naive_rows), "seasonal_naive": overall(snaive_rows)},
-        "series": by_series, "test_size": steps, "season": m, "notes": notes,
+        "series": by_series, "test_size": steps, "season": m, "notes": notes, **extra,
     }
     if keep_forecasts:
         from lstmcast.backtest import forecast_frame

@@ -49,6 +49,7 @@ class Run:
     path: Path
     meta: dict[str, Any]
     model: Any  # inference.NumpyForecaster
+    correction: Any = None  # calibration of the quantiles [Q, H] in scaled units (intervals.py); None without
 
     @property
     def model_config(self) -> ModelConfig:
@@ -229,6 +230,7 @@ def load_run(run_dir: str | Path) -> Run:
     from safetensors.numpy import load
 
     from lstmcast.inference import NumpyForecaster, expected_shapes
+    from lstmcast.intervals import stored_correction
 
     path = Path(run_dir)
     weights = path / WEIGHTS
@@ -255,4 +257,5 @@ def load_run(run_dir: str | Path) -> Run:
             f"{weights}: tensors do not match the model config in {RUN_JSON} ({name}: "
             f"found {found.get(name)}, expected {expected.get(name)}); retrain the run"
         )
-    return Run(path=path, meta=meta, model=NumpyForecaster(config, state))
+    correction = stored_correction(meta, config, path / RUN_JSON)
+    return Run(path=path, meta=meta, model=NumpyForecaster(config, state), correction=correction)

@@ -15,8 +15,8 @@ import typer
 
 from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
                              TrainConfig, WindowNorm)
-from lstmcast.console import (Console, metrics_line, metrics_summary, print_backtest, print_evaluation, run_app,
-                              stop_code)
+from lstmcast.console import (Console, calibration_line, metrics_line, metrics_summary, print_backtest,
+                              print_evaluation, run_app, stop_code)
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
 EXIT_CODES_HELP = (
@@ -98,6 +98,7 @@ def train(
     cell: Annotated[Cell, typer.Option(help="Recurrent cell: lstm and gru (PyTorch's fused kernels), or peephole (an LSTM whose gates also see the cell state).")] = ModelConfig.cell,
     bidirectional: Annotated[bool, typer.Option("--bidirectional/--no-bidirectional", help="The encoder reads each window both ways. Trains one origin per sequence (forking 1).")] = False,
     attention: Annotated[bool, typer.Option("--attention/--no-attention", help="The head attends over all encoder states of the window, not only the last.")] = False,
+    quantiles: Annotated[Optional[str], typer.Option(help="Quantile levels in (0, 1), comma-separated, e.g. 0.1,0.5,0.9: the model also learns them (pinball loss), calibrated on the validation windows; predict adds columns q0.1, q0.5, q0.9.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = TrainConfig.batch_size,
@@ -155,7 +156,7 @@ def train(
                 return api.resume(resume, progress=progress, on_note=out.note, wait=wait)
             return api.train(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
                              dropout=dropout, window_norm=window_norm, skip=skip, cell=cell, bidirectional=bidirectional,
-                             attention=attention, train_config=train_cfg,
+                             attention=attention, quantiles=quantiles, train_config=train_cfg,
                              run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait)
         finally:
             if progress is not None:
@@ -168,7 +169,7 @@ def train(
         out.emit({
             "status": "interrupted" if code else "ok", "exit_code": code, "run_dir": report.run_dir,
             "files": report.files, "notes": report.notes, "model": report.model,
-            "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps")}
+            "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps", "intervals") if k in m}
             | {"epochs": len(m["history"])},
             "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
             "world_size": m.get("world_size", 1),
@@ -178,6 +179,8 @@ def train(
         print(f"best epoch {m['best_epoch']} ({m['stopped']}), {m['steps']} steps, {m['train_seconds']:.1f} s, "
               f"{m['windows_per_second']:.0f} windows/s on {m['device']} ({m['precision']})")
         print(f"validation: {metrics_line(m['validation'])}")
+        if "intervals" in m:
+            print(calibration_line(m["intervals"]))
     if code:
         how = "SIGTERM" if code == 143 else "Ctrl-C"
         print(f"lstmcast: stopped by {how}: {report.run_dir} holds the best weights so far (epoch {m['best_epoch']}); "

@@ -117,6 +117,7 @@ class ModelConfig:
     bidirectional: bool = False  # the encoder also reads each window backwards
     attention: bool = False  # the head attends over all encoder states of the window
     known_size: int = 0  # future-known input channels the head reads for the forecast steps
+    quantiles: tuple[float, ...] = ()  # levels of the quantile head, increasing; () = point forecast only
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon", "input_size", "hidden", "layers"):
@@ -131,6 +132,10 @@ class ModelConfig:
         for name in ("skip", "bidirectional", "attention"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        q = self.quantiles
+        if not isinstance(q, tuple) or not all(isinstance(v, float) and 0 < v < 1 for v in q) \
+                or any(a >= b for a, b in zip(q, q[1:])):
+            raise ValueError(f"quantiles must be increasing floats in (0, 1), not {q!r}")
 
 
 # What a run.json written before a field existed meant by its absence (newer fields'
@@ -139,7 +144,8 @@ LEGACY_MODEL_FIELDS = {"window_norm": "mean", "skip": False}
 
 
 # The ModelConfig fields a user chooses (lookback and horizon aside); train() and resume() pass them on.
-ARCH_FIELDS = ("hidden", "layers", "dropout", "window_norm", "skip", "cell", "bidirectional", "attention")
+ARCH_FIELDS = ("hidden", "layers", "dropout", "window_norm", "skip", "cell", "bidirectional", "attention",
+               "quantiles")
 
 
 @dataclass(frozen=True)
@@ -166,10 +172,16 @@ class TrainConfig:
     precision: Precision = Precision.auto
 
 
+# Left out of run.json when empty, so that a run without them is written exactly as before they existed.
+OMIT_WHEN_EMPTY = frozenset({"quantiles"})
+
+
 def to_json_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (enums as their values, tuples as lists)."""
     out: dict[str, Any] = {}
     for key, value in asdict(config).items():
+        if key in OMIT_WHEN_EMPTY and not value:
+            continue
         if isinstance(value, Enum):
             value = value.value
         elif isinstance(value, tuple):

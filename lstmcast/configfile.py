@@ -29,6 +29,8 @@ def _key(name: str) -> str:
 def _value(path: Path, where: str, key: str, value: Any) -> Any:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)  # target = ["a", "b"] is --target a,b
+    if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return ",".join(repr(v) for v in value)  # quantiles = [0.1, 0.5, 0.9] is --quantiles 0.1,0.5,0.9
     if isinstance(value, (dict, list)) or not isinstance(value, (str, int, float, bool)):
         raise InputError(f"{path}: {where}{key} must be a string, number or true/false, not {type(value).__name__}")
     return value
@@ -90,6 +92,7 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     model = to_json_dict(model_config)
     out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip", "cell",
                                     "bidirectional", "attention")})
+    out["quantiles"] = ",".join(repr(q) for q in model_config.quantiles) or None
     tc = to_json_dict(train_config)
     out.update({k: tc[k] for k in ("val_size", "epochs", "max_steps", "batch_size", "lr", "schedule", "patience",
                                     "scaler", "loss", "forking", "seed", "device", "precision") if k in tc})

@@ -102,6 +102,27 @@ def metrics_line(m: dict[str, Any]) -> str:
             f"sMAPE {fmt(m['smape'], True)}  MASE {fmt(m['mase'])}")
 
 
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{100 * share:.1f}%"
+
+
+def interval_lines(iv: dict[str, Any]) -> list[str]:
+    """evaluate's interval scores as lines: one per central interval, then the pinball loss."""
+    lines = [f"{name} interval ({p['lower']:g}-{p['upper']:g}): coverage {_pct(p['coverage'])}  "
+             f"mean width {fmt(p['width'])}" for name, p in iv["intervals"].items()]
+    levels = ", ".join(f"{q:g}" for q in iv["levels"])
+    return lines + [f"pinball loss over levels {levels} (CRPS estimate): {fmt(iv['pinball'])}  "
+                    f"scaled by the MASE scale: {fmt(iv['scaled_pinball'])}"]
+
+
+def calibration_line(c: dict[str, Any]) -> str:
+    """train's summary of the interval calibration."""
+    raw = ", ".join(f"{name} {_pct(v)}" for name, v in c["raw_validation_coverage"].items())
+    how = "per horizon step" if c["per_step"] else "one correction for all steps"
+    return (f"intervals: calibrated on {c['windows']} validation windows ({how})"
+            + (f"; coverage before calibration {raw}" if raw else "") + "".join(f"\n{n}" for n in c["notes"]))
+
+
 def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [("lstmcast", result["overall"]), ("naive", result["baselines"]["naive"]),
             ("seasonal naive", result["baselines"]["seasonal_naive"])]
@@ -130,10 +151,22 @@ def print_evaluation(result: dict[str, Any]) -> None:
     title = f"held-out last {result['test_size']} points, season {result['season']}"
     if sys.stdout.isatty():
         _table(title, [([], result)])
+        if "intervals" in result:
+            from rich.console import Console as RichConsole
+            from rich.table import Table
+            iv = result["intervals"]
+            table = Table(title="prediction intervals", caption=interval_lines(iv)[-1])
+            for col in ("interval", "levels", "coverage", "mean width"):
+                table.add_column(col, justify="left" if col == "interval" else "right")
+            for name, p in iv["intervals"].items():
+                table.add_row(name, f"{p['lower']:g}-{p['upper']:g}", _pct(p["coverage"]), fmt(p["width"]))
+            RichConsole().print(table)
     else:
         print(title)
         for name, m in _rows(result):
             print(f"{name}: {metrics_line(m)}")
+        for line in interval_lines(result["intervals"]) if "intervals" in result else ():
+            print(line)
 
 
 def _when(value: Any) -> str:
@@ -164,7 +197,7 @@ def print_backtest(result: dict[str, Any]) -> None:
 
 def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
     """evaluate's `--json` metrics: overall and baselines, and each fold's for a backtest."""
-    out = {"overall": result["overall"], "baselines": result["baselines"]}
+    out = {k: result[k] for k in ("overall", "baselines", "intervals") if k in result}
     if "folds" in result:
         keys = ("fold", "cutoff", "before_end", "overall", "baselines")
         out["folds"] = [{k: f[k] for k in keys} for f in result["folds"]]

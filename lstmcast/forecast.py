@@ -19,23 +19,59 @@ def forecast_scaled(net: Net, history: np.ndarray, steps: int, cov: np.ndarray |
     Beyond the trained horizon the forecasts are fed back as inputs (recursive).
     cov: the covariate channels [S, L + ceil(steps / H) * H, C] from the window's start.
     """
+    return forecast_scaled_all(net, history, steps, cov)[0]
+
+
+def forecast_scaled_all(net: Net, history: np.ndarray, steps: int, cov: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """`forecast_scaled`, and the quantile head's values for the first min(steps, H) steps.
+
+    Returns point [S, steps] and quantiles [S, min(steps, H), Q] (None without a quantile
+    head). Fed-back steps get no quantiles: their uncertainty is not what the head learned.
+    """
     lookback, horizon = net.config.lookback, net.config.horizon
+    levels = len(getattr(net.config, "quantiles", ()))
     out = np.empty((len(history), steps), dtype=np.float32)
+    quant = np.empty((len(history), min(steps, horizon), levels), dtype=np.float32) if levels else None
     for lo in range(0, len(history), _BATCH):
         window = np.asarray(history[lo:lo + _BATCH, -lookback:], dtype=np.float32)
         parts, made = [], 0
         while made < steps:
-            step = net(window) if cov is None else net(window, cov[lo:lo + _BATCH, made:made + lookback + horizon])
+            c = None if cov is None else cov[lo:lo + _BATCH, made:made + lookback + horizon]
+            step, q = net.forward_all(window, c) if levels and made == 0 else (net(window, c), None)  # [B, H]
+            if q is not None:
+                quant[lo:lo + _BATCH] = q[:, :steps]
             parts.append(step)
             made += horizon
             window = np.concatenate([window, step], axis=1)[:, -lookback:]
         out[lo:lo + _BATCH] = np.concatenate(parts, axis=1)[:, :steps]
-    return out
+    return out, quant
 
 
 def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
                     scale: np.ndarray, steps: int, cov: np.ndarray | None = None) -> np.ndarray:
     """Forecast raw histories (each at least `lookback` long) in original units: [S, steps]."""
+    return forecast_series_all(net, histories, center, scale, steps, cov=cov)[0]
+
+
+def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
+                        steps: int, correction: np.ndarray | None = None, cov: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Point forecasts [S, steps] and calibrated quantiles [S, steps, Q] in original units.
+
+    Quantiles beyond the trained horizon are NaN; `correction` [Q, H] is the run's
+    calibration in scaled units (`intervals.stored_correction`). Quantiles are None
+    without a quantile head.
+    """
+    from lstmcast import intervals
+
     lookback = net.config.lookback
     scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])
-    return invert(forecast_scaled(net, scaled, steps, cov).astype(np.float64), center[:, None], scale[:, None])
+    point, quant = forecast_scaled_all(net, scaled, steps, cov)
+    point = invert(point.astype(np.float64), center[:, None], scale[:, None])
+    if quant is None:
+        return point, None
+    full = np.full((len(scaled), steps, quant.shape[-1]), np.nan)
+    calibrated = intervals.apply(quant.astype(np.float64), correction)
+    full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None])
+    return point, full

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmcast.config import Cell, ModelConfig, WindowNorm
+from lstmcast.quantiles import monotone_np
 
 _MIN_STD = 1e-2  # must match model._MIN_STD
 _GATES = {Cell.lstm: 4, Cell.gru: 3, Cell.peephole: 4}
@@ -37,11 +38,15 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     width = hidden * len(dirs)
     if config.attention:
         shapes["attn.weight"] = (width, width)
-    shapes["head.weight"] = (config.horizon, width * (2 if config.attention else 1) + config.horizon * config.known_size)
+    features = width * (2 if config.attention else 1) + config.horizon * config.known_size  # what the heads read
+    shapes["head.weight"] = (config.horizon, features)
     shapes["head.bias"] = (config.horizon,)
     if config.skip:
         shapes["skip.weight"] = (config.horizon, config.lookback)
         shapes["skip.bias"] = (config.horizon,)
+    if config.quantiles:
+        shapes["qhead.weight"] = (config.horizon * len(config.quantiles), features)
+        shapes["qhead.bias"] = (config.horizon * len(config.quantiles),)
     return shapes
 
 
@@ -99,6 +104,10 @@ class NumpyForecaster:
         self.w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
 
     def __call__(self, x: np.ndarray, cov: np.ndarray | None = None) -> np.ndarray:
+        return self.forward_all(x, cov)[0]
+
+    def forward_all(self, x: np.ndarray, cov: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scaled windows [B, L] -> (forecasts [B, H], quantiles [B, H, Q] or None), as `LSTMForecaster.forward_all`."""
         cfg, w = self.config, self.w
         x = x.astype(np.float32, copy=False)
         if cfg.window_norm is WindowNorm.none:
@@ -133,4 +142,8 @@ class NumpyForecaster:
         y = last @ w["head.weight"].T + w["head.bias"]  # [B, H]
         if cfg.skip:
             y = y + z @ w["skip.weight"].T + w["skip.bias"]
-        return y * spread + level
+        if not cfg.quantiles:
+            return y * spread + level, None
+        raw = (last @ w["qhead.weight"].T + w["qhead.bias"]).reshape(len(x), cfg.horizon, len(cfg.quantiles))
+        q = y[:, :, None] + monotone_np(raw)  # [B, H, Q]
+        return y * spread + level, q * spread[:, :, None] + level[:, :, None]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from lstmcast.config import Cell, ModelConfig, WindowNorm
+from lstmcast.quantiles import monotone_torch
 
 _MIN_STD = 1e-2  # in per-series scaled units: flat windows are not blown up
 
@@ -62,6 +63,10 @@ class LSTMForecaster(nn.Module):
         known = config.horizon * config.known_size  # the future-known channels of every forecast step
         self.head = nn.Linear(width * (2 if config.attention else 1) + known, config.horizon)
         self.skip = nn.Linear(config.lookback, config.horizon) if config.skip else None
+        # Quantile head: Q values per step, offsets around the point forecast (see quantiles.py).
+        levels = len(config.quantiles)
+        self.qhead = nn.Linear(self.head.in_features, config.horizon * levels) if levels else None
+        self.register_buffer("levels", torch.tensor(config.quantiles, dtype=torch.float32), persistent=False)
 
     @property
     def encoder(self) -> nn.Module:
@@ -72,7 +77,12 @@ class LSTMForecaster(nn.Module):
         return self.forward_origins(x, cov)[:, -1]
 
     def forward_origins(self, x: torch.Tensor, cov: torch.Tensor | None = None) -> torch.Tensor:
-        """Forecasts from every origin of a longer input (forking sequences, MQ-RNN).
+        """Point forecasts from every origin: `forward_all(x, cov)[0]`, [B, K, H]."""
+        return self.forward_all(x, cov)[0]
+
+    def forward_all(self, x: torch.Tensor, cov: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Point and quantile forecasts from every origin of a longer input (forking sequences, MQ-RNN).
 
         x: scaled values [B, L + K - 1] -> scaled forecasts [B, K, H], where origin k
         forecasts the H steps after x[:, L - 1 + k]. One forward pass of the encoder over
@@ -80,7 +90,8 @@ class LSTMForecaster(nn.Module):
         values, which every origin has seen, so no origin looks ahead. A bidirectional
         encoder reads each origin's window on its own instead (its backward direction
         starts at the origin: over the whole sequence it would see later values). K = 1
-        is the plain window forecast.
+        is the plain window forecast. Quantiles [B, K, H, Q] (None without a quantile head)
+        are non-decreasing along Q.
 
         cov: the other input channels [B, L + K - 1 + H, C] (lstmcast.covariates), at the
         same positions as x and H steps beyond: the encoder reads them beside the target
@@ -120,4 +131,9 @@ class LSTMForecaster(nn.Module):
         y = self.head(last).reshape(batch, origins, -1)  # [B, K, H]
         if self.skip is not None:
             y = y + self.skip(windows)
-        return y * spread.unsqueeze(-1) + level.unsqueeze(-1)
+        spread, level = spread.unsqueeze(-1), level.unsqueeze(-1)  # [B, 1, 1]
+        if self.qhead is None:
+            return y * spread + level, None
+        raw = self.qhead(last).reshape(batch, origins, cfg.horizon, len(cfg.quantiles))  # [B, K, H, Q]
+        q = y.unsqueeze(-1) + monotone_torch(raw)
+        return y * spread + level, q * spread.unsqueeze(-1) + level.unsqueeze(-1)

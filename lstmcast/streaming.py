@@ -47,6 +47,8 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
     cov = covariates.for_forecast(run, series, [len(h) for h in histories], steps, data)
     if new:
         notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
+    if run.model_config.quantiles and steps > run.model_config.horizon:
+        notes.append(f"quantile columns are empty after step {run.model_config.horizon} (the trained horizon)")
     return Forecasts(_chunks(run, ids, histories, center, scale, series, steps, batch, cov), new, notes,
                      dict(zip(ids, histories)))
 
@@ -56,14 +58,17 @@ def _chunks(run: Any, ids: list[str], histories: list[np.ndarray], center: np.nd
     import pandas as pd
 
     from lstmcast.data import times_from
-    from lstmcast.forecast import forecast_series
+    from lstmcast.forecast import forecast_series_all
+    from lstmcast.quantiles import column_name
 
     d = run.meta["data"]
+    levels = run.model_config.quantiles
     last_time = {s["id"]: s["last_time"] for s in run.meta["series"]} if series is None else {}
     for lo in range(0, len(ids), batch):
         hi = min(lo + batch, len(ids))
         part = None if cov is None else cov[lo:hi]
-        values = forecast_series(run.model, histories[lo:hi], center[lo:hi], scale[lo:hi], steps, part)  # [b, steps]
+        values, quant = forecast_series_all(run.model, histories[lo:hi], center[lo:hi], scale[lo:hi], steps,
+                                            run.correction, part)  # [b, steps], [b, steps, Q] or None
         times: list[object] = []
         for k in range(lo, hi):
             if series is None:
@@ -76,6 +81,7 @@ def _chunks(run: Any, ids: list[str], histories: list[np.ndarray], center: np.nd
             d["output_id_col"]: np.repeat(ids[lo:hi], steps),
             d["output_time_col"]: times,
             "forecast": values.ravel(),
+            **({column_name(q): quant[..., i].ravel() for i, q in enumerate(levels)} if quant is not None else {}),
         })
 
 

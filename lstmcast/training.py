@@ -22,6 +22,7 @@ from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
 from lstmcast.distributed import Dist, current
 from lstmcast.errors import InputError
 from lstmcast.progress import EpochInfo, ProgressFn
+from lstmcast.quantiles import pinball, pinball_loss
 from lstmcast.windows import gather
 
 MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
@@ -48,14 +49,14 @@ class TrainResult:
 
 
 class _Origins(nn.Module):
-    """`forward_origins` as `forward`, so that DistributedDataParallel's hooks see the call."""
+    """`forward_all` as `forward`, so that DistributedDataParallel's hooks see the call."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor, *cov: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_origins(x, *cov)
+        return self.model.forward_all(x, *cov)
 
 
 class _Diverged(Exception):
@@ -154,7 +155,11 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
         for lo in range(0, len(origin), batch):
             x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
             c = gather_cov(cov, origin[lo:lo + batch], lookback, horizon)
-            total += criterion(model(x) if c is None else model(x, c), y).item() * len(x)
+            point, quant = model.forward_all(x) if c is None else model.forward_all(x, c)
+            loss = criterion(point[:, -1], y)
+            if quant is not None:  # the quantile head's pinball loss counts for early stopping too
+                loss = loss + pinball_loss(quant[:, -1], y, model.levels)
+            total += loss.item() * len(x)
             count += len(x)
     if dist is not None:
         total, count = dist.sum([total, count])
@@ -207,7 +212,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
         first, finished, before = saved.epoch + 1, saved.finished, saved.train_seconds
         result.stopped = finished or result.stopped
     started = time.monotonic() - before
-    net = dist.wrap(_Origins(model)) if dist is not None else model.forward_origins
+    net = dist.wrap(_Origins(model)) if dist is not None else model.forward_all
     result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
                                   finished, before)
     try:
@@ -226,14 +231,17 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     c = gather_cov(covs, start, lookback, forking - 1 + horizon)
-                    pred = net(x) if c is None else net(x, c)  # [B, K, H]
+                    pred, quant = net(x) if c is None else net(x, c)  # [B, K, H], [B, K, H, Q] or None
                 weight = mask.unsqueeze(-1).float()
+                err = per_element(pred.float(), y)
+                if quant is not None:  # --quantiles: plus the pinball loss averaged over levels
+                    err = err + pinball(y.unsqueeze(-1), quant.float(), model.levels).mean(dim=-1)
                 if dist is None:
                     used = int(mask.sum())
-                    loss = (per_element(pred.float(), y) * weight).sum() / (weight.sum() * horizon)
+                    loss = (err * weight).sum() / (weight.sum() * horizon)
                     shown = loss
                 else:  # this share's sum over the global count, x world: DDP's average is the global mean
-                    part = (per_element(pred.float(), y) * weight).sum()
+                    part = (err * weight).sum()
                     total, count = dist.sum([part.item(), float(mask.sum())])
                     used, shown = int(count), torch.tensor(total / max(count * horizon, 1.0))
                     loss = part * (dist.world / max(count * horizon, 1.0))
