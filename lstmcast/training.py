@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from functools import partial
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,15 +49,25 @@ class TrainResult:
     state: resume.TrainState | None = None  # at the last completed epoch; kept when interrupted
 
 
+def _predict(model: nn.Module, x: torch.Tensor, *cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Point forecasts [B, K, H] from every origin, and quantiles [B, K, H, Q] with a quantile head.
+
+    Without one it is `forward_origins`, the same call as before quantiles existed.
+    """
+    if getattr(model, "qhead", None) is None:
+        return model.forward_origins(x, *cov), None
+    return model.forward_all(x, *cov)
+
+
 class _Origins(nn.Module):
-    """`forward_all` as `forward`, so that DistributedDataParallel's hooks see the call."""
+    """`_predict` as `forward`, so that DistributedDataParallel's hooks see the call."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor, *cov: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_all(x, *cov)
+        return _predict(self.model, x, *cov)
 
 
 class _Diverged(Exception):
@@ -212,7 +223,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
         first, finished, before = saved.epoch + 1, saved.finished, saved.train_seconds
         result.stopped = finished or result.stopped
     started = time.monotonic() - before
-    net = dist.wrap(_Origins(model)) if dist is not None else model.forward_all
+    net = dist.wrap(_Origins(model)) if dist is not None else partial(_predict, model)
     result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
                                   finished, before)
     try:
