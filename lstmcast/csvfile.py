@@ -107,6 +107,9 @@ def _read_arrow(path: Path, encoding: str, sep: str, decimal: str, header: list[
             null_values=_PANDAS_NA, strings_can_be_null=True, quoted_strings_can_be_null=True))
     except (pa.ArrowException, OSError, ValueError):
         return None
+    names = [str(n).strip() for n in table.column_names]
+    if "" in names or len(set(names)) < len(names):  # names the sniffed header did not show: pandas' reader names them
+        return None
     # Offsets (its timestamps would be UTC, not the regular clock data.py picks), times of day,
     # all-empty columns: the pandas reader keeps them as data.py expects.
     plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string,
