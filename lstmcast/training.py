@@ -49,14 +49,15 @@ class TrainResult:
     state: resume.TrainState | None = None  # at the last completed epoch; kept when interrupted
 
 
-def _predict(model: nn.Module, x: torch.Tensor, *cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _predict(model: nn.Module, x: torch.Tensor, cov: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Point forecasts [B, K, H] from every origin, and quantiles [B, K, H, Q] with a quantile head.
 
     Without one it is `forward_origins`, the same call as before quantiles existed.
     """
     if getattr(model, "qhead", None) is None:
-        return model.forward_origins(x, *cov), None
-    return model.forward_all(x, *cov)
+        return model.forward_origins(x, cov), None
+    return model.forward_all(x, cov)
 
 
 class _Origins(nn.Module):
@@ -66,8 +67,8 @@ class _Origins(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, *cov: torch.Tensor) -> torch.Tensor:
-        return _predict(self.model, x, *cov)
+    def forward(self, x: torch.Tensor, cov: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return _predict(self.model, x, cov)
 
 
 class _Diverged(Exception):
@@ -166,7 +167,7 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
         for lo in range(0, len(origin), batch):
             x, y = gather(flat, origin[lo:lo + batch], lookback, horizon)
             c = gather_cov(cov, origin[lo:lo + batch], lookback, horizon)
-            point, quant = model.forward_all(x) if c is None else model.forward_all(x, c)
+            point, quant = model.forward_all(x, c)
             loss = criterion(point[:, -1], y)
             if quant is not None:  # the quantile head's pinball loss counts for early stopping too
                 loss = loss + pinball_loss(quant[:, -1], y, model.levels)
@@ -242,7 +243,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     c = gather_cov(covs, start, lookback, forking - 1 + horizon)
-                    pred, quant = net(x) if c is None else net(x, c)  # [B, K, H], [B, K, H, Q] or None
+                    pred, quant = net(x, c)  # [B, K, H], [B, K, H, Q] or None
                 weight = mask.unsqueeze(-1).float()
                 err = per_element(pred.float(), y)
                 if quant is not None:  # --quantiles: plus the pinball loss averaged over levels
