@@ -123,7 +123,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     from lstmcast.training import pick_device
 
     device = pick_device(train_config.device)  # a bad --device fails before any work
-    series = load_series(path, data_config) if series is None else series  # a SeriesSet: backtest refits
+    own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
     notes = list(series.notes)
     horizon = horizon or default_horizon(series.freq)
     val_size = train_config.val_size or horizon
@@ -147,7 +147,12 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
     flat, offsets = windows.concat_scaled(series.values, center, scale)  # float32, no scaled float64 copy
     cov = windows.concat(channels)[0] if channels else None  # [T, C] beside flat
-    train_origin, val_origin, val_series = windows.origins(offsets, np.array(lengths), lookback, horizon, val_size)
+    train_origin = windows.TrainOrigins.of(offsets, lengths, lookback, horizon, val_size)  # no table of them
+    val_origin, val_series = windows.val_origins(offsets, lengths, lookback, horizon, val_size)
+    naive = [mase_scale(v[:-val_size], season) for v in series.values]  # all the metrics need of the series
+    series_meta = _series_meta(series, lookback, center, scale)
+    if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
+        series.values = []
 
     from lstmcast.forecast import forecast_scaled
     from lstmcast.inference import NumpyForecaster
@@ -180,8 +185,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             rows = val_series == s
             actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), center[s], scale[s])
             fc = scaling.invert(predicted[rows], center[s], scale[s])
-            history = series.values[s][:-val_size]
-            per_series.append(series_metrics(actual.ravel(), fc.ravel(), mase_scale(history, season)))
+            per_series.append(series_metrics(actual.ravel(), fc.ravel(), naive[s]))
 
         metrics = {
             "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
@@ -205,7 +209,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
                 "time_kind": series.time_kind, "step": series.step,
                 "season": season, "output_id_col": series.id_col, "output_time_col": series.time_col,
             },
-            "series": covariates.store(_series_meta(series, lookback, center, scale), cov_meta, lookback),
+            "series": covariates.store(series_meta, cov_meta, lookback),
             **({"covariates": spec.to_json()} if spec else {}),
         }
         if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict

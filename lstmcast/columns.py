@@ -72,7 +72,8 @@ def _check_finite(path: Path, df: pd.DataFrame, col: str, arr: np.ndarray, what:
 
 
 def numeric_matrix(path: Path, df: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    """The columns `cols` as float64 [len(cols), rows], each row contiguous (row k is cols[k]).
+    """The columns `cols` as float64 (float32 if they all are) [len(cols), rows], each row
+    contiguous (row k is cols[k]).
 
     Raises the InputError `to_numeric` would raise for the first bad column.
     """
@@ -82,10 +83,13 @@ def numeric_matrix(path: Path, df: pd.DataFrame, cols: list[str]) -> np.ndarray:
         for k, c in enumerate(cols):
             out[k] = to_numeric(path, df, c, "")
         return out
-    # A float64 frame stores its columns as rows of one block: the transpose is usually a view.
-    matrix = np.ascontiguousarray(df[cols].to_numpy(dtype=np.float64, na_value=np.nan).T)
+    # A float frame stores its columns as rows of one block: the transpose is usually a view.
+    # float32 columns (lstmcast.widecsv, large files) stay float32: no float64 copy of them all.
+    dtype = np.float32 if (df.dtypes[cols] == np.float32).all() else np.float64
+    matrix = np.ascontiguousarray(df[cols].to_numpy(dtype=dtype, na_value=np.nan).T)
+    limit = MAX_MAGNITUDE if dtype == np.float64 else np.finfo(np.float32).max  # float32: only inf is beyond
     with np.errstate(invalid="ignore"):
-        bad = ~(np.abs(matrix) <= MAX_MAGNITUDE) & ~np.isnan(matrix)  # inf or beyond the limit
+        bad = ~(np.abs(matrix) <= limit) & ~np.isnan(matrix)  # inf or beyond the limit
     if bad.any():
         k = int(np.flatnonzero(bad.any(axis=1))[0])
         _check_finite(path, df, cols[k], matrix[k], "")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from lstmcast.errors import InputError
+from lstmcast.widecsv import read_streaming
 
 # Larger magnitudes overflow float64 in variances and squared errors (1e100**2 is still finite).
 MAX_MAGNITUDE = 1e100
@@ -149,7 +150,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         return _finish(path, read_parquet(path), [])
     try:
         encoding, sep, decimal, header = _sniff(path)
-        df = _read_arrow(path, encoding, sep, decimal, header)
+        df = read_streaming(path, encoding, sep, decimal, header, _PANDAS_NA, MAX_MAGNITUDE)  # large files
+        if df is None:
+            df = _read_arrow(path, encoding, sep, decimal, header)
         if df is not None:
             return _finish(path, df, header)
         with warnings.catch_warnings():

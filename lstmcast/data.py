@@ -206,14 +206,14 @@ def _regularize(path: Path, name: str, times: np.ndarray, kind: str, freq: str |
                 f"{path}: series {name!r} has timestamp {off} off the {freq} grid; "
                 "pass the right --freq or fix the timestamps"
             )
-        out = np.full(size, np.nan)
+        out = np.full(size, np.nan, dtype=values.dtype)
         out[pos] = values
         return start, out
     ints = np.asarray(times, dtype="int64")
     if len(ints) > 1 and ((ints - ints[0]) % step).any():
         raise InputError(f"{path}: series {name!r} has integer times not on a step of {step}; fix the time column")
     pos = (ints - ints[0]) // step
-    out = np.full(int(pos[-1]) + 1, np.nan)
+    out = np.full(int(pos[-1]) + 1, np.nan, dtype=values.dtype)
     out[pos] = values
     return int(ints[0]), out
 

@@ -19,7 +19,7 @@ def fit_scalers(series: list[np.ndarray], kind: ScalerKind) -> tuple[np.ndarray,
     if kind is ScalerKind.none:
         return np.zeros(count), np.ones(count)
     if kind is ScalerKind.mean:  # divide by the mean absolute level: the loss weighs relative errors
-        scale = np.array([np.abs(s).mean() if len(s) else 1.0 for s in series])
+        scale = np.array([np.abs(s).mean(dtype=np.float64) if len(s) else 1.0 for s in series])
         return np.zeros(count), np.where(~np.isfinite(scale) | (scale <= 0), 1.0, scale)
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 

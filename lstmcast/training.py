@@ -24,7 +24,7 @@ from lstmcast.distributed import Dist, current
 from lstmcast.errors import InputError
 from lstmcast.progress import EpochInfo, ProgressFn
 from lstmcast.quantiles import pinball, pinball_loss
-from lstmcast.windows import gather
+from lstmcast.windows import OriginLookup, TrainOrigins, gather
 
 MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
 # Large data: an epoch stops after this many batches, so validation, early stopping and
@@ -178,7 +178,7 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
     return total / max(count, 1)
 
 
-def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin: np.ndarray,
+def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrigins, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
         progress: ProgressFn | None = None, resume_from: resume.TrainState | None = None,
         cov: np.ndarray | None = None) -> TrainResult:
@@ -186,7 +186,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
 
     Args:
         flat: all scaled series concatenated, float32 [T].
-        train_origin, val_origin: flat positions of window origins (see `windows`).
+        train_origin, val_origin: flat positions of window origins (see `windows`); the training
+            ones may be a `windows.TrainOrigins`, which holds no table of them.
         resume_from: a state saved by an interrupted run; training goes on after its epoch.
         cov: covariate channels at the same flat positions, float32 [T, C] (lstmcast.covariates).
 
@@ -198,13 +199,13 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
     model.to(device)
     data = torch.from_numpy(flat).to(device)
     covs = torch.from_numpy(cov).to(device) if cov is not None else None
-    train_idx = torch.from_numpy(train_origin).to(device)
+    train_idx = OriginLookup(train_origin, device)  # a table of positions, or TrainOrigins (no table)
     val_idx = torch.from_numpy(val_origin).to(device)
     criterion = loss_fn(cfg.loss)
     per_element = elementwise_loss(cfg.loss)
     forking = cfg.forking
     valid = torch.zeros(len(data), dtype=torch.bool, device=device)
-    valid[train_idx] = True  # flat positions that are training origins
+    train_idx.mark(valid)  # flat positions that are training origins
     bf16 = use_bf16(cfg.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
@@ -232,13 +233,15 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray, val_origin
             model.train()
             # A pass over every window in random order; small data draws with replacement.
             if n_train >= size * MIN_BATCHES_PER_EPOCH:
-                order = torch.randperm(n_train, generator=generator)[: size * MAX_BATCHES_PER_EPOCH]
+                # int32 where it counts them: the same permutation as int64, at half the memory.
+                dtype = torch.int32 if n_train < 2**31 else torch.int64
+                order = torch.randperm(n_train, generator=generator, dtype=dtype)[: size * MAX_BATCHES_PER_EPOCH]
             else:
                 order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
             epoch_loss, epoch_count = 0.0, 0
             for lo in range(0, len(order), size):
                 batch = order[lo:lo + size]
-                start = train_idx[(dist.share(batch) if dist else batch).to(device)]
+                start = train_idx((dist.share(batch) if dist else batch).to(device))
                 x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
                 # bf16 matrix products where the hardware has them; the loss in float32.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

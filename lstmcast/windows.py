@@ -42,23 +42,96 @@ def concat_scaled(series: list[np.ndarray], center: np.ndarray, scale: np.ndarra
     return flat, offsets
 
 
+def index_dtype(size: int) -> type:
+    """int32 for positions in a flat array that int32 can count (half the memory of int64:
+    ten thousand series of 2,000 points have 17 million training origins), else int64."""
+    return np.int32 if size < 2**31 else np.int64
+
+
 def origins(offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: int,
             val_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat positions of training and validation origins, and the series of each val origin.
 
     Returns:
-        train: int64 [N_train]; val: int64 [N_val]; val_series: int64 [N_val].
+        train: [N_train]; val: [N_val]; val_series: [N_val]; all of `index_dtype` of the flat length.
     """
-    train, val, val_series = [], [], []
+    train = TrainOrigins.of(offsets, lengths, lookback, horizon, val_size).table()
+    return (train, *val_origins(offsets, lengths, lookback, horizon, val_size))
+
+
+def val_origins(offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: int,
+                val_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(flat positions of the validation origins, the series of each), of `index_dtype`."""
+    dtype = index_dtype(int(np.sum(lengths)) + len(lengths))
+    val, val_series = [], []
     for s, (off, n) in enumerate(zip(offsets, lengths)):
-        first, last_train = lookback, n - val_size - horizon
-        if last_train >= first:
-            train.append(off + np.arange(first, last_train + 1))
-        v = np.arange(max(n - val_size, lookback), n - horizon + 1)
-        val.append(off + v)
-        val_series.append(np.full(len(v), s))
-    cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
-    return cat(train), cat(val), cat(val_series)
+        v = np.arange(off + max(n - val_size, lookback), off + n - horizon + 1, dtype=dtype)
+        val.append(v)
+        val_series.append(np.full(len(v), s, dtype=dtype))
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
+    return cat(val), cat(val_series)
+
+
+class TrainOrigins:
+    """The training origins of every series, without a table of them: series s has `count[s]`
+    consecutive origins from flat position `first[s]`, and training origin k (counted over all
+    series in order) is found by a binary search. Ten thousand series of 2,000 points have 17
+    million training origins: their table would take 70-140 MB beside a 76 MB flat array."""
+
+    def __init__(self, first: np.ndarray, count: np.ndarray) -> None:
+        self.first, self.count = np.asarray(first, np.int64), np.asarray(count, np.int64)
+
+    @classmethod
+    def of(cls, offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: int,
+           val_size: int) -> TrainOrigins:
+        """lookback <= t <= n - V - H in each series (see the module's diagram)."""
+        lengths = np.asarray(lengths, np.int64)
+        count = np.maximum(lengths - val_size - horizon - lookback + 1, 0)
+        return cls(np.asarray(offsets, np.int64) + lookback, count)
+
+    def __len__(self) -> int:
+        return int(self.count.sum())
+
+    def table(self) -> np.ndarray:
+        """Every origin's flat position, in order, of `index_dtype`."""
+        dtype = index_dtype(int(self.first[-1] + self.count[-1]) + 1 if len(self.first) else 0)
+        parts = [np.arange(f, f + c, dtype=dtype) for f, c in zip(self.first, self.count) if c]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+class OriginLookup:
+    """Training origins on a torch device: `lookup(k)` gives the flat positions of origins k
+    (a tensor of indices into the origins), `mark(valid)` sets the origins' positions True.
+    From a `TrainOrigins` (no table) or a table of positions."""
+
+    def __init__(self, origins, device) -> None:
+        import torch
+
+        self.table = torch.from_numpy(origins).to(device) if isinstance(origins, np.ndarray) else None
+        if self.table is None:
+            self.blocks = origins
+            self.first = torch.from_numpy(origins.first).to(device)
+            self.ends = torch.from_numpy(np.cumsum(origins.count)).to(device)
+            self.count = torch.from_numpy(origins.count).to(device)
+        self.size = len(origins)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __call__(self, k):
+        if self.table is not None:
+            return self.table[k]
+        import torch
+
+        s = torch.searchsorted(self.ends, k.to(self.ends.dtype), right=True)  # the series holding origin k
+        return self.first[s] + (k - (self.ends[s] - self.count[s]))
+
+    def mark(self, valid) -> None:
+        if self.table is not None:
+            valid[self.table] = True
+            return
+        for f, c in zip(self.blocks.first.tolist(), self.blocks.count.tolist()):
+            valid[f:f + c] = True
 
 
 def gather(flat, origin, lookback: int, horizon: int):
