@@ -116,7 +116,8 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
            train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start,
            series=None) -> TrainReport:
-    from lstmcast import checkpoint, configfile, covariates, distributed, intervals, plots, scaling, signals, windows
+    from lstmcast import (checkpoint, configfile, covariates, distributed, intervals, plots, scaling, signals, widecsv,
+                          windows)
     from lstmcast import resume as state_io
     from lstmcast.data import load_series
     from lstmcast.metrics import mase_scale, overall, series_metrics
@@ -146,7 +147,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     # Scalers see only the training part: the validation tail must not leak into them.
     center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], train_config.scaler)
     flat, offsets = windows.concat_scaled(series.values, center, scale)  # float32, no scaled float64 copy
-    cov = windows.concat(channels)[0] if channels else None  # [T, C] beside flat
+    cov = windows.concat_shared(channels) if channels else None  # [T, C] beside flat; shared blocks once
     train_origin = windows.TrainOrigins.of(offsets, lengths, lookback, horizon, val_size)  # no table of them
     val_origin, val_series = windows.val_origins(offsets, lengths, lookback, horizon, val_size)
     naive = [mase_scale(v[:-val_size], season) for v in series.values]  # all the metrics need of the series
@@ -163,6 +164,7 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
                                known_size=spec.known if spec else 0, **arch)
     seed_everything(train_config.seed)
     model = LSTMForecaster(model_config)
+    widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
     result = fit(model, flat, train_origin, val_origin, lookback, horizon, train_config, device, progress, start, cov)
     if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
         return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)

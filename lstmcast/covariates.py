@@ -243,11 +243,14 @@ def prepare(path: Path, series, cfg, val_size: int) -> tuple[Spec | None, list[n
         c, s = _stats(numbers[:, None])
         spec.center.append(c[0])
         spec.scale.append(s[0])
-    channels, metas = [], []
+    channels, metas, same = [], [], {}
     for k, sid in enumerate(series.ids):
         n = len(series.values[k])
-        times = series.times_after(k, 0, n) if kinds else None
-        channels.append(_assemble(spec, dyn[k], statics[k], times))
+        # Calendar channels alone depend on the times only: series with the same times share one array.
+        key = (series.starts[k], n) if not spec.dynamic and not spec.static else k
+        if key not in same:
+            same[key] = _assemble(spec, dyn[k], statics[k], series.times_after(k, 0, n) if kinds else None)
+        channels.append(same[key])
         meta: dict[str, Any] = {}
         if spec.dynamic:
             meta["cov_tail"] = dyn[k].tolist()  # trimmed to the lookback by the caller

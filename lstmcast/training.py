@@ -189,7 +189,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
         train_origin, val_origin: flat positions of window origins (see `windows`); the training
             ones may be a `windows.TrainOrigins`, which holds no table of them.
         resume_from: a state saved by an interrupted run; training goes on after its epoch.
-        cov: covariate channels at the same flat positions, float32 [T, C] (lstmcast.covariates).
+        cov: covariate channels at the same flat positions, float32 [T, C] (lstmcast.covariates),
+            or a `windows.SharedRows` standing for them.
 
     Under torchrun (`distributed.session`) every rank trains its share of each global
     batch of `batch_size` x world size sequences; see `lstmcast.distributed`.
@@ -198,7 +199,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     generator = seed_everything(cfg.seed)
     model.to(device)
     data = torch.from_numpy(flat).to(device)
-    covs = torch.from_numpy(cov).to(device) if cov is not None else None
+    covs = (torch.from_numpy(cov) if isinstance(cov, np.ndarray) else cov).to(device) if cov is not None else None
     train_idx = OriginLookup(train_origin, device)  # a table of positions, or TrainOrigins (no table)
     val_idx = torch.from_numpy(val_origin).to(device)
     criterion = loss_fn(cfg.loss)

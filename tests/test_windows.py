@@ -94,3 +94,20 @@ def test_gather_matches_window_view():
     origin = torch.arange(5, 30 - 2 + 1)
     x, y = gather(flat, origin, 5, 2)
     np.testing.assert_array_equal(torch.cat([x, y], 1).numpy(), view)
+
+
+def test_shared_rows_index_like_the_concatenated_array() -> None:
+    import torch
+
+    from lstmcast.windows import concat, concat_shared
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((30, 4)), rng.standard_normal((20, 4))
+    blocks = [a, a, b, a, b, rng.standard_normal((25, 4))]  # series 0, 1, 3 share one block; 2 and 4 another
+    dense = concat(blocks)[0]
+    shared = concat_shared(blocks)
+    assert len(shared) == len(dense) and len(shared.table) == 30 + 20 + 25  # shared blocks stored once
+    idx = rng.integers(0, len(dense), (7, 11))
+    np.testing.assert_array_equal(shared[idx], dense[idx])
+    on_torch = shared.to("cpu")
+    assert torch.equal(on_torch[torch.from_numpy(idx)], torch.from_numpy(dense)[torch.from_numpy(idx)])
