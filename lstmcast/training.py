@@ -234,9 +234,10 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
             model.train()
             # A pass over every window in random order; small data draws with replacement.
             if n_train >= size * MIN_BATCHES_PER_EPOCH:
-                # int32 where it counts them: the same permutation as int64, at half the memory.
+                # int32 where it counts them: the same permutation as int64, at half the memory;
+                # the part used is copied out so the whole permutation is not held through the epoch.
                 dtype = torch.int32 if n_train < 2**31 else torch.int64
-                order = torch.randperm(n_train, generator=generator, dtype=dtype)[: size * MAX_BATCHES_PER_EPOCH]
+                order = torch.randperm(n_train, generator=generator, dtype=dtype)[: size * MAX_BATCHES_PER_EPOCH].clone()
             else:
                 order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
             epoch_loss, epoch_count = 0.0, 0
