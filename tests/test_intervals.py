@@ -113,7 +113,7 @@ def test_conformal_correction_on_a_constructed_case():
     n = 9
     quant = np.tile(np.array([-1.0, 0.0, 1.0]), (n, 2, 1))  # [N, H, Q]
     actual = np.stack([np.arange(n, dtype=float), -np.arange(n, dtype=float)], axis=1)  # [N, H]
-    correction, info = intervals.corrections(quant, actual, LEVELS)
+    correction, info = intervals.corrections(quant, actual, LEVELS, form="additive")
     assert not info["per_step"] and info["windows"] == n  # 9 < MIN_PER_STEP: pooled over both steps
     # scores |y| - 1 for 18 values: -1, -1, 0, 0, ..., 7, 7; ceil(19 * 0.8) = 16th smallest = 6
     assert correction[2] == pytest.approx([6.0, 6.0]) and correction[0] == pytest.approx([-6.0, -6.0])
@@ -130,7 +130,7 @@ def test_correction_per_step_with_enough_windows():
     n = intervals.MIN_PER_STEP * 4
     actual = rng.standard_normal((n, 3)) * np.array([1.0, 2.0, 4.0])  # errors grow with the step
     quant = np.tile(np.array([-1.0, 0.0, 1.0]), (n, 3, 1))  # but the head's width does not
-    correction, info = intervals.corrections(quant, actual, LEVELS)
+    correction, info = intervals.corrections(quant, actual, LEVELS, form="additive")
     assert info["per_step"]
     assert correction[2, 0] < correction[2, 1] < correction[2, 2]  # wider where the errors are
     coverage = ((quant[..., 0] + correction[0] <= actual) & (actual <= quant[..., 2] + correction[2])).mean(axis=0)
@@ -172,14 +172,24 @@ def test_run_stores_the_calibration_and_predict_applies_it(quantile_run, tmp_pat
     frame = api.predict(report.run_dir).forecast
     q = frame[["q0.1", "q0.5", "q0.9"]].to_numpy()
     assert np.isfinite(q).all() and (np.diff(q, axis=1) >= 0).all()
-    # with the correction set to zero the interval moves by correction * the series' scale
+    assert stored["form"] == "width" and report.metrics["intervals"]["form"] == "width"
+    # with the correction set to zero: the head's own interval; the stored one moves each end by
+    # correction * that interval's width (CQR-r), so it grows with the head's width
     raw = tmp_path / "raw"
     shutil.copytree(report.run_dir, raw)
     meta["intervals"]["correction"] = [[0.0] * 6] * 3
     (raw / "run.json").write_text(json.dumps(meta))
     q_raw = api.predict(raw).forecast[["q0.1", "q0.9"]].to_numpy()
+    width = q_raw[:, 1] - q_raw[:, 0]
+    np.testing.assert_allclose(q[:, 2] - q_raw[:, 1], np.tile(correction[2], 2) * width, atol=1e-5)
+    np.testing.assert_allclose(q_raw[:, 0] - q[:, 0], np.tile(correction[2], 2) * width, atol=1e-5)
+    # a run written before CQR-r (no "form"): its corrections stay additive in scaled units, as then
+    legacy = json.loads((report.run_dir / "run.json").read_text())
+    del legacy["intervals"]["form"]
+    (raw / "run.json").write_text(json.dumps(legacy))
+    q_old = api.predict(raw).forecast[["q0.1", "q0.9"]].to_numpy()
     scale = np.repeat([s["scale"] for s in meta["series"]], 6)
-    np.testing.assert_allclose(q[:, 2] - q_raw[:, 1], np.tile(correction[2], 2) * scale, atol=1e-6)
+    np.testing.assert_allclose(q_old[:, 1] - q_raw[:, 1], np.tile(correction[2], 2) * scale, atol=1e-5)
     # a corrupt calibration is refused like any unusable run (exit 3)
     meta["intervals"]["correction"] = [[0.0] * 5] * 3
     (raw / "run.json").write_text(json.dumps(meta))
