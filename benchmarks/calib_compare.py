@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     for path in sorted(args.workdir.glob("*.npz")):
-        m = re.match(r"(\w+)-v(\d+)-s(\d+)", path.stem)
+        m = re.match(r"(\w+)-([vf]\d+)-s(\d+)", path.stem)
         d = np.load(path)
         vq, vy, tq, ty = d["val_q"], d["val_y"], d["test_q"], d["test_y"]
         raw_w = float(np.mean(tq[..., -1] - tq[..., 0]))
-        row = {"series": m[1], "k": int(m[2]), "seed": int(m[3]), "windows": len(vq), "origins": len(tq)}
+        row = {"series": m[1], "k": m[2], "seed": int(m[3]), "windows": len(vq), "origins": len(tq)}
         for method in METHODS:
             lo, hi = interval(method, vq, vy, tq)
             row[method] = (float(np.mean((lo <= ty) & (ty <= hi))), float(np.mean(hi - lo)) / raw_w)

@@ -60,11 +60,13 @@ def test_quantiles(run: checkpoint.Run, series, first: int) -> tuple[np.ndarray,
 
 
 def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path) -> dict:
+    """k > 0: --val-size k horizons; k < 0: --val-size -k percent of the training series."""
     file, horizon, hold = SERIES[name]
     frame = pd.read_csv(DATA / file)
     train_csv = work / f"{name}-train.csv"
     frame.iloc[:-hold].to_csv(train_csv, index=False)
-    run_dir = work / f"{name}-v{k}-s{seed}"
+    run_dir = work / (f"{name}-v{k}-s{seed}" if k > 0 else f"{name}-f{-k}-s{seed}")
+    val_size = k * horizon if k > 0 else max(horizon, (len(frame) - hold) * -k // 100)
     seen = {}
     original = intervals.corrections
 
@@ -76,7 +78,7 @@ def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path) -
     t0 = time.perf_counter()
     try:
         api.train(train_csv, horizon=horizon, quantiles=LEVELS, run_dir=run_dir, overwrite=True,
-                  train_config=TrainConfig(seed=seed, val_size=k * horizon, max_steps=max_steps, batch_size=batch))
+                  train_config=TrainConfig(seed=seed, val_size=val_size, max_steps=max_steps, batch_size=batch))
     finally:
         intervals.corrections = original
     seconds = time.perf_counter() - t0
@@ -86,7 +88,7 @@ def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path) -
     tq, ty = test_quantiles(run, full, n)
     np.savez(run_dir.with_suffix(".npz"), val_q=seen["val_q"], val_y=seen["val_y"], test_q=tq, test_y=ty,
              scale=run.meta["series"][0]["scale"])
-    return {"series": name, "seed": seed, "val_size": k * horizon, "val_windows": len(seen["val_q"]),
+    return {"series": name, "seed": seed, "val_size": val_size, "val_windows": len(seen["val_q"]),
             "test_origins": len(tq), "lookback": run.model_config.lookback, "train_s": round(seconds, 1)}
 
 
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", nargs="+", default=list(SERIES), choices=list(SERIES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--val-horizons", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--val-horizons", type=int, nargs="+", default=[1, 3],
+                        help="--val-size in horizons; a negative number -p: p percent of the training series")
     parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "work" / "calib")

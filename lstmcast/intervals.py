@@ -1,22 +1,33 @@
 """Calibrated prediction intervals: conformal corrections from the validation windows, and their scores.
 
 After training, the quantile head is run on every validation window (targets the
-optimiser never saw) and each level gets an additive correction in scaled units, per
-horizon step when there are enough windows:
+optimiser never saw) and each level gets a correction, per horizon step when there are
+enough windows:
 
 * a symmetric pair (tau, 1 - tau), the central interval of coverage 1 - 2 tau, is
-  widened or narrowed by the same amount at both ends (conformalised quantile
-  regression, Romano, Patterson & Candes 2019): with the conformity scores
-  E = max(q_lo - y, y - q_hi), the correction is E's ceil((n + 1)(1 - 2 tau))-th
-  smallest of n, which gives at least the nominal coverage on exchangeable data;
+  widened or narrowed at both ends by a multiple of the head's own width of that
+  interval (CQR-r, the relative variant of conformalised quantile regression: Romano,
+  Patterson & Candes 2019; Kivaranovic, Johnson & Leeb 2020; Sesia & Candes 2020): with
+  the conformity scores E = max(q_lo - y, y - q_hi) / (q_hi - q_lo), the factor is E's
+  ceil((n + 1)(1 - 2 tau))-th smallest of n, which gives at least the nominal coverage on
+  exchangeable data, as the additive form does, but keeps the head's growth with the step
+  and with the level of the series (a correction learned on a quiet validation stretch
+  scales up where the head already sees more uncertainty);
 * a level without a partner (e.g. the median) is shifted so that a fraction tau of the
-  validation values fall below it (one-sided: the tau-quantile of y - q).
+  validation values fall below it (one-sided: the tau-quantile of (y - q) / the widest
+  pair's width).
+
+Runs written before this store additive corrections in scaled units (form "additive",
+method "split-conformal (CQR)"); they apply as they did. Levels without any symmetric
+pair use the additive form too.
 
 Per step: errors grow with the step, and the head's learned widths need not be off by
 the same amount at step 1 and step 48, so with at least `MIN_PER_STEP` windows each step
 gets its own correction (its own calibration set: one window per origin). With fewer,
-one correction serves all steps (all scores pooled). The corrected levels are sorted
-again, so a negative correction (too wide an interval) can never make them cross.
+one correction serves all steps (all scores pooled). With fewer than `FEW_WINDOWS` the
+run says that its calibration is noisy: one window of a single series is one stretch of
+the series, and its errors say little about the next (benchmarks/RESULTS-calib.md). The
+corrected levels are sorted again, so that they can never cross.
 
 Only numpy: `predict` and `evaluate` use it.
 """

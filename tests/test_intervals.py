@@ -137,6 +137,44 @@ def test_correction_per_step_with_enough_windows():
     assert (coverage >= 0.8).all() and (coverage <= 0.85).all()
 
 
+def _heteroscedastic(rng, n: int, horizon: int = 4):
+    """Windows whose spread varies 10x; the head knows the shape of the spread but is 1.5x too narrow."""
+    spread = np.exp(rng.uniform(0, np.log(10), (n, 1))) * np.linspace(1, 2, horizon)  # grows with the step
+    quant = np.stack([-1.2816 * spread, np.zeros_like(spread), 1.2816 * spread], axis=-1) / 1.5  # [N, H, 3]
+    return quant, rng.standard_normal((n, horizon)) * spread, spread
+
+
+def test_width_correction_gives_nominal_coverage_on_exchangeable_data():
+    rng = np.random.default_rng(1)
+    quant, actual, _ = _heteroscedastic(rng, 400)
+    correction, info = intervals.corrections(quant, actual, LEVELS)
+    assert info["form"] == "width" and info["per_step"] and info["notes"] == []
+    test_q, test_y, spread = _heteroscedastic(rng, 4000)
+    calibration = intervals.Calibration(correction, "width", LEVELS)
+    covered = {}
+    for name, cal in (("width", calibration), ("additive", intervals.corrections(quant, actual, LEVELS, "additive")[0])):
+        q = intervals.apply(test_q, cal)
+        covered[name] = (q[..., 0] <= test_y) & (test_y <= q[..., 2])
+    assert 0.78 <= covered["width"].mean() <= 0.84  # marginal: as CQR promises
+    wide = spread > np.median(spread)
+    # and where the head is wide as where it is narrow, which one additive correction cannot do
+    assert 0.76 <= covered["width"][wide].mean() <= 0.86 and 0.76 <= covered["width"][~wide].mean() <= 0.86
+    assert covered["additive"][wide].mean() < 0.76 < 0.86 < covered["additive"][~wide].mean()
+    # the median's shift is scaled the same way: zero-mean noise, so it stays near zero
+    assert np.abs(correction[1]).max() < 0.1
+
+
+def test_few_windows_pool_the_steps_and_say_so():
+    rng = np.random.default_rng(2)
+    quant, actual, _ = _heteroscedastic(rng, 1, horizon=12)  # one window: a single series, --val-size = horizon
+    correction, info = intervals.corrections(quant, actual, LEVELS)
+    assert not info["per_step"] and info["windows"] == 1
+    assert np.ptp(correction, axis=1).max() == 0  # one factor for every step
+    assert any("only 1 validation window" in n and "--val-size of 21" in n for n in info["notes"])
+    _, info = intervals.corrections(*_heteroscedastic(rng, intervals.FEW_WINDOWS)[:2], LEVELS)
+    assert not any("only" in n for n in info["notes"])
+
+
 def test_calibration_reads_only_the_validation_windows():
     config = ModelConfig(lookback=6, horizon=3, hidden=8, quantiles=LEVELS)
     torch.manual_seed(0)
