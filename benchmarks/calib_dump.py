@@ -40,9 +40,10 @@ SERIES = {
 }
 
 
-def test_quantiles(run: checkpoint.Run, series, first: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled raw quantiles [N, H, Q] and actuals [N, H] from every origin >= `first` of the one series,
-    through predict's own path (history cut at the origin, calendar channels from its times)."""
+def test_quantiles(run: checkpoint.Run, series, first: int, calibration=None) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled quantiles [N, H, Q] and actuals [N, H] from every origin >= `first` of the one series,
+    through predict's own path (history cut at the origin, calendar channels from its times); raw
+    (the head's own) unless `calibration` is given (a run's `run.correction`)."""
     from lstmcast import covariates
     from lstmcast.forecast import forecast_series_all
 
@@ -53,7 +54,7 @@ def test_quantiles(run: checkpoint.Run, series, first: int) -> tuple[np.ndarray,
     quant, actual = [], []
     for cut in range(first, len(values) - cfg.horizon + 1):
         cov = covariates.for_forecast(run, series, [cut], cfg.horizon, None)
-        q = forecast_series_all(run.model, [values[:cut]], center, scale, cfg.horizon, None, cov)[1][0]
+        q = forecast_series_all(run.model, [values[:cut]], center, scale, cfg.horizon, calibration, cov)[1][0]
         quant.append((q - center[0]) / scale[0])
         actual.append((values[cut:cut + cfg.horizon] - center[0]) / scale[0])
     return np.array(quant), np.array(actual)

@@ -1,33 +1,35 @@
 """Calibrated prediction intervals: conformal corrections from the validation windows, and their scores.
 
 After training, the quantile head is run on every validation window (targets the
-optimiser never saw) and each level gets a correction, per horizon step when there are
-enough windows:
+optimiser never saw) and each level gets an additive correction in scaled units, per
+horizon step when there are enough windows:
 
 * a symmetric pair (tau, 1 - tau), the central interval of coverage 1 - 2 tau, is
-  widened or narrowed at both ends by a multiple of the head's own width of that
-  interval (CQR-r, the relative variant of conformalised quantile regression: Romano,
-  Patterson & Candes 2019; Kivaranovic, Johnson & Leeb 2020; Sesia & Candes 2020): with
-  the conformity scores E = max(q_lo - y, y - q_hi) / (q_hi - q_lo), the factor is E's
-  ceil((n + 1)(1 - 2 tau))-th smallest of n, which gives at least the nominal coverage on
-  exchangeable data, as the additive form does, but keeps the head's growth with the step
-  and with the level of the series (a correction learned on a quiet validation stretch
-  scales up where the head already sees more uncertainty);
+  widened or narrowed by the same amount at both ends (conformalised quantile
+  regression, Romano, Patterson & Candes 2019): with the conformity scores
+  E = max(q_lo - y, y - q_hi), the correction is E's ceil((n + 1)(1 - 2 tau))-th
+  smallest of n, which gives at least the nominal coverage on exchangeable data;
 * a level without a partner (e.g. the median) is shifted so that a fraction tau of the
-  validation values fall below it (one-sided: the tau-quantile of (y - q) / the widest
-  pair's width).
+  validation values fall below it (one-sided: the tau-quantile of y - q).
 
-Runs written before this store additive corrections in scaled units (form "additive",
-method "split-conformal (CQR)"); they apply as they did. Levels without any symmetric
-pair use the additive form too.
+A second form, "width" (CQR-r, the relative variant: Kivaranovic, Johnson & Leeb 2020;
+Sesia & Candes 2020), divides the scores by the head's own width of the interval, so the
+correction is a multiple of that width and grows with the step and the level as the head
+does. `predict` applies either (run.json "intervals.form"; runs without it are
+additive). `train` writes the additive form: on single real series, with the validation
+span below, it came closer to nominal (benchmarks/RESULTS-calib.md).
 
 Per step: errors grow with the step, and the head's learned widths need not be off by
 the same amount at step 1 and step 48, so with at least `MIN_PER_STEP` windows each step
 gets its own correction (its own calibration set: one window per origin). With fewer,
-one correction serves all steps (all scores pooled). With fewer than `FEW_WINDOWS` the
-run says that its calibration is noisy: one window of a single series is one stretch of
-the series, and its errors say little about the next (benchmarks/RESULTS-calib.md). The
-corrected levels are sorted again, so that they can never cross.
+one correction serves all steps (all scores pooled). The corrected levels are sorted
+again, so that they can never cross.
+
+Few series: one validation window of one series is one stretch of it, and its errors
+say little about the next (one window gave 30-99% on held-out data). A quantile run
+on fewer than `FEW_WINDOWS` series therefore holds out `VAL_FRACTION` of the shortest
+series by default (`default_val_size`), and a run calibrated on fewer than
+`FEW_WINDOWS` windows says that its intervals are uncertain.
 
 Only numpy: `predict` and `evaluate` use it.
 """
@@ -44,10 +46,11 @@ import numpy as np
 from lstmcast.errors import RunDirError
 from lstmcast.quantiles import interval_name, pinball, symmetric_pairs
 
-METHOD = "split-conformal (CQR-r: scores relative to the head's interval width)"
-LEGACY_METHOD = "split-conformal (CQR)"  # additive corrections; what runs without "form" store
+METHOD = "split-conformal (CQR)"  # additive corrections (form "additive"; runs without "form" store these)
+WIDTH_METHOD = "split-conformal (CQR-r: scores relative to the head's interval width)"
 MIN_PER_STEP = 50  # validation windows for a correction per horizon step
 FEW_WINDOWS = 10  # fewer validation windows than this: the run says its calibration is noisy
+VAL_FRACTION = 0.2  # default --val-size of quantile runs on fewer than FEW_WINDOWS series
 _MIN_WIDTH = 1e-6  # scaled units: widths below it count as this (scores stay finite)
 
 
@@ -62,6 +65,25 @@ class Calibration:
     correction: np.ndarray
     form: str = "additive"
     levels: tuple[float, ...] = ()
+
+
+def default_val_size(lengths: Sequence[int], horizon: int, lookback: int | None) -> tuple[int, str | None]:
+    """--val-size for a quantile run that did not set it: (size, note or None).
+
+    One horizon (the default of every run) when the series give at least `FEW_WINDOWS`
+    validation windows with it (one per series). Fewer series: `VAL_FRACTION` of the
+    shortest series, so that the calibration sees many origins over a long stretch (one
+    window of one series is one stretch of it, and says little about the next: see
+    benchmarks/RESULTS-calib.md), when that leaves the shortest series room for
+    `lookback` (two horizons when not given) besides the validation and one horizon.
+    """
+    if len(lengths) >= FEW_WINDOWS or not lengths:
+        return horizon, None
+    size = max(horizon, int(VAL_FRACTION * min(lengths)))
+    if size == horizon or min(lengths) - size - horizon < max(lookback or 0, 2 * horizon):
+        return horizon, None
+    return size, (f"--val-size {size} ({VAL_FRACTION:.0%} of the shortest series): {len(lengths)} series give few "
+                  f"validation windows to calibrate the intervals on; set --val-size to choose")
 
 
 def reference_widths(quant: np.ndarray, levels: Sequence[float]) -> np.ndarray | None:
@@ -91,15 +113,17 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> tuple[np.ndarray,
 
 
 def corrections(quant: np.ndarray, actual: np.ndarray, levels: Sequence[float],
-                form: str = "width") -> tuple[np.ndarray, dict]:
+                form: str = "additive") -> tuple[np.ndarray, dict]:
     """Corrections [Q, H] from the validation forecasts, in the units of `form`.
 
     Args:
         quant: the head's quantiles on the validation windows, scaled units [N, H, Q].
         actual: the validation targets, scaled units [N, H].
-        form: "width" (CQR-r: scores divided by each window's reference width, so the
-            correction is a multiple of the width) or "additive" (CQR, scaled units). "width"
-            falls back to "additive" when no level has a partner.
+        form: "additive" (CQR, scaled units; what `train` uses) or "width" (CQR-r: scores
+            divided by each window's reference width, so the correction is a multiple of the
+            width; falls back to "additive" when no level has a partner). Both were measured
+            on single real series (benchmarks/RESULTS-calib.md): with the default validation
+            span the additive form came closer to nominal, so it stays the default.
     Returns:
         (correction [Q, H], info for run.json: form, per_step, windows, notes).
     """
@@ -128,8 +152,8 @@ def corrections(quant: np.ndarray, actual: np.ndarray, levels: Sequence[float],
         out[i] = np.quantile(pool((actual - quant[..., i]) / unit[..., i]), levels[i], axis=0)
     if n < FEW_WINDOWS:
         notes.append(f"intervals calibrated on only {n} validation window{'s' * (n != 1)}: their coverage on "
-                     f"new data is uncertain; with one or a few series use --val-size of "
-                     f"{FEW_WINDOWS - 1 + horizon} or more (README, Prediction intervals)")
+                     f"new data is uncertain; with one or a few series hold out about {VAL_FRACTION:.0%} of "
+                     f"each series (--val-size; at least {FEW_WINDOWS - 1 + horizon} points)")
     return out, {"form": form, "per_step": per_step, "windows": n, "notes": notes}
 
 
@@ -150,7 +174,7 @@ def calibrate(net: Any, flat: np.ndarray, val_origin: np.ndarray, cov: np.ndarra
                                             None if channels is None else channels[lo:lo + 1024])[1]
                             for lo in range(0, len(window), 1024)]).astype(np.float64)  # [N, H, Q]
     correction, info = corrections(quant, actual, levels)
-    method = METHOD if info["form"] == "width" else LEGACY_METHOD
+    method = WIDTH_METHOD if info["form"] == "width" else METHOD
     raw = {interval_name(levels[i], levels[j]): float(np.mean((quant[..., i] <= actual) & (actual <= quant[..., j])))
            for i, j in symmetric_pairs(levels)}
     stored = {"method": method, "form": info["form"], "levels": levels, "per_step": info["per_step"],
