@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in METHODS:
             lo, hi = interval(method, vq, vy, tq)
             row[method] = (float(np.mean((lo <= ty) & (ty <= hi))), float(np.mean(hi - lo)) / raw_w)
+        u = (ty[..., None] - tq) * float(d["scale"])  # the head's own quantiles on the test origins: what less training data costs
+        row["raw_pinball"] = float(np.mean(u * (np.array([0.1, 0.5, 0.9]) - (u < 0))))
         rows.append(row)
         print(json.dumps(row))
     print("\n| series | val-size (horizons) | seed | val windows | test origins | "
@@ -75,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in sorted(rows, key=lambda r: (r["series"], r["k"], r["seed"])):
         print(f"| {r['series']} | {r['k']} | {r['seed']} | {r['windows']} | {r['origins']} | "
               + " | ".join(f"{100 * r[m][0]:.1f} ({r[m][1]:.2f})" for m in METHODS) + " |")
+    print("\nMean pinball of the head's own q0.1/q0.5/q0.9 on the test origins (original units), by val-size:")
+    for name in sorted({r["series"] for r in rows}):
+        print(f"{name}: " + ", ".join(f"{k} {np.mean([r['raw_pinball'] for r in rows if r['series'] == name and r['k'] == k]):.4f}"
+                                      for k in sorted({r["k"] for r in rows})))
     print("\nMean |coverage - 80| in points over runs, by val-size (horizons):")
     for k in sorted({r["k"] for r in rows}):
         sel = [r for r in rows if r["k"] == k]
