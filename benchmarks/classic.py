@@ -5,7 +5,10 @@ no tuning flags, and `lstmcast evaluate --test-size T` forecasts the removed poi
 from what precedes them, beside the naive and seasonal-naive forecasts of the same
 points. Everything goes through the installed command line.
 
-    python benchmarks/classic.py [--data-dir ../shared/data] [--json-out FILE]
+    python benchmarks/classic.py [--data-dir ../shared/data] [--json-out FILE] [--extra "--no-calendar"]
+
+`--extra` adds train flags to every case (e.g. `--no-calendar` to measure the calendar
+features, which are on by default for these dated series).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -41,14 +45,15 @@ def lstmcast(*args: str) -> float:
     return time.perf_counter() - started
 
 
-def run_case(data_dir: Path, name: str, test_size: int, work: Path) -> dict[str, Any]:
+def run_case(data_dir: Path, name: str, test_size: int, work: Path, extra: list[str]) -> dict[str, Any]:
     source = data_dir / name
     lines = source.read_text(encoding="utf-8").splitlines()
     train_csv = work / f"{Path(name).stem}-train{test_size}.csv"
     train_csv.write_text("\n".join(lines[: len(lines) - test_size]) + "\n", encoding="utf-8")
     run_dir = work / f"run-{Path(name).stem}-{test_size}"
     metrics_json = work / f"metrics-{Path(name).stem}-{test_size}.json"
-    train_s = lstmcast("train", str(train_csv), "--horizon", str(test_size), "--run-dir", str(run_dir), "--quiet")
+    train_s = lstmcast("train", str(train_csv), "--horizon", str(test_size), "--run-dir", str(run_dir), "--quiet",
+                       *extra)
     lstmcast("evaluate", "--run", str(run_dir), "--data", str(source), "--test-size", str(test_size),
              "--output", str(metrics_json), "--quiet")
     result = json.loads(metrics_json.read_text())
@@ -63,12 +68,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--extra", default="", help="train flags added to every case, one shell-quoted string")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
     rows = []
     with tempfile.TemporaryDirectory(prefix="lstmcast-classic-") as tmp:
         for name, test_size in CASES:
-            rows.append(run_case(args.data_dir, name, test_size, Path(tmp)))
+            rows.append(run_case(args.data_dir, name, test_size, Path(tmp), shlex.split(args.extra)))
             print(f"done {name} T={test_size}", file=sys.stderr, flush=True)
     print("| dataset | held out | season | lstmcast MAE | seasonal naive MAE | naive MAE | lstmcast MASE "
           "| seasonal naive MASE | better than seasonal naive | train s (wall) |")

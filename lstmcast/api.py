@@ -344,6 +344,7 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
     if keep_forecasts:
         from lstmcast.backtest import forecast_frame
 
-        result.update(forecast=forecast_frame(series, values, [len(h) for h in histories], steps),
+        result.update(forecast=forecast_frame(series, values, [len(h) for h in histories], steps, quant=quant,
+                                              levels=levels),
                       history=dict(zip(ids, histories)))
     return result

@@ -97,9 +97,15 @@ def _refit(run, series, histories: list[np.ndarray], data: Path):
     return fold_run.model, center, scale, fold_run
 
 
-def forecast_frame(series, predicted: np.ndarray, cuts: list[int], steps: int, fold: int | None = None):
-    """Long DataFrame of forecasts from each series' cut-off: id, time, [fold], forecast, actual."""
+def forecast_frame(series, predicted: np.ndarray, cuts: list[int], steps: int, fold: int | None = None,
+                   quant: np.ndarray | None = None, levels: tuple[float, ...] = ()):
+    """Long DataFrame of forecasts from each series' cut-off: id, time, [fold], forecast, [q-columns], actual.
+
+    `quant` [S, steps, Q] adds one column per level in `levels`, named as `predict` names them.
+    """
     import pandas as pd
+
+    from lstmcast.quantiles import column_name
 
     frames = []
     for i, sid in enumerate(series.ids):
@@ -107,6 +113,8 @@ def forecast_frame(series, predicted: np.ndarray, cuts: list[int], steps: int, f
         if fold is not None:
             frame["fold"] = fold
         frame["forecast"] = predicted[i]
+        for j, level in enumerate(levels if quant is not None else ()):
+            frame[column_name(level)] = quant[i, :, j]
         frame["actual"] = series.values[i][cuts[i]:cuts[i] + steps]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -140,10 +148,10 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
     """
     import pandas as pd
 
-    from lstmcast import covariates
+    from lstmcast import covariates, intervals
     from lstmcast.api import _read_like_run
     from lstmcast.checkpoint import load_run
-    from lstmcast.forecast import forecast_series
+    from lstmcast.forecast import forecast_series_all
     from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
 
     run = load_run(run_dir)
@@ -172,7 +180,9 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
         notes.append("the run's network and scalers are used as trained: folds inside its training data "
                      "score it on points it has seen; --refit trains each fold on its history alone")
     gaps = series.gaps or [np.empty(0, dtype=np.int64)] * len(series)
+    levels = cfg.quantiles
     pooled: dict[str, list] = {name: [] for name in FORECASTERS}
+    pooled_intervals: list[dict] = []
     out_folds, frames = [], []
     for k in range(1, folds + 1):
         before_end = steps + (folds - k) * step
@@ -189,9 +199,10 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
         except LstmcastError as exc:
             raise type(exc)(f"fold {k} refit: {exc}") from None
         cov = covariates.for_forecast(used, series, cuts, steps, data)  # None: the target alone
-        predicted = forecast_series(net, histories, center, scale, steps, cov)
+        # A refit's intervals are calibrated on its own validation windows, inside the fold's history.
+        predicted, quant = forecast_series_all(net, histories, center, scale, steps, used.correction, cov)
         rows: dict[str, list] = {name: [] for name in FORECASTERS}
-        by_series = {}
+        by_series, fold_intervals = {}, []
         for i, sid in enumerate(series.ids):
             actual = series.values[i][cuts[i]:cuts[i] + steps]
             sc = mase_scale(histories[i], m)
@@ -199,20 +210,26 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
             rows["naive"].append(series_metrics(actual, naive(histories[i], steps), sc))
             rows["seasonal_naive"].append(series_metrics(actual, seasonal_naive(histories[i], steps, m), sc))
             by_series[sid] = rows["lstmcast"][-1]
+            if quant is not None:
+                fold_intervals.append(intervals.scores(actual, quant[i], levels, sc))
+                by_series[sid] = {**by_series[sid], "intervals": fold_intervals[-1]}
         if keep_forecasts:
-            frames.append(forecast_frame(series, predicted, cuts, steps, fold=k))
+            frames.append(forecast_frame(series, predicted, cuts, steps, fold=k, quant=quant, levels=levels))
         for name in FORECASTERS:
             pooled[name] += rows[name]
+        pooled_intervals += fold_intervals
         out_folds.append({
             "fold": k, "cutoff": None if shared is None else _label(shared), "before_end": before_end,
             "overall": overall(rows["lstmcast"]),
             "baselines": {"naive": overall(rows["naive"]), "seasonal_naive": overall(rows["seasonal_naive"])},
             "series": by_series,
+            **({"intervals": intervals.overall(fold_intervals, levels)} if quant is not None else {}),
         })
     result: dict[str, Any] = {
         "folds": out_folds, "overall": overall(pooled["lstmcast"]),
         "baselines": {"naive": overall(pooled["naive"]), "seasonal_naive": overall(pooled["seasonal_naive"])},
         "horizon": steps, "step": step, "season": m, "refit": refit, "notes": notes,
+        **({"intervals": intervals.overall(pooled_intervals, levels)} if levels else {}),
     }
     if keep_forecasts:
         result["forecast"] = pd.concat(frames, ignore_index=True)

@@ -257,7 +257,8 @@ def predict(
         print(f"wrote {written.rows} rows for {written.series} series to {target}")
         print(written.head.to_string(index=False))
     if pngs and not quiet and not json_:
-        print(f"wrote {len(pngs)} PNG files to {plot}", file=sys.stderr if target is None else sys.stdout)
+        print(f"wrote {len(pngs)} PNG file{'s' * (len(pngs) != 1)} to {plot}",
+              file=sys.stderr if target is None else sys.stdout)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -325,7 +326,7 @@ def evaluate(
     elif not quiet:
         print_backtest(result) if backtest else print_evaluation(result)
         for path in ([output] if output is not None else []) + ([plot] if plot is not None else []):
-            print(f"wrote {path}" + (f" ({len(pngs)} PNG files)" if path == plot else ""))
+            print(f"wrote {path}" + (f" ({len(pngs)} PNG file{'s' * (len(pngs) != 1)})" if path == plot else ""))
 
 
 RunsDir = Annotated[Path, typer.Argument(help="Directory that holds run directories (e.g. runs).")]

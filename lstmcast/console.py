@@ -187,20 +187,40 @@ def print_backtest(result: dict[str, Any]) -> None:
     sections = [([str(f["fold"]), _cutoff(f)], f) for f in folds] + [(["all", ""], result)]
     if sys.stdout.isatty():
         _table(title, sections, first=["fold", "cut-off"])
+        if "intervals" in result:
+            _backtest_intervals(sections)
         return
     print(title)
     for (fold, cutoff), part in sections:
         print(f"fold {fold}, cut-off {cutoff}" if cutoff else "all folds")
         for name, m in _rows(part):
             print(f"  {name}: {metrics_line(m)}")
+        for line in interval_lines(part["intervals"]) if "intervals" in part else ():
+            print(f"  {line}")
+
+
+def _backtest_intervals(sections: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """Coverage and width of each central interval per fold and over all folds, and the pinball loss."""
+    from rich.console import Console as RichConsole
+    from rich.table import Table
+
+    table = Table(title="prediction intervals per fold")
+    names = list(sections[-1][1]["intervals"]["intervals"])
+    for col in ["fold", "cut-off", *(f"{n} coverage" for n in names), *(f"{n} width" for n in names), "pinball"]:
+        table.add_column(col, justify="left" if col in ("fold", "cut-off") else "right", no_wrap=True)
+    for labels, part in sections:
+        iv = part["intervals"]
+        table.add_row(*labels, *(_pct(iv["intervals"][n]["coverage"]) for n in names),
+                      *(fmt(iv["intervals"][n]["width"]) for n in names), fmt(iv["pinball"]))
+    RichConsole().print(table)
 
 
 def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
     """evaluate's `--json` metrics: overall and baselines, and each fold's for a backtest."""
     out = {k: result[k] for k in ("overall", "baselines", "intervals") if k in result}
     if "folds" in result:
-        keys = ("fold", "cutoff", "before_end", "overall", "baselines")
-        out["folds"] = [{k: f[k] for k in keys} for f in result["folds"]]
+        keys = ("fold", "cutoff", "before_end", "overall", "baselines", "intervals")
+        out["folds"] = [{k: f[k] for k in keys if k in f} for f in result["folds"]]
     return out
 
 

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import HAS_MATPLOTLIB, wide_frame, write_frame
+from conftest import HAS_MATPLOTLIB, TINY, TINY_MODEL, wide_frame, write_frame
 from typer.testing import CliRunner
 
 from lstmcast import api
@@ -18,6 +18,7 @@ from lstmcast.config import Fill
 from lstmcast.errors import EXIT_INPUT, InputError
 
 POISON = 1e6
+LEVELS = (0.1, 0.5, 0.9)
 
 
 def invoke(*args: object, code: int = 0):
@@ -55,9 +56,19 @@ def _frames(cut: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return clean, poisoned
 
 
+@pytest.fixture(scope="module")
+def quantile_run(trained_run, tmp_path_factory):
+    """The trained run's data and settings with --quantiles 0.1,0.5,0.9: calibrated intervals to backtest."""
+    report = api.train(trained_run.data, horizon=trained_run.horizon, lookback=trained_run.lookback,
+                       quantiles=LEVELS, train_config=TINY, run_dir=tmp_path_factory.mktemp("bt-q") / "run",
+                       **TINY_MODEL)
+    return report.run_dir
+
+
 @pytest.mark.parametrize("refit", [False, True], ids=["as-trained", "refit"])
-def test_values_after_the_cutoff_never_reach_the_fold(trained_run, tmp_path, monkeypatch, refit):
-    # Fold 1 of 2 (horizon 6, step 6) sees the first 120 - 12 = 108 points.
+def test_values_after_the_cutoff_never_reach_the_fold(quantile_run, tmp_path, monkeypatch, refit):
+    # Fold 1 of 2 (horizon 6, step 6) sees the first 120 - 12 = 108 points. The run has calibrated
+    # intervals: with --refit each fold calibrates on its own validation windows, inside its history.
     clean, poisoned = _frames(cut=108)
     clean_csv = write_frame(tmp_path / "clean.csv", clean)
     poisoned_csv = write_frame(tmp_path / "poisoned.csv", poisoned)
@@ -65,15 +76,37 @@ def test_values_after_the_cutoff_never_reach_the_fold(trained_run, tmp_path, mon
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where refits train
 
-    runs = [backtest(trained_run.run_dir, csv, folds=2, refit=refit, keep_forecasts=True)
+    runs = [backtest(quantile_run, csv, folds=2, refit=refit, keep_forecasts=True)
             for csv in (clean_csv, poisoned_csv)]
-    first, second = ([r["forecast"][r["forecast"]["fold"] == k]["forecast"].to_numpy() for r in runs]
-                     for k in (1, 2))
-    assert len(first[0]) == 3 * trained_run.horizon and np.isfinite(first[0]).all()
+    columns = ["forecast", "q0.1", "q0.5", "q0.9"]
+    first, second = ([r["forecast"][r["forecast"]["fold"] == k][columns].to_numpy() for r in runs] for k in (1, 2))
+    assert first[0].shape == (3 * 6, 4) and np.isfinite(first[0]).all()
     np.testing.assert_array_equal(first[0], first[1])  # bit for bit: nothing after the cut-off got in
     assert not np.allclose(second[0], second[1]), "the poison is inside fold 2's history: it must show there"
     assert runs[0]["folds"][0]["cutoff"] == "2024-01-05T11:00:00"  # the 108th hour
     assert list(scratch.iterdir()) == [], "refit runs leave nothing behind"
+
+
+def test_backtest_scores_the_intervals_of_every_fold(quantile_run, trained_run, tmp_path):
+    result = backtest(quantile_run, trained_run.data, folds=3, step=4, keep_forecasts=True)
+    frame = result["forecast"]
+    inside = (frame["q0.1"] <= frame["actual"]) & (frame["actual"] <= frame["q0.9"])
+    for fold in result["folds"]:
+        mine = inside[frame["fold"] == fold["fold"]].groupby(frame[frame.columns[0]]).mean()
+        assert fold["intervals"]["intervals"]["80%"]["coverage"] == pytest.approx(mine.mean())
+        assert fold["series"]["a"]["intervals"]["intervals"]["80%"]["coverage"] == pytest.approx(mine["a"])
+    assert result["intervals"]["intervals"]["80%"]["coverage"] == pytest.approx(inside.groupby(
+        [frame["fold"], frame[frame.columns[0]]]).mean().mean())
+    assert result["intervals"]["pinball"] > 0
+
+    out = tmp_path / "bt.json"
+    summary = json.loads(invoke("evaluate", "--run", quantile_run, "--data", trained_run.data, "--backtest",
+                                "--folds", "3", "--step", "4", "--output", out, "--json").stdout)
+    assert [f["intervals"]["intervals"]["80%"]["coverage"] for f in summary["metrics"]["folds"]] == \
+        [f["intervals"]["intervals"]["80%"]["coverage"] for f in result["folds"]]
+    assert json.loads(out.read_text())["intervals"] == summary["metrics"]["intervals"]
+    text = invoke("evaluate", "--run", quantile_run, "--data", trained_run.data, "--backtest", "--folds", "2").stdout
+    assert text.count("80% interval (0.1-0.9): coverage") == 3  # each fold and all folds
 
 
 def test_one_fold_is_the_plain_holdout_evaluation(trained_run):
