@@ -109,7 +109,8 @@ def airline(work: Path, seed: int, horizon: int, val_size: int | None) -> dict:
     seconds = time.perf_counter() - t0
     origins = range(len(frame) - hold, len(frame) - horizon + 1)  # every origin with `horizon` actuals after it
     out = {"data": f"airline-passengers (last {hold} months held out, h {horizon})", "seed": seed,
-           "val_size": val_size or horizon, "origins": len(origins), "train_seconds": round(seconds, 1),
+           "val_size": json.loads((report.run_dir / "run.json").read_text())["train"]["val_size"],
+           "origins": len(origins), "train_seconds": round(seconds, 1),
            "calibration": report.metrics["intervals"], "validation_mase": report.metrics["validation"]["mase"]}
     for name, run in (("calibrated", report.run_dir), ("raw", uncalibrated(report.run_dir, work))):
         actual, rows = [], []
