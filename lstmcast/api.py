@@ -127,7 +127,9 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
     notes = list(series.notes)
     horizon = horizon or default_horizon(series.freq)
-    val_size = train_config.val_size or horizon
+    val_size, why = (train_config.val_size, None) if train_config.val_size or not arch["quantiles"] else \
+        intervals.default_val_size([len(v) for v in series.values], horizon, lookback)
+    val_size, notes = val_size or horizon, notes + [why] * bool(why)
     if val_size < horizon:
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season = season_length(series.freq)

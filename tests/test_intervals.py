@@ -137,6 +137,53 @@ def test_correction_per_step_with_enough_windows():
     assert (coverage >= 0.8).all() and (coverage <= 0.85).all()
 
 
+def _heteroscedastic(rng, n: int, horizon: int = 4):
+    """Windows whose spread varies 10x; the head knows the shape of the spread but is 1.5x too narrow."""
+    spread = np.exp(rng.uniform(0, np.log(10), (n, 1))) * np.linspace(1, 2, horizon)  # grows with the step
+    quant = np.stack([-1.2816 * spread, np.zeros_like(spread), 1.2816 * spread], axis=-1) / 1.5  # [N, H, 3]
+    return quant, rng.standard_normal((n, horizon)) * spread, spread
+
+
+def test_width_correction_gives_nominal_coverage_on_exchangeable_data():
+    rng = np.random.default_rng(1)
+    quant, actual, _ = _heteroscedastic(rng, 400)
+    correction, info = intervals.corrections(quant, actual, LEVELS, form="width")
+    assert info["form"] == "width" and info["per_step"] and info["notes"] == []
+    test_q, test_y, spread = _heteroscedastic(rng, 4000)
+    calibration = intervals.Calibration(correction, "width", LEVELS)
+    covered = {}
+    for name, cal in (("width", calibration), ("additive", intervals.corrections(quant, actual, LEVELS)[0])):
+        q = intervals.apply(test_q, cal)
+        covered[name] = (q[..., 0] <= test_y) & (test_y <= q[..., 2])
+    assert 0.78 <= covered["width"].mean() <= 0.84  # marginal: as CQR promises
+    wide = spread > np.median(spread)
+    # and where the head is wide as where it is narrow, which one additive correction cannot do
+    assert 0.76 <= covered["width"][wide].mean() <= 0.86 and 0.76 <= covered["width"][~wide].mean() <= 0.86
+    assert covered["additive"][wide].mean() < 0.76 < 0.86 < covered["additive"][~wide].mean()
+    # the median's shift is scaled the same way: zero-mean noise, so it stays near zero
+    assert np.abs(correction[1]).max() < 0.1
+
+
+def test_few_windows_pool_the_steps_and_say_so():
+    rng = np.random.default_rng(2)
+    quant, actual, _ = _heteroscedastic(rng, 1, horizon=12)  # one window: a single series, --val-size = horizon
+    correction, info = intervals.corrections(quant, actual, LEVELS)
+    assert not info["per_step"] and info["windows"] == 1
+    assert np.ptp(correction, axis=1).max() == 0  # one correction for every step
+    assert any("only 1 validation window" in n and "at least 21 points" in n for n in info["notes"])
+    _, info = intervals.corrections(*_heteroscedastic(rng, intervals.FEW_WINDOWS)[:2], LEVELS)
+    assert not any("only" in n for n in info["notes"])
+
+
+def test_default_val_size_of_quantile_runs():
+    # one series of 120 months, h 12: 20% (24) leaves 84 points, room for the lookback
+    assert intervals.default_val_size([120], 12, None)[0] == 24
+    assert "20% of the shortest series" in intervals.default_val_size([120], 12, None)[1]
+    assert intervals.default_val_size([120] * 10, 12, None) == (12, None)  # enough series: one horizon
+    assert intervals.default_val_size([60], 12, None) == (12, None)  # 20% is not more than a horizon
+    assert intervals.default_val_size([150], 12, 110) == (12, None)  # no room left for the given lookback
+
+
 def test_calibration_reads_only_the_validation_windows():
     config = ModelConfig(lookback=6, horizon=3, hidden=8, quantiles=LEVELS)
     torch.manual_seed(0)
@@ -168,10 +215,14 @@ def test_run_stores_the_calibration_and_predict_applies_it(quantile_run, tmp_pat
     stored = meta["intervals"]
     correction = np.array(stored["correction"])
     assert stored["levels"] == list(LEVELS) and correction.shape == (3, 6)
-    assert report.metrics["intervals"]["windows"] == stored["windows"] == 2  # one validation window per series
+    # two series give few validation windows at --val-size = horizon: 20% of the series (24) is held out,
+    # 19 windows per series, and train says so
+    assert meta["train"]["val_size"] == 24 and any(n.startswith("--val-size 24 (20%") for n in report.notes)
+    assert report.metrics["intervals"]["windows"] == stored["windows"] == 2 * 19
     frame = api.predict(report.run_dir).forecast
     q = frame[["q0.1", "q0.5", "q0.9"]].to_numpy()
     assert np.isfinite(q).all() and (np.diff(q, axis=1) >= 0).all()
+    assert stored["form"] == "additive" and stored["method"] == intervals.METHOD
     # with the correction set to zero the interval moves by correction * the series' scale
     raw = tmp_path / "raw"
     shutil.copytree(report.run_dir, raw)
@@ -179,7 +230,23 @@ def test_run_stores_the_calibration_and_predict_applies_it(quantile_run, tmp_pat
     (raw / "run.json").write_text(json.dumps(meta))
     q_raw = api.predict(raw).forecast[["q0.1", "q0.9"]].to_numpy()
     scale = np.repeat([s["scale"] for s in meta["series"]], 6)
-    np.testing.assert_allclose(q[:, 2] - q_raw[:, 1], np.tile(correction[2], 2) * scale, atol=1e-6)
+    np.testing.assert_allclose(q[:, 2] - q_raw[:, 1], np.tile(correction[2], 2) * scale, atol=1e-5)
+    # a run written before "form" existed applies its corrections as before (additive)
+    stored_meta = json.loads((report.run_dir / "run.json").read_text())
+    del stored_meta["intervals"]["form"]
+    (raw / "run.json").write_text(json.dumps(stored_meta))
+    np.testing.assert_allclose(api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy(), q, atol=1e-9)
+    # form "width": each end moves by correction * the head's own width of the interval
+    stored_meta["intervals"]["form"] = "width"
+    (raw / "run.json").write_text(json.dumps(stored_meta))
+    q_width = api.predict(raw).forecast[["q0.1", "q0.9"]].to_numpy()
+    width = q_raw[:, 1] - q_raw[:, 0]
+    np.testing.assert_allclose(q_width[:, 1] - q_raw[:, 1], np.tile(correction[2], 2) * width, atol=1e-5)
+    np.testing.assert_allclose(q_raw[:, 0] - q_width[:, 0], np.tile(correction[2], 2) * width, atol=1e-5)
+    stored_meta["intervals"]["form"] = "log"
+    (raw / "run.json").write_text(json.dumps(stored_meta))
+    with pytest.raises(RunDirError, match="calibration form"):
+        api.predict(raw)
     # a corrupt calibration is refused like any unusable run (exit 3)
     meta["intervals"]["correction"] = [[0.0] * 5] * 3
     (raw / "run.json").write_text(json.dumps(meta))
