@@ -5,10 +5,10 @@ no tuning flags, and `lstmcast evaluate --test-size T` forecasts the removed poi
 from what precedes them, beside the naive and seasonal-naive forecasts of the same
 points. Everything goes through the installed command line.
 
-    python benchmarks/classic.py [--data-dir ../shared/data] [--json-out FILE] [--extra "--no-calendar"]
+    python benchmarks/classic.py [--data-dir ../shared/data] [--json-out FILE] [--extra=--calendar]
 
-`--extra` adds train flags to every case (e.g. `--no-calendar` to measure the calendar
-features, which are on by default for these dated series).
+`--extra` adds train flags to every case (e.g. `--extra=--calendar` to measure the
+calendar features; write it with `=`, since the value starts with a dash).
 """
 
 from __future__ import annotations

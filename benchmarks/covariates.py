@@ -4,9 +4,9 @@ Four runs through `benchmarks/etth1.py` (the standard split, MSE/MAE on the trai
 z-score over every test window), the same small step budget each:
 
     no-calendar            --no-calendar
-    calendar               (the default: hour of day, day of week)
+    calendar               --calendar (hour of day, day of week)
     loads                  --no-calendar --past-covariates HUFL,HULL,MUFL,MULL,LUFL,LULL
-    loads+calendar         --past-covariates HUFL,HULL,MUFL,MULL,LUFL,LULL
+    loads+calendar         --calendar --past-covariates HUFL,HULL,MUFL,MULL,LUFL,LULL
 
     nice -n 19 python benchmarks/covariates.py [--max-steps 300] [--json-out FILE]
 """
@@ -25,9 +25,9 @@ sys.path.insert(0, str(HERE))
 LOADS = "HUFL,HULL,MUFL,MULL,LUFL,LULL"
 VARIANTS = {
     "no-calendar": ["--no-calendar"],
-    "calendar": [],
+    "calendar": ["--calendar"],
     "loads": ["--no-calendar", "--past-covariates", LOADS],
-    "loads+calendar": ["--past-covariates", LOADS],
+    "loads+calendar": ["--calendar", "--past-covariates", LOADS],
 }
 
 

@@ -5,7 +5,7 @@ Per step the encoder reads the target and, in this order,
     past covariates    (--past-covariates: observed up to the forecast origin only)
     static attributes  (--static: constant per series; numeric, or categorical one-hot)
     future covariates  (--future-covariates: known for the forecast period too)
-    calendar features  (lstmcast.calendar: from the timestamps, on by default)
+    calendar features  (lstmcast.calendar: from the timestamps, with --calendar)
 
 The last two groups are "known": the head also reads their values over the H forecast
 steps (ModelConfig.known_size channels), so planned promotions or the hour of day of

@@ -111,7 +111,7 @@ def _long(tmp_path: Path, n: int = 60, future_rows: int = 0, name: str = "cov.cs
 
 
 COVS = DataConfig(id_col="id", time_col="time", target=("value",), past_covariates=("temp",),
-                  future_covariates=("promo",), static=("kind", "size"))
+                  future_covariates=("promo",), static=("kind", "size"), calendar=True)
 
 
 def test_scaling_fits_the_training_part_only(tmp_path):
@@ -169,12 +169,12 @@ def test_train_predict_evaluate_with_covariates(tmp_path):
     assert np.isfinite(api.evaluate(report.run_dir, path)["overall"]["mae"])
 
 
-def test_calendar_on_by_default_off_with_flag_and_stored_tails_predict(tmp_path, hourly_csv):
-    on = api.train(hourly_csv, horizon=4, lookback=12, train_config=TINY, run_dir=tmp_path / "on", **TINY_MODEL)
+def test_calendar_off_by_default_on_with_flag_and_stored_tails_predict(tmp_path, hourly_csv):
+    on = api.train(hourly_csv, DataConfig(calendar=True), horizon=4, lookback=12, train_config=TINY,
+                   run_dir=tmp_path / "on", **TINY_MODEL)
     assert on.model["input_size"] == 5 and on.model["known_size"] == 4
     assert len(api.predict(on.run_dir, horizon=10).forecast) == 20  # calendar runs recurse beyond the horizon
-    off = api.train(hourly_csv, DataConfig(calendar=False), horizon=4, lookback=12, train_config=TINY,
-                    run_dir=tmp_path / "off", **TINY_MODEL)
+    off = api.train(hourly_csv, horizon=4, lookback=12, train_config=TINY, run_dir=tmp_path / "off", **TINY_MODEL)
     assert off.model["input_size"] == 1 and "covariates" not in json.loads((off.run_dir / "run.json").read_text())
 
 

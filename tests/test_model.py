@@ -121,7 +121,7 @@ def test_checkpoint_round_trip(trained_run):
     scale = np.array([s["scale"] for s in meta["series"]])
     from lstmcast.covariates import for_forecast
 
-    cov = for_forecast(run, None, [], trained_run.horizon, None)  # the calendar features, on by default
+    cov = for_forecast(run, None, [], trained_run.horizon, None)  # None: the session run reads the target alone
     mine = forecast_series(run.model, histories, center, scale, trained_run.horizon, cov)
     report = api.predict(trained_run.run_dir)
     np.testing.assert_array_equal(report.forecast["forecast"].to_numpy(), mine.ravel())
@@ -134,8 +134,7 @@ def test_old_run_without_newer_model_fields_loads(run_copy):
     # A format-1 run.json written before optional model fields existed must still load with defaults.
     meta_path = run_copy / "run.json"
     meta = json.loads(meta_path.read_text())
-    # known_size stays: the session run reads calendar features (on by default now), which no run of that
-    # time had; tests/fixtures/run_format1 is a real old run.
+    # known_size stays (0 here: no calendar features or covariates); tests/fixtures/run_format1 is a real old run.
     keep = ("lookback", "horizon", "input_size", "hidden", "layers", "dropout", "known_size")
     meta["model"] = {k: meta["model"][k] for k in keep}
     meta_path.write_text(json.dumps(meta))
