@@ -17,7 +17,7 @@ Sesia & Candes 2020), divides the scores by the head's own width of the interval
 correction is a multiple of that width and grows with the step and the level as the head
 does. `predict` applies either (run.json "intervals.form"; runs without it are
 additive). `train` writes the additive form: on single real series, with the validation
-span below, it came closer to nominal (benchmarks/RESULTS-calib.md).
+span below, it came closer to nominal (benchmarks/RESULTS.md).
 
 Per step: errors grow with the step, and the head's learned widths need not be off by
 the same amount at step 1 and step 48, so with at least `MIN_PER_STEP` windows each step
@@ -74,7 +74,7 @@ def default_val_size(lengths: Sequence[int], horizon: int, lookback: int | None)
     validation windows with it (one per series). Fewer series: `VAL_FRACTION` of the
     shortest series, so that the calibration sees many origins over a long stretch (one
     window of one series is one stretch of it, and says little about the next: see
-    benchmarks/RESULTS-calib.md), when that leaves the shortest series room for
+    benchmarks/RESULTS.md), when that leaves the shortest series room for
     `lookback` (two horizons when not given) besides the validation and one horizon.
     """
     if len(lengths) >= FEW_WINDOWS or not lengths:
@@ -122,7 +122,7 @@ def corrections(quant: np.ndarray, actual: np.ndarray, levels: Sequence[float],
         form: "additive" (CQR, scaled units; what `train` uses) or "width" (CQR-r: scores
             divided by each window's reference width, so the correction is a multiple of the
             width; falls back to "additive" when no level has a partner). Both were measured
-            on single real series (benchmarks/RESULTS-calib.md): with the default validation
+            on single real series (benchmarks/RESULTS.md): with the default validation
             span the additive form came closer to nominal, so it stays the default.
     Returns:
         (correction [Q, H], info for run.json: form, per_step, windows, notes).
