@@ -39,9 +39,12 @@ def _recurrence(xw: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, revers
     h = torch.zeros(xw.size(0), hidden, dtype=peep.dtype, device=xw.device)
     c = torch.zeros_like(h)
     outputs: list[torch.Tensor] = []
+    # One unbind, not xw[:, t] per step: each indexing op's backward would add a zero tensor
+    # the size of all of xw into its gradient (T times), unbind's backward stacks once.
+    inputs = xw.unbind(1)
     for step in range(steps):
         t = steps - 1 - step if reverse else step
-        gates = torch.addmm(xw[:, t], h, w_hh_t)
+        gates = torch.addmm(inputs[t], h, w_hh_t)
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f + p_f * c) * c + torch.sigmoid(i + p_i * c) * torch.tanh(g)
         h = torch.sigmoid(o + p_o * c) * torch.tanh(c)
