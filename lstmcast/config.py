@@ -89,7 +89,7 @@ class DataConfig:
     future_covariates: tuple[str, ...] = ()  # known for the forecast period too
     static: tuple[str, ...] = ()  # constant per series (numeric or categorical)
     calendar: bool = False  # sin/cos calendar features of the timestamps (datetime time axis only); opt-in:
-    # on by default they lost on 6 of 7 measured cases (benchmarks/RESULTS.md, "Calendar features on and off")
+    # on by default they were worse in 5 of 7 measured cases (benchmarks/RESULTS.md, "Calendar features on and off")
 
     @property
     def covariates(self) -> tuple[str, ...]:
