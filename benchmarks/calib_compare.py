@@ -1,18 +1,24 @@
 """Score candidate interval calibrations on the dumps of `calib_dump.py`, without retraining.
 
-    .venv/bin/python benchmarks/calib_compare.py [--workdir benchmarks/work/calib]
+    .venv/bin/python benchmarks/calib_compare.py --workdir benchmarks/work/calib [--seeds 0 1 2 3 4] [--methods ...]
 
 Each dump holds one run's raw 80% interval (q0.1, q0.9, scaled units) on its validation
-windows and on every rolling test origin. Each candidate computes its correction from the
+windows and on every test origin. Each candidate computes its correction from the
 validation windows only and is scored on the test origins: coverage of the 80% interval,
-and its mean width relative to the raw interval's.
+its mean width relative to the raw interval's, and its interval (Winkler) score
+width + 10 x the distance of a miss (lower is better; scaled units).
 
-Candidates:
-    raw             the head's own interval
-    add-pooled      additive CQR correction, one for all steps (lstmcast's few-window path before)
-    add-step        additive CQR correction per horizon step
-    width-pooled    CQR-r: scores divided by the head's width, one factor for all steps
-    width-step      CQR-r per horizon step
+Candidates (each pooled over the horizon steps below 50 validation windows and per step
+from 50, as lstmcast does):
+    raw      the head's own interval
+    add      CQR: one additive correction of both ends (lstmcast's "additive" form)
+    width    CQR-r: scores divided by the head's own width (Kivaranovic et al. 2020)
+    std      scores divided by the spread (std) of each window's inputs
+    asym     CQR with each end corrected on its own at 90%
+    abs      split conformal on absolute residuals around the median q0.5: constant width
+    half     CQR on the band halfway between the head's interval and its middle
+    blend    the mean of the add and the abs (around the middle) intervals: what `train`
+             writes (computed by lstmcast.intervals itself)
 """
 
 from __future__ import annotations
@@ -21,11 +27,19 @@ import argparse
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from lstmcast import intervals  # noqa: E402
+
+LEVELS = (0.1, 0.5, 0.9)
+METHODS = ("raw", "add", "width", "std", "asym", "abs", "half", "blend")
+DEFAULT = ("raw", "add", "width", "abs", "blend")
 
 
 def cq(scores: np.ndarray, coverage: float = 0.8) -> np.ndarray:
@@ -34,59 +48,83 @@ def cq(scores: np.ndarray, coverage: float = 0.8) -> np.ndarray:
     return np.sort(scores, axis=0)[min(max(k, 1), n) - 1]
 
 
-def interval(method: str, vq: np.ndarray, vy: np.ndarray, tq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def interval(method: str, d) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the 80% interval on the test origins [N, H], scaled units."""
+    vq, vy, tq = d["val_q"], d["val_y"], d["test_q"]
     lo, hi = tq[..., 0], tq[..., -1]
     if method == "raw":
         return lo, hi
-    vlo, vhi = vq[..., 0], vq[..., -1]
-    pooled = method.endswith("pooled")
+    if method == "blend":  # lstmcast's own code path
+        correction, _ = intervals.corrections(vq, vy, LEVELS)
+        q = intervals.apply(tq, intervals.Calibration(correction, "blend", LEVELS))
+        return q[..., 0], q[..., -1]
+    pooled = len(vq) < intervals.MIN_PER_STEP
     shape = lambda s: s.reshape(-1) if pooled else s  # noqa: E731
-    if method.startswith("add"):
-        c = cq(shape(np.maximum(vlo - vy, vy - vhi)))
+    score = np.maximum(vq[..., 0] - vy, vy - vq[..., -1])  # CQR conformity score
+    if method == "add":
+        c = cq(shape(score))
         return lo - c, hi + c
-    w = np.maximum(vhi - vlo, 1e-9)
-    c = cq(shape(np.maximum(vlo - vy, vy - vhi) / w))
-    tw = hi - lo
-    return lo - c * tw, hi + c * tw
-
-
-METHODS = ("raw", "add-pooled", "add-step", "width-pooled", "width-step")
+    if method in ("width", "std"):
+        if method == "width":
+            vs, ts = vq[..., -1] - vq[..., 0], hi - lo
+        else:
+            vs, ts = d["val_x"].std(axis=1)[:, None], d["test_x"].std(axis=1)[:, None]
+        vs, ts = np.maximum(vs, 1e-6), np.maximum(ts, 1e-6)
+        c = cq(shape(score / vs))
+        return lo - c * ts, hi + c * ts
+    if method == "asym":
+        return lo - cq(shape(vq[..., 0] - vy), 0.9), hi + cq(shape(vy - vq[..., -1]), 0.9)
+    if method == "abs":
+        c = cq(shape(np.abs(vy - vq[..., 1])))
+        return tq[..., 1] - c, tq[..., 1] + c
+    if method == "half":
+        vm, m = (vq[..., 0] + vq[..., -1]) / 2, (lo + hi) / 2
+        c = cq(shape(np.maximum((vq[..., 0] + vm) / 2 - vy, vy - (vq[..., -1] + vm) / 2)))
+        return (lo + m) / 2 - c, (hi + m) / 2 + c
+    raise ValueError(method)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "work" / "calib")
+    parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT))
     args = parser.parse_args(argv)
     rows = []
     for path in sorted(args.workdir.glob("*.npz")):
-        m = re.match(r"(\w+)-([vf]\d+)-s(\d+)", path.stem)
-        d = np.load(path)
-        vq, vy, tq, ty = d["val_q"], d["val_y"], d["test_q"], d["test_y"]
+        m = re.match(r"([\w-]+?)-(h\d+-[vfd]\d+)-s(\d+)-m(\d+)", path.stem)
+        if args.seeds is not None and int(m[3]) not in args.seeds:
+            continue
+        d = dict(np.load(path))
+        tq, ty = d["test_q"], d["test_y"]
         raw_w = float(np.mean(tq[..., -1] - tq[..., 0]))
-        row = {"series": m[1], "k": m[2], "seed": int(m[3]), "windows": len(vq), "origins": len(tq)}
-        for method in METHODS:
-            lo, hi = interval(method, vq, vy, tq)
-            row[method] = (float(np.mean((lo <= ty) & (ty <= hi))), float(np.mean(hi - lo)) / raw_w)
-        u = (ty[..., None] - tq) * float(d["scale"])  # the head's own quantiles on the test origins: what less training data costs
-        row["raw_pinball"] = float(np.mean(u * (np.array([0.1, 0.5, 0.9]) - (u < 0))))
+        row = {"series": m[1], "run": f"{m[2]}-m{m[4]}", "seed": int(m[3]), "windows": len(d["val_q"]),
+               "origins": len(tq)}
+        for method in args.methods:
+            lo, hi = interval(method, d)
+            miss = np.maximum(lo - ty, 0) + np.maximum(ty - hi, 0)
+            row[method] = (float(np.mean((lo <= ty) & (ty <= hi))), float(np.mean(hi - lo)) / raw_w,
+                           float(np.mean(hi - lo + 10 * miss)))
         rows.append(row)
         print(json.dumps(row))
-    print("\n| series | val-size (horizons) | seed | val windows | test origins | "
-          + " | ".join(f"{m} cov (width)" for m in METHODS) + " |")
-    print("|" + "---|" * (5 + len(METHODS)))
-    for r in sorted(rows, key=lambda r: (r["series"], r["k"], r["seed"])):
-        print(f"| {r['series']} | {r['k']} | {r['seed']} | {r['windows']} | {r['origins']} | "
-              + " | ".join(f"{100 * r[m][0]:.1f} ({r[m][1]:.2f})" for m in METHODS) + " |")
-    print("\nMean pinball of the head's own q0.1/q0.5/q0.9 on the test origins (original units), by val-size:")
-    for name in sorted({r["series"] for r in rows}):
-        print(f"{name}: " + ", ".join(f"{k} {np.mean([r['raw_pinball'] for r in rows if r['series'] == name and r['k'] == k]):.4f}"
-                                      for k in sorted({r["k"] for r in rows})))
-    print("\nMean |coverage - 80| in points over runs, by val-size (horizons):")
-    for k in sorted({r["k"] for r in rows}):
-        sel = [r for r in rows if r["k"] == k]
-        print(f"k={k} ({len(sel)} runs): " + ", ".join(
-            f"{m} {np.mean([abs(100 * r[m][0] - 80) for r in sel]):.1f} "
-            f"(max {np.max([abs(100 * r[m][0] - 80) for r in sel]):.1f})" for m in METHODS))
+    rows.sort(key=lambda r: (r["series"], r["run"], r["seed"]))
+    print("\nCoverage of the 80% interval on the test origins, % (mean width relative to raw):\n")
+    print("| series | run | seed | val windows | test origins | " + " | ".join(args.methods) + " |")
+    print("|" + "---|" * (5 + len(args.methods)))
+    for r in rows:
+        print(f"| {r['series']} | {r['run']} | {r['seed']} | {r['windows']} | {r['origins']} | "
+              + " | ".join(f"{100 * r[m][0]:.1f} ({r[m][1]:.2f})" for m in args.methods) + " |")
+    print("\nBy series and run: mean |coverage - 80| in points (max), runs within 5 points, mean interval score:\n")
+    print("| series | run | runs | " + " | ".join(args.methods) + " |")
+    print("|" + "---|" * (3 + len(args.methods)))
+    for key in sorted({(r["series"], r["run"]) for r in rows}):
+        sel = [r for r in rows if (r["series"], r["run"]) == key]
+        cells = []
+        for m in args.methods:
+            dev = np.array([abs(100 * r[m][0] - 80) for r in sel])
+            cells.append(f"{dev.mean():.1f} ({dev.max():.1f}), {int((dev <= 5).sum())}/{len(sel)}, "
+                         f"{np.mean([r[m][2] for r in sel]):.3f}")
+        print(f"| {key[0]} | {key[1]} | {len(sel)} | " + " | ".join(cells) + " |")
     return 0
 
 

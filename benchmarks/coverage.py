@@ -64,6 +64,7 @@ def uncalibrated(run_dir: Path, work: Path) -> Path:
     shutil.copytree(run_dir, raw)
     meta = json.loads((raw / "run.json").read_text())
     meta["intervals"]["correction"] = [[0.0] * len(row) for row in meta["intervals"]["correction"]]
+    meta["intervals"]["form"] = "additive"  # a zero "blend" correction would still shrink each pair
     (raw / "run.json").write_text(json.dumps(meta))
     return raw
 
@@ -126,13 +127,13 @@ def airline(work: Path, seed: int, horizon: int, val_size: int | None) -> dict:
 def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: int | None) -> dict:
     """One real single series (calib_dump.SERIES): train on all but its held-out tail with lstmcast's
     defaults (--val-size chosen by lstmcast unless given), score every rolling origin in the tail."""
-    from calib_dump import SERIES, test_quantiles
+    from calib_dump import SERIES, read_series, test_quantiles
 
     from lstmcast import checkpoint
     from lstmcast.data import load_series
 
-    file, horizon, hold = SERIES[name]
-    frame = pd.read_csv(DATA / file)
+    _, horizon, hold, _ = SERIES[name]
+    frame = read_series(name)
     train_csv = work / f"{name}-train.csv"
     frame.iloc[:-hold].to_csv(train_csv, index=False)
     cfg = TrainConfig(seed=seed, val_size=val_size, max_steps=max_steps, batch_size=64)
@@ -141,14 +142,16 @@ def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: i
                        run_dir=work / f"classic-{name}-{seed}", overwrite=True)
     seconds = time.perf_counter() - t0
     run = checkpoint.load_run(report.run_dir)
-    full = api._read_like_run(run, DATA / file)
+    full_csv = work / f"{name}-full.csv"
+    frame.to_csv(full_csv, index=False)
+    full = api._read_like_run(run, full_csv)
     first = len(load_series(train_csv).values[0])
     scale = run.meta["series"][0]["scale"]
     out = {"data": f"{name} (last {hold} held out, h {horizon})", "seed": seed, "max_steps": max_steps,
            "val_size": run.meta["train"]["val_size"], "origins": len(full.values[0]) - horizon + 1 - first,
            "train_seconds": round(seconds, 1), "calibration": report.metrics["intervals"]}
     for kind, calibration in (("calibrated", run.correction), ("raw", None)):
-        q, y = test_quantiles(run, full, first, calibration)
+        q, y, _ = test_quantiles(run, full, first, calibration)
         lo, hi = q[..., 0], q[..., 2]
         u = (y[..., None] - q) * scale
         out[kind] = {"points": int(y.size), "coverage": float(np.mean((lo <= y) & (y <= hi))),
@@ -166,7 +169,8 @@ def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("m4", "airline", "classic"), default=None,
-                        help="classic: airline, births, sunspots, temps with rolling origins (calib_dump.SERIES)")
+                        help="classic: airline, births, sunspots, temps with rolling origins (calib_dump.SERIES; "
+                             "--series etth1 adds ETTh1's oil temperature)")
     parser.add_argument("--series", nargs="+", default=None, help="with --only classic: a subset of the series")
     parser.add_argument("--classic-steps", type=int, default=200, help="classic: --max-steps (batch 64)")
     parser.add_argument("--max-steps", type=int, default=800, help="M4 Hourly optimiser steps")
@@ -183,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(airline(args.workdir, seed, horizon, args.val_size))
                 print(json.dumps(results[-1]), flush=True)
     if args.only in (None, "classic"):
-        from calib_dump import SERIES
+        from calib_dump import CLASSIC
 
         for seed in args.seeds:
-            for name in args.series or list(SERIES):
+            for name in args.series or list(CLASSIC):
                 results.append(classic(args.workdir, name, seed, args.classic_steps, args.val_size))
                 print(json.dumps(results[-1]), flush=True)
     if args.only in (None, "m4"):

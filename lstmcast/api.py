@@ -217,7 +217,8 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
             **({"covariates": spec.to_json()} if spec else {}),
         }
         if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
-            meta["intervals"], metrics["intervals"] = intervals.calibrate(net, flat, val_origin, cov)
+            meta["intervals"], metrics["intervals"] = intervals.calibrate(net, flat, val_origin, cov,
+                                                                          series=len(lengths))
         options = configfile.train_options(path, data_config, series, model_config,
                                            replace(train_config, val_size=val_size))
         extra = {checkpoint.CONFIG_TOML: configfile.dumps(

@@ -118,9 +118,11 @@ def interval_lines(iv: dict[str, Any]) -> list[str]:
 def calibration_line(c: dict[str, Any]) -> str:
     """train's summary of the interval calibration."""
     raw = ", ".join(f"{name} {_pct(v)}" for name, v in c["raw_validation_coverage"].items())
+    after = ", ".join(f"{name} {_pct(v)}" for name, v in c.get("validation_coverage", {}).items())
     how = "per horizon step" if c["per_step"] else "one correction for all steps"
     return (f"intervals: calibrated on {c['windows']} validation windows ({how})"
-            + (f"; coverage before calibration {raw}" if raw else "") + "".join(f"\n{n}" for n in c["notes"]))
+            + (f"; validation coverage before calibration {raw}" if raw else "")
+            + (f", after {after}" if after else "") + "".join(f"\n{n}" for n in c["notes"]))
 
 
 def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -12,12 +12,24 @@ horizon step when there are enough windows:
 * a level without a partner (e.g. the median) is shifted so that a fraction tau of the
   validation values fall below it (one-sided: the tau-quantile of y - q).
 
-A second form, "width" (CQR-r, the relative variant: Kivaranovic, Johnson & Leeb 2020;
-Sesia & Candes 2020), divides the scores by the head's own width of the interval, so the
-correction is a multiple of that width and grows with the step and the level as the head
-does. `predict` applies either (run.json "intervals.form"; runs without it are
-additive). `train` writes the additive form: on single real series, with the validation
-span below, it came closer to nominal (benchmarks/RESULTS.md).
+What `train` writes for fewer than `FEW_WINDOWS` series is form "blend" (`form_for`; more
+series keep the CQR corrections above, form "additive"): for each pair the mean of two
+split-conformal intervals, both computed from the same validation windows,
+
+* the CQR interval above, which keeps the head's own widths (wider where the head
+  expects more spread), and
+* a constant-width interval around the middle of the head's interval, (q_lo + q_hi) / 2
+  +- the ceil((n + 1)(1 - 2 tau))-th smallest of |y - middle| (split conformal on
+  absolute residuals), which ignores them.
+
+Their mean is the head's interval shrunk by a quarter of its width at each end, widened
+by the mean of the two corrections: it trusts the head's widths half-way. On single real
+series the head's widths carried real information on some (births: CQR closer to 80%)
+and misled on others (sunspots: 73-76% with CQR, 80-81% with the absolute residuals);
+the mean was within 5 points of 80% in every run on births, sunspots, temperatures and
+ETTh1 (benchmarks/RESULTS.md, "Interval calibration: which form"). Each of the two holds
+at least the nominal share on exchangeable data; their mean holds every value both hold.
+Runs written before "blend" store form "additive" or no form: CQR corrections.
 
 Per step: errors grow with the step, and the head's learned widths need not be off by
 the same amount at step 1 and step 48, so with at least `MIN_PER_STEP` windows each step
@@ -46,20 +58,20 @@ import numpy as np
 from lstmcast.errors import RunDirError
 from lstmcast.quantiles import interval_name, pinball, symmetric_pairs
 
-METHOD = "split-conformal (CQR)"  # additive corrections (form "additive"; runs without "form" store these)
-WIDTH_METHOD = "split-conformal (CQR-r: scores relative to the head's interval width)"
+METHOD = "split-conformal (mean of the CQR and absolute-residual intervals)"  # form "blend": few series
+ADDITIVE_METHOD = "split-conformal (CQR)"  # form "additive": many series, and runs without "form"
+FORMS = ("blend", "additive")
 MIN_PER_STEP = 50  # validation windows for a correction per horizon step
 FEW_WINDOWS = 10  # fewer validation windows than this: the run says its calibration is noisy
 VAL_FRACTION = 0.2  # default --val-size of quantile runs on fewer than FEW_WINDOWS series
-_MIN_WIDTH = 1e-6  # scaled units: widths below it count as this (scores stay finite)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """A run's stored correction [Q, H] and how it applies.
+    """A run's stored correction [Q, H] (scaled units) and how it applies.
 
-    form "additive" (runs before CQR-r): q + correction, in scaled units.
-    form "width": q + correction * the head's reference width of that level (`reference_widths`).
+    form "additive": q + correction.
+    form "blend": q + correction + `shrinks` (each end of a pair a quarter of its width inwards).
     """
 
     correction: np.ndarray
@@ -82,23 +94,20 @@ def default_val_size(lengths: Sequence[int], horizon: int, lookback: int | None)
     size = max(horizon, int(VAL_FRACTION * min(lengths)))
     if size == horizon or min(lengths) - size - horizon < max(lookback or 0, 2 * horizon):
         return horizon, None
-    return size, (f"--val-size {size} ({VAL_FRACTION:.0%} of the shortest series): {len(lengths)} series give few "
-                  f"validation windows to calibrate the intervals on; set --val-size to choose")
+    return size, (f"--val-size {size} ({VAL_FRACTION:.0%} of the shortest series): with {len(lengths)} series there "
+                  f"are few validation windows to calibrate the intervals on; set --val-size to choose")
 
 
-def reference_widths(quant: np.ndarray, levels: Sequence[float]) -> np.ndarray | None:
-    """The width each level's correction is measured in, [..., Q]; None when no level has a partner.
+def shrinks(quant: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """[..., Q]: a quarter of each pair's own width inwards (+ at its lower end, - at its upper), 0 elsewhere.
 
-    A level of a symmetric pair: that pair's width q_hi - q_lo (the head's own, before any
-    correction); a level without a partner (the median): the widest pair's width.
+    With the mean of the two corrections added, q + shrink + correction is the mean of the CQR
+    interval (q_lo - c1, q_hi + c1) and the constant-width one (middle -+ c2).
     """
-    pairs = symmetric_pairs(levels)
-    if not pairs:
-        return None
-    width = lambda i, j: np.maximum(quant[..., j] - quant[..., i], _MIN_WIDTH)  # noqa: E731
-    out = np.repeat(width(*pairs[0])[..., None], len(levels), axis=-1)
-    for i, j in pairs:
-        out[..., i] = out[..., j] = width(i, j)
+    out = np.zeros_like(quant)
+    for i, j in symmetric_pairs(levels):
+        quarter = (quant[..., j] - quant[..., i]) / 4
+        out[..., i], out[..., j] = quarter, -quarter
     return out
 
 
@@ -113,27 +122,25 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> tuple[np.ndarray,
 
 
 def corrections(quant: np.ndarray, actual: np.ndarray, levels: Sequence[float],
-                form: str = "additive") -> tuple[np.ndarray, dict]:
-    """Corrections [Q, H] from the validation forecasts, in the units of `form`.
+                form: str = "blend") -> tuple[np.ndarray, dict]:
+    """Corrections [Q, H] from the validation forecasts, in scaled units.
 
     Args:
         quant: the head's quantiles on the validation windows, scaled units [N, H, Q].
         actual: the validation targets, scaled units [N, H].
-        form: "additive" (CQR, scaled units; what `train` uses) or "width" (CQR-r: scores
-            divided by each window's reference width, so the correction is a multiple of the
-            width; falls back to "additive" when no level has a partner). Both were measured
-            on single real series (benchmarks/RESULTS.md): with the default validation
-            span the additive form came closer to nominal, so it stays the default.
+        form: "blend" (what `train` writes: a pair's correction is the mean of the CQR one and
+            the absolute-residual one around the pair's middle, applied after `shrinks`) or
+            "additive" (plain CQR). Without a symmetric pair both are the same: "additive".
     Returns:
         (correction [Q, H], info for run.json: form, per_step, windows, notes).
     """
+    if form not in FORMS:
+        raise ValueError(f"unknown calibration form {form!r}")
     n, horizon, count = quant.shape
     per_step = n >= MIN_PER_STEP
     out = np.zeros((count, horizon))
     notes: list[str] = []
-    unit = reference_widths(quant, levels) if form == "width" else None
-    form = "width" if unit is not None else "additive"
-    unit = np.ones_like(quant) if unit is None else unit
+    form = form if symmetric_pairs(levels) else "additive"
 
     def pool(scores: np.ndarray) -> np.ndarray:  # [N, H] -> what the quantile is taken over
         return scores if per_step else scores.reshape(-1, 1)
@@ -141,15 +148,18 @@ def corrections(quant: np.ndarray, actual: np.ndarray, levels: Sequence[float],
     paired = set()
     for i, j in symmetric_pairs(levels):
         coverage = levels[j] - levels[i]
-        scores = np.maximum(quant[..., i] - actual, actual - quant[..., j]) / unit[..., j]  # > 0: y outside
+        scores = np.maximum(quant[..., i] - actual, actual - quant[..., j])  # > 0: y outside the head's interval
         c, enough = conformal_quantile(pool(scores), coverage)
+        if form == "blend":  # the constant-width interval around the pair's middle
+            middle = (quant[..., i] + quant[..., j]) / 2
+            c = (c + conformal_quantile(pool(np.abs(actual - middle)), coverage)[0]) / 2
         if not enough:
             notes.append(f"{interval_name(levels[i], levels[j])} interval: {pool(scores).shape[0]} validation "
                          f"values are too few for its calibration guarantee; use a longer --val-size")
         out[i], out[j] = -c, c
         paired.update((i, j))
     for i in (i for i in range(count) if i not in paired):
-        out[i] = np.quantile(pool((actual - quant[..., i]) / unit[..., i]), levels[i], axis=0)
+        out[i] = np.quantile(pool(actual - quant[..., i]), levels[i], axis=0)
     if n < FEW_WINDOWS:
         notes.append(f"intervals calibrated on only {n} validation window{'s' * (n != 1)}: their coverage on "
                      f"new data is uncertain; with one or a few series hold out about {VAL_FRACTION:.0%} of "
@@ -157,12 +167,26 @@ def corrections(quant: np.ndarray, actual: np.ndarray, levels: Sequence[float],
     return out, {"form": form, "per_step": per_step, "windows": n, "notes": notes}
 
 
-def calibrate(net: Any, flat: np.ndarray, val_origin: np.ndarray, cov: np.ndarray | None = None) -> tuple[dict, dict]:
+def form_for(series: int) -> str:
+    """The calibration form `train` writes for a run on `series` series.
+
+    "blend" below `FEW_WINDOWS` series: the head's widths vary only with the stretch of one
+    series, and trusting them fully misled on some real series (sunspots). From
+    `FEW_WINDOWS` series on, "additive": the head's widths also tell series apart (a noisy
+    series from a smooth one), which a constant width would throw away (M4 Weekly: interval
+    score 1.248 additive, 1.371 blend; benchmarks/RESULTS.md).
+    """
+    return "blend" if series < FEW_WINDOWS else "additive"
+
+
+def calibrate(net: Any, flat: np.ndarray, val_origin: np.ndarray, cov: np.ndarray | None = None, *,
+              series: int) -> tuple[dict, dict]:
     """Calibrate a quantile network on the validation windows of the scaled `flat` array.
 
     Only the windows at `val_origin` are read: their inputs and targets (never a
     training target beyond them), and their covariate channels `cov` [T, C] when the run has
-    any. Returns (run.json "intervals", metrics "intervals").
+    any. `series`: how many series the run has (`form_for`). Returns (run.json "intervals",
+    metrics "intervals").
     """
     cfg = net.config
     levels = list(cfg.quantiles)
@@ -173,21 +197,26 @@ def calibrate(net: Any, flat: np.ndarray, val_origin: np.ndarray, cov: np.ndarra
     quant = np.concatenate([net.forward_all(window[lo:lo + 1024, :cfg.lookback],
                                             None if channels is None else channels[lo:lo + 1024])[1]
                             for lo in range(0, len(window), 1024)]).astype(np.float64)  # [N, H, Q]
-    correction, info = corrections(quant, actual, levels)
-    method = WIDTH_METHOD if info["form"] == "width" else METHOD
-    raw = {interval_name(levels[i], levels[j]): float(np.mean((quant[..., i] <= actual) & (actual <= quant[..., j])))
-           for i, j in symmetric_pairs(levels)}
+    correction, info = corrections(quant, actual, levels, form_for(series))
+    method = METHOD if info["form"] == "blend" else ADDITIVE_METHOD
+    calibrated = apply(quant, Calibration(correction, info["form"], tuple(levels)))
+
+    def coverage(q: np.ndarray) -> dict[str, float]:
+        return {interval_name(levels[i], levels[j]): float(np.mean((q[..., i] <= actual) & (actual <= q[..., j])))
+                for i, j in symmetric_pairs(levels)}
+
     stored = {"method": method, "form": info["form"], "levels": levels, "per_step": info["per_step"],
               "windows": info["windows"], "correction": [[float(v) for v in row] for row in correction]}
     summary = {"method": method, "form": info["form"], "windows": info["windows"], "per_step": info["per_step"],
-               "raw_validation_coverage": raw, "notes": info["notes"]}
+               "raw_validation_coverage": coverage(quant), "validation_coverage": coverage(calibrated),
+               "notes": info["notes"]}
     return stored, summary
 
 
 def stored_correction(meta: dict[str, Any], config: Any, path: Any = "run.json") -> Calibration | None:
     """The calibration a run stores, checked against its model config; None without quantiles.
 
-    Runs written before CQR-r store no "form": their corrections are additive, as then.
+    Runs written before "form" existed store none: their corrections are additive, as then.
     """
     if not config.quantiles:
         return None
@@ -203,7 +232,7 @@ def stored_correction(meta: dict[str, Any], config: Any, path: Any = "run.json")
             or not np.isfinite(correction).all():
         raise RunDirError(f"{path}: interval calibration does not match the model's quantiles "
                           f"{list(config.quantiles)} and horizon {config.horizon}; retrain the run")
-    if form not in ("additive", "width") or (form == "width" and not symmetric_pairs(levels)):
+    if form not in FORMS:
         raise RunDirError(f"{path}: unknown interval calibration form {form!r}; retrain the run")
     return Calibration(correction, form, tuple(levels))
 
@@ -217,8 +246,8 @@ def apply(quant: np.ndarray, calibration: Calibration | np.ndarray | None) -> np
         calibration = Calibration(calibration)
     if calibration is not None:
         shift = calibration.correction.T[None, : quant.shape[1]]
-        if calibration.form == "width":
-            shift = shift * reference_widths(quant, calibration.levels)
+        if calibration.form == "blend":
+            shift = shift + shrinks(quant, calibration.levels)
         quant = quant + shift
     return np.sort(quant, axis=-1)
 

@@ -113,7 +113,7 @@ def test_conformal_correction_on_a_constructed_case():
     n = 9
     quant = np.tile(np.array([-1.0, 0.0, 1.0]), (n, 2, 1))  # [N, H, Q]
     actual = np.stack([np.arange(n, dtype=float), -np.arange(n, dtype=float)], axis=1)  # [N, H]
-    correction, info = intervals.corrections(quant, actual, LEVELS)
+    correction, info = intervals.corrections(quant, actual, LEVELS, form="additive")
     assert not info["per_step"] and info["windows"] == n  # 9 < MIN_PER_STEP: pooled over both steps
     # scores |y| - 1 for 18 values: -1, -1, 0, 0, ..., 7, 7; ceil(19 * 0.8) = 16th smallest = 6
     assert correction[2] == pytest.approx([6.0, 6.0]) and correction[0] == pytest.approx([-6.0, -6.0])
@@ -130,7 +130,7 @@ def test_correction_per_step_with_enough_windows():
     n = intervals.MIN_PER_STEP * 4
     actual = rng.standard_normal((n, 3)) * np.array([1.0, 2.0, 4.0])  # errors grow with the step
     quant = np.tile(np.array([-1.0, 0.0, 1.0]), (n, 3, 1))  # but the head's width does not
-    correction, info = intervals.corrections(quant, actual, LEVELS)
+    correction, info = intervals.corrections(quant, actual, LEVELS, form="additive")
     assert info["per_step"]
     assert correction[2, 0] < correction[2, 1] < correction[2, 2]  # wider where the errors are
     coverage = ((quant[..., 0] + correction[0] <= actual) & (actual <= quant[..., 2] + correction[2])).mean(axis=0)
@@ -144,24 +144,48 @@ def _heteroscedastic(rng, n: int, horizon: int = 4):
     return quant, rng.standard_normal((n, horizon)) * spread, spread
 
 
-def test_width_correction_gives_nominal_coverage_on_exchangeable_data():
+def test_blend_is_the_mean_of_the_cqr_and_the_absolute_residual_intervals():
+    # 9 windows, 2 steps; the head says [-1, 1] around 0.5 for every window; the actuals are 0..8 and -(0..8).
+    n = 9
+    quant = np.tile(np.array([-0.5, 0.5, 1.5]), (n, 2, 1))
+    actual = np.stack([np.arange(n, dtype=float), -np.arange(n, dtype=float)], axis=1)
+    correction, info = intervals.corrections(quant, actual, LEVELS)
+    assert info["form"] == "blend"
+    # CQR scores max(-0.5 - y, y - 1.5) of 0..8, -(0..8): 16th smallest of 18 = 6.5 (y = 8 gives 6.5 above, -8 7.5
+    # below; sorted: -1.5, -0.5, -0.5, 0.5, 0.5, ..., 5.5, 5.5, 6.5, 6.5, 7.5); |y - 0.5|: 16th smallest = 7.5
+    cqr = intervals.corrections(quant, actual, LEVELS, form="additive")[0][2, 0]
+    middle = np.sort(np.abs(actual - 0.5).ravel())[15]
+    assert correction[2] == pytest.approx([(cqr + middle) / 2] * 2) and correction[0] == pytest.approx(-correction[2])
+    calibrated = intervals.apply(quant, intervals.Calibration(correction, "blend", LEVELS))
+    cqr_lo, cqr_hi = quant[..., 0] - cqr, quant[..., 2] + cqr
+    abs_lo, abs_hi = 0.5 - middle, 0.5 + middle
+    np.testing.assert_allclose(calibrated[..., 0], (cqr_lo + abs_lo) / 2)
+    np.testing.assert_allclose(calibrated[..., 2], (cqr_hi + abs_hi) / 2)
+    np.testing.assert_allclose(calibrated[..., 1], quant[..., 1] + correction[1])  # the median: its own shift
+    # without a symmetric pair there is nothing to blend: plain one-sided shifts
+    one, info = intervals.corrections(quant[..., :2], actual, (0.1, 0.5))
+    assert info["form"] == "additive"
+    np.testing.assert_allclose(one, intervals.corrections(quant[..., :2], actual, (0.1, 0.5), form="additive")[0])
+
+
+def test_blend_coverage_on_exchangeable_data_with_informative_and_constant_widths():
     rng = np.random.default_rng(1)
-    quant, actual, _ = _heteroscedastic(rng, 400)
-    correction, info = intervals.corrections(quant, actual, LEVELS, form="width")
-    assert info["form"] == "width" and info["per_step"] and info["notes"] == []
+    quant, actual, _ = _heteroscedastic(rng, 400)  # the head knows where the spread is, 1.5x too narrow
+    calibration = intervals.Calibration(intervals.corrections(quant, actual, LEVELS)[0], "blend", LEVELS)
     test_q, test_y, spread = _heteroscedastic(rng, 4000)
-    calibration = intervals.Calibration(correction, "width", LEVELS)
-    covered = {}
-    for name, cal in (("width", calibration), ("additive", intervals.corrections(quant, actual, LEVELS)[0])):
-        q = intervals.apply(test_q, cal)
-        covered[name] = (q[..., 0] <= test_y) & (test_y <= q[..., 2])
-    assert 0.78 <= covered["width"].mean() <= 0.84  # marginal: as CQR promises
+    q = intervals.apply(test_q, calibration)
+    covered = (q[..., 0] <= test_y) & (test_y <= q[..., 2])
+    assert 0.78 <= covered.mean() <= 0.86  # marginal: at least about nominal, as both of its parts
+    # widths follow the head's half-way: wider where the head is wide
     wide = spread > np.median(spread)
-    # and where the head is wide as where it is narrow, which one additive correction cannot do
-    assert 0.76 <= covered["width"][wide].mean() <= 0.86 and 0.76 <= covered["width"][~wide].mean() <= 0.86
-    assert covered["additive"][wide].mean() < 0.76 < 0.86 < covered["additive"][~wide].mean()
-    # the median's shift is scaled the same way: zero-mean noise, so it stays near zero
-    assert np.abs(correction[1]).max() < 0.1
+    assert (q[..., 2] - q[..., 0])[wide].mean() > 1.5 * (q[..., 2] - q[..., 0])[~wide].mean()
+    # a head whose widths say nothing (constant) but are off: blend and CQR agree, at the nominal coverage
+    flat_q = np.tile(np.array([-0.5, 0.0, 0.5]), (400, 4, 1))
+    noise = rng.standard_normal((400, 4))
+    cal = intervals.Calibration(intervals.corrections(flat_q, noise, LEVELS)[0], "blend", LEVELS)
+    new = rng.standard_normal((4000, 4))
+    q = intervals.apply(np.tile(np.array([-0.5, 0.0, 0.5]), (4000, 4, 1)), cal)
+    assert 0.77 <= np.mean((q[..., 0] <= new) & (new <= q[..., 2])) <= 0.85
 
 
 def test_few_windows_pool_the_steps_and_say_so():
@@ -191,7 +215,8 @@ def test_calibration_reads_only_the_validation_windows():
     series = [np.sin(np.arange(40) / 3.0) + k for k in range(3)]
     flat, offsets = windows.concat(series)
     _, val_origin, _ = windows.origins(offsets, np.array([40] * 3), 6, 3, 5)
-    stored, summary = intervals.calibrate(net, flat, val_origin)
+    stored, summary = intervals.calibrate(net, flat, val_origin, series=3)
+    assert stored["form"] == "blend" and summary["validation_coverage"].keys() == {"80%"}
     assert stored["windows"] == summary["windows"] == len(val_origin) == 3 * (5 - 3 + 1)
     read = np.zeros(len(flat), bool)
     for origin in val_origin:
@@ -199,10 +224,14 @@ def test_calibration_reads_only_the_validation_windows():
     assert not read.all()
     poisoned = flat.copy()
     poisoned[~read] = 1e6  # every value no validation window reads (all training targets before them)
-    assert intervals.calibrate(net, poisoned, val_origin)[0] == stored
+    assert intervals.calibrate(net, poisoned, val_origin, series=3)[0] == stored
     changed = flat.copy()
     changed[val_origin[0] + 1] += 5.0  # a validation target: the correction follows it
-    assert intervals.calibrate(net, changed, val_origin)[0] != stored
+    assert intervals.calibrate(net, changed, val_origin, series=3)[0] != stored
+    # ten series or more: plain CQR (the head's widths also tell series apart)
+    many = intervals.calibrate(net, flat, val_origin, series=intervals.FEW_WINDOWS)[0]
+    assert many["form"] == "additive" and many["method"] == intervals.ADDITIVE_METHOD
+    assert many["correction"] != stored["correction"]
 
 
 # --- runs, predict, evaluate -------------------------------------------------------------------------------
@@ -222,27 +251,32 @@ def test_run_stores_the_calibration_and_predict_applies_it(quantile_run, tmp_pat
     frame = api.predict(report.run_dir).forecast
     q = frame[["q0.1", "q0.5", "q0.9"]].to_numpy()
     assert np.isfinite(q).all() and (np.diff(q, axis=1) >= 0).all()
-    assert stored["form"] == "additive" and stored["method"] == intervals.METHOD
-    # with the correction set to zero the interval moves by correction * the series' scale
+    assert stored["form"] == "blend" and stored["method"] == intervals.METHOD
+    # form "additive" (runs written before "blend") with the correction set to zero: the head's own quantiles
     raw = tmp_path / "raw"
     shutil.copytree(report.run_dir, raw)
-    meta["intervals"]["correction"] = [[0.0] * 6] * 3
-    (raw / "run.json").write_text(json.dumps(meta))
-    q_raw = api.predict(raw).forecast[["q0.1", "q0.9"]].to_numpy()
-    scale = np.repeat([s["scale"] for s in meta["series"]], 6)
-    np.testing.assert_allclose(q[:, 2] - q_raw[:, 1], np.tile(correction[2], 2) * scale, atol=1e-5)
-    # a run written before "form" existed applies its corrections as before (additive)
     stored_meta = json.loads((report.run_dir / "run.json").read_text())
-    del stored_meta["intervals"]["form"]
+    meta["intervals"]["correction"] = [[0.0] * 6] * 3
+    meta["intervals"]["form"] = "additive"
+    (raw / "run.json").write_text(json.dumps(meta))
+    q_raw = api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy()
+    scale = np.repeat([s["scale"] for s in meta["series"]], 6)
+    # "blend": each end of the 80% interval moves a quarter of the head's width inwards, then by the correction
+    quarter = (q_raw[:, 2] - q_raw[:, 0]) / 4
+    np.testing.assert_allclose(q[:, 2] - (q_raw[:, 2] - quarter), np.tile(correction[2], 2) * scale, atol=1e-5)
+    np.testing.assert_allclose(q[:, 0] - (q_raw[:, 0] + quarter), np.tile(correction[0], 2) * scale, atol=1e-5)
+    np.testing.assert_allclose(q[:, 1] - q_raw[:, 1], np.tile(correction[1], 2) * scale, atol=1e-5)
+    # a run written before "form" existed applies its corrections as then (additive), as does form "additive"
+    for form in (None, "additive"):
+        old = json.loads(json.dumps(stored_meta))
+        old["intervals"].pop("form") if form is None else old["intervals"].update(form=form)
+        (raw / "run.json").write_text(json.dumps(old))
+        q_old = api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy()
+        np.testing.assert_allclose(q_old - q_raw, (np.tile(correction, 2) * scale).T, atol=1e-5)
+    stored_meta["intervals"]["form"] = "width"  # CQR-r: never written by a release; refused like any unknown form
     (raw / "run.json").write_text(json.dumps(stored_meta))
-    np.testing.assert_allclose(api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy(), q, atol=1e-9)
-    # form "width": each end moves by correction * the head's own width of the interval
-    stored_meta["intervals"]["form"] = "width"
-    (raw / "run.json").write_text(json.dumps(stored_meta))
-    q_width = api.predict(raw).forecast[["q0.1", "q0.9"]].to_numpy()
-    width = q_raw[:, 1] - q_raw[:, 0]
-    np.testing.assert_allclose(q_width[:, 1] - q_raw[:, 1], np.tile(correction[2], 2) * width, atol=1e-5)
-    np.testing.assert_allclose(q_raw[:, 0] - q_width[:, 0], np.tile(correction[2], 2) * width, atol=1e-5)
+    with pytest.raises(RunDirError, match="calibration form"):
+        api.predict(raw)
     stored_meta["intervals"]["form"] = "log"
     (raw / "run.json").write_text(json.dumps(stored_meta))
     with pytest.raises(RunDirError, match="calibration form"):
