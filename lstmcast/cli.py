@@ -89,7 +89,7 @@ def train(
     calendar: Annotated[bool, typer.Option("--calendar/--no-calendar", help="Calendar features of the timestamps (hour, day of week/month, month; sin/cos; chosen by the frequency). Off by default: they made the forecasts worse on most measured data sets (benchmarks/RESULTS.md).")] = False,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps forecast at once. Default by frequency: 48 hourly, 14 daily, 13 weekly, 12 monthly, 8 quarterly, 6 yearly, 12 otherwise.")] = None,
     lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data) and at least two horizons, or four horizons when there is no season (that part at most 512); capped by the shortest series.")] = None,
-    val_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out for validation and early stopping (and interval calibration). Default: one horizon; with --quantiles and fewer than 10 series, 20% of the shortest series.")] = None,
+    val_size: Annotated[Optional[int], typer.Option(min=1, help="Last points of each series held out for validation and early stopping (and interval calibration). Default: one horizon; with --quantiles and fewer than 10 series, 20% of the shortest series (at least 10 validation windows where it is long enough).")] = None,
     hidden: Annotated[int, typer.Option(min=1, help="LSTM hidden units per layer.")] = 64,
     layers: Annotated[int, typer.Option(min=1, help="Stacked LSTM layers.")] = 2,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout between LSTM layers.")] = 0.0,

@@ -40,8 +40,8 @@ again, so that they can never cross.
 Few series: one validation window of one series is one stretch of it, and its errors
 say little about the next (one window gave 30-99% on held-out data). A quantile run
 on fewer than `FEW_WINDOWS` series therefore holds out `VAL_FRACTION` of the shortest
-series by default (`default_val_size`), and a run calibrated on fewer than
-`FEW_WINDOWS` windows says that its intervals are uncertain.
+series, and at least `FEW_WINDOWS` windows of it, by default (`default_val_size`), and a
+run calibrated on fewer than `FEW_WINDOWS` windows says that its intervals are uncertain.
 
 Only numpy: `predict` and `evaluate` use it.
 """
@@ -84,18 +84,26 @@ def default_val_size(lengths: Sequence[int], horizon: int, lookback: int | None)
 
     One horizon (the default of every run) when the series give at least `FEW_WINDOWS`
     validation windows with it (one per series). Fewer series: `VAL_FRACTION` of the
-    shortest series, so that the calibration sees many origins over a long stretch (one
-    window of one series is one stretch of it, and says little about the next: see
-    benchmarks/RESULTS.md), when that leaves the shortest series room for
-    `lookback` (two horizons when not given) besides the validation and one horizon.
+    shortest series, and at least `FEW_WINDOWS` windows of it (horizon + 9 points), so that
+    the calibration sees many origins over a long stretch (one window of one series is one
+    stretch of it, and says little about the next: see benchmarks/RESULTS.md). The windows
+    rule applies when it leaves the shortest series `FEW_WINDOWS` training windows (with
+    `lookback`, or two horizons when not given); the 20% when it leaves one.
     """
     if len(lengths) >= FEW_WINDOWS or not lengths:
         return horizon, None
-    size = max(horizon, int(VAL_FRACTION * min(lengths)))
-    if size == horizon or min(lengths) - size - horizon < max(lookback or 0, 2 * horizon):
+    shortest = min(lengths)
+    fraction = int(VAL_FRACTION * shortest)
+    training = lambda size: shortest - size - horizon - max(lookback or 0, 2 * horizon) + 1  # noqa: E731
+    size = max(fraction, horizon + FEW_WINDOWS - 1)
+    if training(size) < FEW_WINDOWS:
+        size = fraction
+    if size <= horizon or training(size) < 1:
         return horizon, None
-    return size, (f"--val-size {size} ({VAL_FRACTION:.0%} of the shortest series): with {len(lengths)} series there "
-                  f"are few validation windows to calibrate the intervals on; set --val-size to choose")
+    why = f"{VAL_FRACTION:.0%} of the shortest series" if size == fraction else \
+        f"{FEW_WINDOWS} validation windows of the shortest series"
+    return size, (f"--val-size {size} ({why}): with {len(lengths)} series there are few validation windows to "
+                  f"calibrate the intervals on; set --val-size to choose")
 
 
 def shrinks(quant: np.ndarray, levels: Sequence[float]) -> np.ndarray:

@@ -205,6 +205,12 @@ def test_default_val_size_of_quantile_runs():
     assert "20% of the shortest series" in intervals.default_val_size([120], 12, None)[1]
     assert intervals.default_val_size([120] * 10, 12, None) == (12, None)  # enough series: one horizon
     assert intervals.default_val_size([60], 12, None) == (12, None)  # 20% is not more than a horizon
+    # a long horizon: 20% of 120 is one window of 24; 10 windows (33 points) leave 16 training windows
+    size, note = intervals.default_val_size([120], 24, None)
+    assert size == 24 + intervals.FEW_WINDOWS - 1 and "10 validation windows of the shortest series" in note
+    # ... unless they would leave fewer than 10 training windows: then the 20% (if more than a horizon)
+    assert intervals.default_val_size([120], 24, 60) == (24, None)
+    assert intervals.default_val_size([200], 30, 80)[0] == 40
     assert intervals.default_val_size([150], 12, 110) == (12, None)  # no room left for the given lookback
 
 
