@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -43,9 +42,8 @@ DEFAULT = ("raw", "add", "width", "abs", "blend")
 
 
 def cq(scores: np.ndarray, coverage: float = 0.8) -> np.ndarray:
-    n = len(scores)
-    k = math.ceil((n + 1) * coverage - 1e-9)
-    return np.sort(scores, axis=0)[min(max(k, 1), n) - 1]
+    """The conformal quantile lstmcast uses: the ceil((n + 1) coverage)-th smallest along axis 0."""
+    return intervals.conformal_quantile(scores, coverage)[0]
 
 
 def interval(method: str, d) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ scores the shipped one through `predict`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -74,6 +75,28 @@ def test_quantiles(run: checkpoint.Run, series, first: int, calibration=None) ->
     return np.array(quant), np.array(actual), np.array(inputs)
 
 
+@contextlib.contextmanager
+def capture():
+    """What calibration sees while a run trains: the validation windows' inputs (val_x [N, L]),
+    the head's quantiles (val_q [N, H, Q]) and the targets (val_y [N, H]), scaled units."""
+    seen = {}
+    original_cal, original_corr = intervals.calibrate, intervals.corrections
+
+    def spy_cal(net, flat, val_origin, cov=None, **kw):
+        seen["val_x"] = flat[val_origin[:, None] + np.arange(-net.config.lookback, 0)].astype(np.float64)
+        return original_cal(net, flat, val_origin, cov, **kw)
+
+    def spy_corr(quant, actual, levels, *args):
+        seen["val_q"], seen["val_y"] = quant, actual
+        return original_corr(quant, actual, levels, *args)
+
+    intervals.calibrate, intervals.corrections = spy_cal, spy_corr
+    try:
+        yield seen
+    finally:
+        intervals.calibrate, intervals.corrections = original_cal, original_corr
+
+
 def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path, horizon: int | None = None) -> dict:
     """k > 0: --val-size k horizons; k < 0: --val-size -k percent of the training series;
     k == 0: no --val-size, lstmcast's own choice (what a user gets)."""
@@ -85,37 +108,22 @@ def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path, h
     tag = "d0" if k == 0 else f"v{k}" if k > 0 else f"f{-k}"
     run_dir = work / f"{name}-h{horizon}-{tag}-s{seed}-m{max_steps}"
     val_size = None if k == 0 else k * horizon if k > 0 else max(horizon, (len(frame) - hold) * -k // 100)
-    seen = {}
-    original = intervals.corrections
-
-    def spy(quant, actual, levels, *args):  # what calibration sees: the validation windows, scaled
-        seen["val_q"], seen["val_y"] = quant, actual
-        return original(quant, actual, levels, *args)
-
-    intervals.corrections = spy
     t0 = time.perf_counter()
-    try:
+    with capture() as seen:
         api.train(train_csv, horizon=horizon, quantiles=LEVELS, run_dir=run_dir, overwrite=True,
                   train_config=TrainConfig(seed=seed, val_size=val_size, max_steps=max_steps or None,
                                            batch_size=batch))
-    finally:
-        intervals.corrections = original
     seconds = time.perf_counter() - t0
     run = checkpoint.load_run(run_dir)
-    train_values = load_series(train_csv).values[0]
-    n, lookback = len(train_values), run.model_config.lookback
-    val_size = run.meta["train"]["val_size"]
+    n, lookback = len(load_series(train_csv).values[0]), run.model_config.lookback
     s = run.meta["series"][0]
-    scaled = (train_values - s["center"]) / s["scale"]
-    origins = np.arange(max(n - val_size, lookback), n - horizon + 1)  # windows.val_origins of one series
-    val_x = scaled[origins[:, None] + np.arange(-lookback, 0)]
     full_csv = work / f"{name}-full.csv"
     frame.to_csv(full_csv, index=False)
     full = api._read_like_run(run, full_csv)
     tq, ty, tx = test_quantiles(run, full, n)
-    np.savez(run_dir.with_suffix(".npz"), val_q=seen["val_q"], val_y=seen["val_y"], val_x=val_x,
-             test_q=tq, test_y=ty, test_x=tx, scale=s["scale"], center=s["center"])
-    return {"series": name, "horizon": horizon, "seed": seed, "val_size": val_size, "val_windows": len(seen["val_q"]),
+    np.savez(run_dir.with_suffix(".npz"), **seen, test_q=tq, test_y=ty, test_x=tx, scale=s["scale"],
+             center=s["center"])
+    return {"series": name, "horizon": horizon, "seed": seed, "val_size": run.meta["train"]["val_size"], "val_windows": len(seen["val_q"]),
             "test_origins": len(tq), "lookback": lookback, "train_s": round(seconds, 1)}
 
 
@@ -130,25 +138,11 @@ def dump_m4(kind: str, seed: int, max_steps: int, work: Path) -> dict:
     train_csv = work / f"m4-{kind}-train.csv"
     write_long_csv(data, train_csv)
     run_dir = work / f"m4-{kind}-h{spec.horizon}-d0-s{seed}-m{max_steps}"
-    seen = {}
-    original_cal, original_corr = intervals.calibrate, intervals.corrections
-
-    def spy_cal(net, flat, val_origin, cov=None, **kw):
-        seen["val_x"] = flat[val_origin[:, None] + np.arange(-net.config.lookback, 0)].astype(np.float64)
-        return original_cal(net, flat, val_origin, cov, **kw)
-
-    def spy(quant, actual, levels, *args):
-        seen["val_q"], seen["val_y"] = quant, actual
-        return original_corr(quant, actual, levels, *args)
-
-    intervals.calibrate, intervals.corrections = spy_cal, spy
     t0 = time.perf_counter()
-    try:
+    with capture() as seen:
         api.train(train_csv, api.DataConfig(id_col="unique_id", time_col="ds", target=("y",)), horizon=spec.horizon,
                   quantiles=LEVELS, run_dir=run_dir, overwrite=True,
                   train_config=TrainConfig(seed=seed, max_steps=max_steps))
-    finally:
-        intervals.calibrate, intervals.corrections = original_cal, original_corr
     seconds = time.perf_counter() - t0
     run = checkpoint.load_run(run_dir)
     assert [s["id"] for s in run.meta["series"]] == list(data.ids)
@@ -162,8 +156,7 @@ def dump_m4(kind: str, seed: int, max_steps: int, work: Path) -> dict:
     tq = (tq - center[..., None]) / scale[..., None]
     ty = (np.asarray(data.test, np.float64) - center) / scale
     tx = (np.array([h[-lookback:] for h in histories]) - center) / scale
-    np.savez(run_dir.with_suffix(".npz"), val_q=seen["val_q"], val_y=seen["val_y"], val_x=seen["val_x"],
-             test_q=tq, test_y=ty, test_x=tx, scale=1.0, center=0.0)
+    np.savez(run_dir.with_suffix(".npz"), **seen, test_q=tq, test_y=ty, test_x=tx, scale=1.0, center=0.0)
     return {"series": f"m4-{kind}", "seed": seed, "val_windows": len(seen["val_q"]), "test_origins": len(tq),
             "lookback": lookback, "train_s": round(seconds, 1)}
 

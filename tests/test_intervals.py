@@ -151,10 +151,11 @@ def test_blend_is_the_mean_of_the_cqr_and_the_absolute_residual_intervals():
     actual = np.stack([np.arange(n, dtype=float), -np.arange(n, dtype=float)], axis=1)
     correction, info = intervals.corrections(quant, actual, LEVELS)
     assert info["form"] == "blend"
-    # CQR scores max(-0.5 - y, y - 1.5) of 0..8, -(0..8): 16th smallest of 18 = 6.5 (y = 8 gives 6.5 above, -8 7.5
-    # below; sorted: -1.5, -0.5, -0.5, 0.5, 0.5, ..., 5.5, 5.5, 6.5, 6.5, 7.5); |y - 0.5|: 16th smallest = 7.5
+    # CQR scores max(-0.5 - y, y - 1.5): -0.5, -0.5, 0.5, ..., 6.5 and -0.5, 0.5, ..., 7.5; the 16th smallest of 18
+    # (ceil(19 * 0.8)) is 6.5. |y - 0.5| (the middle): 0.5, 0.5, 1.5, ..., 7.5 and 0.5, ..., 8.5: the 16th is 7.5
     cqr = intervals.corrections(quant, actual, LEVELS, form="additive")[0][2, 0]
-    middle = np.sort(np.abs(actual - 0.5).ravel())[15]
+    middle = 7.5
+    assert cqr == pytest.approx(6.5)
     assert correction[2] == pytest.approx([(cqr + middle) / 2] * 2) and correction[0] == pytest.approx(-correction[2])
     calibrated = intervals.apply(quant, intervals.Calibration(correction, "blend", LEVELS))
     cqr_lo, cqr_hi = quant[..., 0] - cqr, quant[..., 2] + cqr
@@ -179,12 +180,15 @@ def test_blend_coverage_on_exchangeable_data_with_informative_and_constant_width
     # widths follow the head's half-way: wider where the head is wide
     wide = spread > np.median(spread)
     assert (q[..., 2] - q[..., 0])[wide].mean() > 1.5 * (q[..., 2] - q[..., 0])[~wide].mean()
-    # a head whose widths say nothing (constant) but are off: blend and CQR agree, at the nominal coverage
+    # a head whose widths say nothing (constant) but are off: blend and CQR give the same interval, at nominal coverage
     flat_q = np.tile(np.array([-0.5, 0.0, 0.5]), (400, 4, 1))
     noise = rng.standard_normal((400, 4))
     cal = intervals.Calibration(intervals.corrections(flat_q, noise, LEVELS)[0], "blend", LEVELS)
+    cqr = intervals.corrections(flat_q, noise, LEVELS, form="additive")[0]
     new = rng.standard_normal((4000, 4))
-    q = intervals.apply(np.tile(np.array([-0.5, 0.0, 0.5]), (4000, 4, 1)), cal)
+    test_q = np.tile(np.array([-0.5, 0.0, 0.5]), (4000, 4, 1))
+    q = intervals.apply(test_q, cal)
+    np.testing.assert_allclose(q, intervals.apply(test_q, cqr), atol=1e-12)
     assert 0.77 <= np.mean((q[..., 0] <= new) & (new <= q[..., 2])) <= 0.85
 
 
