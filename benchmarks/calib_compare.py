@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lstmcast import intervals  # noqa: E402
+from lstmcast.model import intervals  # noqa: E402
 
 LEVELS = (0.1, 0.5, 0.9)
 METHODS = ("raw", "add", "width", "std", "asym", "abs", "half", "blend")

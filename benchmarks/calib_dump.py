@@ -30,9 +30,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lstmcast import api, checkpoint, intervals  # noqa: E402
+from lstmcast import api  # noqa: E402
+from lstmcast.run import rundir
+from lstmcast.model import intervals
 from lstmcast.config import TrainConfig  # noqa: E402
-from lstmcast.data import load_series  # noqa: E402
+from lstmcast.data.series import load_series  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 LEVELS = (0.1, 0.5, 0.9)
@@ -54,12 +56,12 @@ def read_series(name: str) -> pd.DataFrame:
     return frame if columns is None else frame[columns]
 
 
-def test_quantiles(run: checkpoint.Run, series, first: int, calibration=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def test_quantiles(run: rundir.Run, series, first: int, calibration=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scaled quantiles [N, H, Q], actuals [N, H] and inputs [N, L] from every origin >= `first` of the one series,
     through predict's own path (history cut at the origin, calendar channels from its times); raw
     (the head's own) unless `calibration` is given (a run's `run.correction`)."""
-    from lstmcast import covariates
-    from lstmcast.forecast import forecast_series_all
+    from lstmcast.data import covariates
+    from lstmcast.forecast.recursive import forecast_series_all
 
     cfg = run.model_config
     s = run.meta["series"][0]
@@ -114,7 +116,7 @@ def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path, h
                   train_config=TrainConfig(seed=seed, val_size=val_size, max_steps=max_steps or None,
                                            batch_size=batch))
     seconds = time.perf_counter() - t0
-    run = checkpoint.load_run(run_dir)
+    run = rundir.load_run(run_dir)
     n, lookback = len(load_series(train_csv).values[0]), run.model_config.lookback
     s = run.meta["series"][0]
     full_csv = work / f"{name}-full.csv"
@@ -144,11 +146,11 @@ def dump_m4(kind: str, seed: int, max_steps: int, work: Path) -> dict:
                   quantiles=LEVELS, run_dir=run_dir, overwrite=True,
                   train_config=TrainConfig(seed=seed, max_steps=max_steps))
     seconds = time.perf_counter() - t0
-    run = checkpoint.load_run(run_dir)
+    run = rundir.load_run(run_dir)
     assert [s["id"] for s in run.meta["series"]] == list(data.ids)
     center = np.array([s["center"] for s in run.meta["series"]])[:, None]
     scale = np.array([s["scale"] for s in run.meta["series"]])[:, None]
-    from lstmcast.forecast import forecast_series_all
+    from lstmcast.forecast.recursive import forecast_series_all
 
     lookback = run.model_config.lookback
     histories = [np.asarray(v, np.float64) for v in data.train]

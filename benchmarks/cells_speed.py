@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lstmcast import cells  # noqa: E402
+from lstmcast.model import cells  # noqa: E402
 from lstmcast.config import Cell, ModelConfig  # noqa: E402
-from lstmcast.model import LSTMForecaster  # noqa: E402
+from lstmcast.model.network import LSTMForecaster  # noqa: E402
 
 
 def _step_cell(xw_t: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh_t: torch.Tensor, peep: torch.Tensor):
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from lstmcast.config import Precision
-    from lstmcast.training import use_bf16
+    from lstmcast.train.device import use_bf16
 
     bf16 = use_bf16(Precision(args.precision), torch.device("cpu"))
     print(f"precision: {'bf16' if bf16 else 'fp32'}, threads {args.threads}", file=sys.stderr)

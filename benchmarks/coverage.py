@@ -129,8 +129,8 @@ def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: i
     defaults (--val-size chosen by lstmcast unless given), score every rolling origin in the tail."""
     from calib_dump import SERIES, read_series, test_quantiles
 
-    from lstmcast import checkpoint
-    from lstmcast.data import load_series
+    from lstmcast.run import rundir
+    from lstmcast.data.series import load_series
 
     _, horizon, hold, _ = SERIES[name]
     frame = read_series(name)
@@ -141,7 +141,7 @@ def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: i
     report = api.train(train_csv, horizon=horizon, quantiles=LEVELS, train_config=cfg,
                        run_dir=work / f"classic-{name}-{seed}", overwrite=True)
     seconds = time.perf_counter() - t0
-    run = checkpoint.load_run(report.run_dir)
+    run = rundir.load_run(report.run_dir)
     full_csv = work / f"{name}-full.csv"
     frame.to_csv(full_csv, index=False)
     full = api._read_like_run(run, full_csv)

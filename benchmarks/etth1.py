@@ -60,13 +60,14 @@ def score(run_dir: Path, values: np.ndarray, horizon: int, full_csv: Path | None
 
     full_csv: every row (test too), for the covariate and calendar channels a run reads.
     """
-    from lstmcast.checkpoint import load_run
-    from lstmcast.forecast import forecast_series
+    from lstmcast.run.rundir import load_run
+    from lstmcast.forecast.recursive import forecast_series
 
     run = load_run(run_dir)
     channels = None
     if full_csv is not None and "covariates" in run.meta:
-        from lstmcast import api, covariates
+        from lstmcast import api
+        from lstmcast.data import covariates
 
         channels = covariates.history_channels(run, api._read_like_run(run, full_csv), full_csv)[0]
     lookback = run.model_config.lookback

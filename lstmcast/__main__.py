@@ -1,3 +1,3 @@
-from lstmcast.cli import main
+from lstmcast.cli.app import main
 
 main()

@@ -15,9 +15,9 @@ import numpy as np
 from lstmcast.config import (ARCH_FIELDS, Cell, DataConfig, Fill, ModelConfig, TrainConfig, WindowNorm, from_json_dict,
                              to_json_dict)
 from lstmcast.errors import InputError, LstmcastError
-from lstmcast.frequency import default_horizon, season_length
-from lstmcast.lookback import MAX_DEFAULT_LOOKBACK, pick_lookback  # noqa: F401 (MAX_DEFAULT_LOOKBACK: API)
-from lstmcast.quantiles import parse_levels
+from lstmcast.data.frequency import default_horizon, season_length
+from lstmcast.train.defaults import MAX_DEFAULT_LOOKBACK, pick_lookback  # noqa: F401 (MAX_DEFAULT_LOOKBACK: API)
+from lstmcast.model.quantiles import parse_levels
 
 
 @dataclass
@@ -81,8 +81,9 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     weights so far and the state `resume` continues from; a NaN or infinite loss writes
     the best weights of the epochs before it and raises `LstmcastError`.
     """
-    from lstmcast import distributed, locking
-    from lstmcast.checkpoint import check_target
+    from lstmcast.train import distributed
+    from lstmcast.run import locking
+    from lstmcast.run.rundir import check_target
 
     path, levels = Path(data), parse_levels(quantiles)  # a bad level fails before any work
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
@@ -101,8 +102,9 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
     The result is the one the run would have reached uninterrupted (same seed, CPU).
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
-    from lstmcast import distributed, locking
-    from lstmcast import resume as state_io
+    from lstmcast.train import distributed
+    from lstmcast.run import locking
+    from lstmcast.train import state as state_io
 
     run_dir = Path(run_dir)
     with distributed.session(distributed.device_of_run(run_dir)) as dist, distributed.main_rank_first(
@@ -116,12 +118,20 @@ def resume(run_dir: str | Path, *, progress=None, on_note=None, wait: float = 0.
 def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None, arch: dict[str, Any],
            train_config: TrainConfig, run_dir: Path, overwrite: bool, progress, on_note, start,
            series=None) -> TrainReport:
-    from lstmcast import (checkpoint, configfile, covariates, distributed, intervals, plots, scaling, signals, widecsv,
-                          windows)
-    from lstmcast import resume as state_io
-    from lstmcast.data import load_series
-    from lstmcast.metrics import mase_scale, overall, series_metrics
-    from lstmcast.training import pick_device
+    from lstmcast.run import rundir
+    from lstmcast.run import configfile
+    from lstmcast.data import covariates
+    from lstmcast.train import distributed
+    from lstmcast.model import intervals
+    from lstmcast import plots
+    from lstmcast.data import scaling
+    from lstmcast.train import signals
+    from lstmcast.data import widecsv
+    from lstmcast.data import windows
+    from lstmcast.train import state as state_io
+    from lstmcast.data.series import load_series
+    from lstmcast.evaluate.metrics import mase_scale, overall, series_metrics
+    from lstmcast.train.device import pick_device
 
     device = pick_device(train_config.device)  # a bad --device fails before any work
     own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
@@ -157,10 +167,10 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
 
-    from lstmcast.forecast import forecast_scaled
-    from lstmcast.inference import NumpyForecaster
-    from lstmcast.model import LSTMForecaster
-    from lstmcast.training import fit, seed_everything
+    from lstmcast.forecast.recursive import forecast_scaled
+    from lstmcast.model.numpy_forward import NumpyForecaster
+    from lstmcast.model.network import LSTMForecaster
+    from lstmcast.train.loop import fit, seed_everything
 
     model_config = ModelConfig(lookback=lookback, horizon=horizon, input_size=1 + (spec.channels if spec else 0),
                                known_size=spec.known if spec else 0, **arch)
@@ -221,27 +231,27 @@ def _train(path: Path, data_config: DataConfig, horizon: int | None, lookback: i
                                                                           series=len(lengths))
         options = configfile.train_options(path, data_config, series, model_config,
                                            replace(train_config, val_size=val_size))
-        extra = {checkpoint.CONFIG_TOML: configfile.dumps(
+        extra = {rundir.CONFIG_TOML: configfile.dumps(
             "train", options, "the resolved options of this run: lstmcast train --config config.toml").encode()}
         if result.stopped == "interrupted" and result.state is not None:
             extra.update(state_io.to_files(result.state, path))
         png, why = plots.loss_file(metrics, train_config.loss.value)
         if png:
-            extra[checkpoint.LOSS_PNG] = png
+            extra[rundir.LOSS_PNG] = png
         elif why:
             notes.append(why)
             on_note(why) if on_note is not None else None
-        out = checkpoint.save_run(run_dir, state, meta, metrics, overwrite=overwrite, extra=extra)
+        out = rundir.save_run(run_dir, state, meta, metrics, overwrite=overwrite, extra=extra)
     if result.stopped == "diverged":
         raise LstmcastError(f"{result.error}; kept the best weights so far (epoch {result.best_epoch}) in {out}. "
                             "Lower --lr or check the data for extreme values")
-    files = sorted(p for p in out.iterdir() if p.name in checkpoint.OWN_FILES)
+    files = sorted(p for p in out.iterdir() if p.name in rundir.OWN_FILES)
     return TrainReport(run_dir=out, metrics=metrics, notes=notes, files=files, model=meta["model"])
 
 
 def _read_like_run(run, data: str | Path):
     """Read `data` with the columns, frequency and fill method the run was trained with."""
-    from lstmcast.data import load_series
+    from lstmcast.data.series import load_series
 
     d = run.meta["data"]
     cfg = from_json_dict(DataConfig, d)
@@ -258,8 +268,8 @@ def _histories(run, data: str | Path | None, cut: int = 0):
 
     `cut` drops that many points from the end of each series (evaluation hold-out).
     """
-    from lstmcast import scaling
-    from lstmcast.backtest import fold_history
+    from lstmcast.data import scaling
+    from lstmcast.evaluate.folds import fold_history
 
     lookback = run.model_config.lookback
     known = {s["id"]: s for s in run.meta["series"]}
@@ -300,7 +310,7 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     """
     import pandas as pd
 
-    from lstmcast.streaming import forecasts
+    from lstmcast.forecast.batches import forecasts
 
     made = forecasts(run_dir, data, horizon)
     frame = pd.concat(list(made.chunks), ignore_index=True)
@@ -317,10 +327,11 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         mae, rmse, mape, smape, mase. `keep_forecasts` adds "forecast" and "history" for
         plots (a DataFrame and arrays, not JSON; see `backtest.backtest`).
     """
-    from lstmcast import covariates, intervals
-    from lstmcast.checkpoint import load_run
-    from lstmcast.forecast import forecast_series_all
-    from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
+    from lstmcast.data import covariates
+    from lstmcast.model import intervals
+    from lstmcast.run.rundir import load_run
+    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.evaluate.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
 
     run = load_run(run_dir)
     steps = test_size or run.model_config.horizon
@@ -349,7 +360,7 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
         "series": by_series, "test_size": steps, "season": m, "notes": notes, **extra,
     }
     if keep_forecasts:
-        from lstmcast.backtest import forecast_frame
+        from lstmcast.evaluate.folds import forecast_frame
 
         result.update(forecast=forecast_frame(series, values, [len(h) for h in histories], steps, quant=quant,
                                               levels=levels),

@@ -174,7 +174,7 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
         history: raw values of each series up to its first forecast time.
         freq, step: the grid of the time column (pandas alias for dates, step for integers).
     """
-    from lstmcast.io import write_bytes
+    from lstmcast.run.atomic import write_bytes
 
     require()
     out_dir = Path(out_dir)
@@ -203,7 +203,7 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
 def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[str, np.ndarray],
             max_plots: int = PLOT_MAX) -> list[Path]:
     """`forecast_plots` on the time grid of the run in `run_dir`."""
-    from lstmcast.checkpoint import load_meta
+    from lstmcast.run.rundir import load_meta
 
     data = load_meta(run_dir)["data"]
     return forecast_plots(out_dir, frame, history, data.get("freq"), data.get("step", 1), max_plots)

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from conftest import RUN_FILES
 
-from lstmcast import checkpoint, io
-from lstmcast.checkpoint import load_run
-from lstmcast.cli import app
+from lstmcast.run import rundir
+from lstmcast.run import atomic
+from lstmcast.run.rundir import load_run
+from lstmcast.cli.app import app
 from lstmcast.errors import EXIT_INPUT, EXIT_RUN
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
@@ -60,7 +61,7 @@ def visible(path: Path) -> list[str]:
 @pytest.mark.parametrize("can_exchange", [True, False])
 def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path, monkeypatch, can_exchange):
     if not can_exchange:  # a filesystem without renameat2: the two-rename fallback
-        monkeypatch.setattr(checkpoint, "exchange", lambda a, b: False)
+        monkeypatch.setattr(rundir, "exchange", lambda a, b: False)
     target = tmp_path / "runs" / "r"
     os.renames(run_copy, target)
     (target / "notes.txt").write_text("the user's own file")
@@ -68,17 +69,17 @@ def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path
     state = {k: __import__("torch").from_numpy(v.copy()) for k, v in old.model.w.items()}
     meta = {k: v for k, v in old.meta.items() if k not in ("format_version", "lstmcast_version")}
     new_meta = {**meta, "created": "new"}
-    write = lambda: checkpoint.save_run(target, state, new_meta, {"stopped": "completed"}, overwrite=True,
+    write = lambda: rundir.save_run(target, state, new_meta, {"stopped": "completed"}, overwrite=True,
                                         extra={"config.toml": b"[train]\n"})
-    patch = [(checkpoint, "_write_file"), (checkpoint, "exchange"), (checkpoint.os, "replace"),
-             (checkpoint, "fsync_dir"), (checkpoint, "_link_user_files"), (checkpoint, "_retire"),
-             (checkpoint.os, "link"), (checkpoint.os, "unlink"), (checkpoint.Path, "unlink")]
+    patch = [(rundir, "_write_file"), (rundir, "exchange"), (rundir.os, "replace"),
+             (rundir, "fsync_dir"), (rundir, "_link_user_files"), (rundir, "_retire"),
+             (rundir.os, "link"), (rundir.os, "unlink"), (rundir.Path, "unlink")]
     seen = set()
     for k in range(1, 60):
         finished = die_at(k, write, patch)
         if can_exchange:
             load_run(target)  # not even a moment without a complete run
-        checkpoint.check_target(target, overwrite=True)  # what the next train does first, under the lock
+        rundir.check_target(target, overwrite=True)  # what the next train does first, under the lock
         run = load_run(target)  # complete at every moment: metadata and weights agree
         seen.add(run.meta["created"])
         assert run.meta["created"] in (old.meta["created"], "new")
@@ -96,16 +97,16 @@ def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path
 
 def test_output_file_is_old_or_new_whenever_the_writer_dies(tmp_path):
     target = tmp_path / "out" / "forecast.csv"
-    io.write_text(target, "old\n")
-    patch = [(io.os, "fdopen"), (io.os, "fsync"), (io.os, "replace"), (io, "public_mode"), (io, "fsync_dir")]
+    atomic.write_text(target, "old\n")
+    patch = [(atomic.os, "fdopen"), (atomic.os, "fsync"), (atomic.os, "replace"), (atomic, "public_mode"), (atomic, "fsync_dir")]
     for k in range(1, 20):
-        finished = die_at(k, lambda: io.write_text(target, "new\n" * 1000), patch)
+        finished = die_at(k, lambda: atomic.write_text(target, "new\n" * 1000), patch)
         assert target.read_text() in ("old\n", "new\n" * 1000)
         assert visible(target.parent) == ["forecast.csv"]
         if finished:
             break
     assert target.read_text() == "new\n" * 1000
-    io.clean_stale(target)
+    atomic.clean_stale(target)
     assert [p.name for p in target.parent.iterdir()] == ["forecast.csv"]
 
 

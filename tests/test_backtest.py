@@ -12,8 +12,8 @@ from conftest import HAS_MATPLOTLIB, TINY, TINY_MODEL, wide_frame, write_frame
 from typer.testing import CliRunner
 
 from lstmcast import api
-from lstmcast.backtest import backtest, cutoffs, fold_history
-from lstmcast.cli import app
+from lstmcast.evaluate.folds import backtest, cutoffs, fold_history
+from lstmcast.cli.app import app
 from lstmcast.config import Fill
 from lstmcast.errors import EXIT_INPUT, InputError
 

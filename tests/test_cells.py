@@ -14,12 +14,12 @@ import torch
 from conftest import TINY, wide_frame, write_frame
 
 from lstmcast import api
-from lstmcast.cells import PeepholeLSTM, _recurrence, scripted
-from lstmcast.checkpoint import load_meta, load_run
+from lstmcast.model.cells import PeepholeLSTM, _recurrence, scripted
+from lstmcast.run.rundir import load_meta, load_run
 from lstmcast.config import Cell, ModelConfig
 from lstmcast.errors import RunDirError
-from lstmcast.inference import NumpyForecaster, expected_shapes
-from lstmcast.model import LSTMForecaster
+from lstmcast.model.numpy_forward import NumpyForecaster, expected_shapes
+from lstmcast.model.network import LSTMForecaster
 
 VARIANTS = list(itertools.product(list(Cell), [False, True], [False, True]))  # cell, bidirectional, attention
 IDS = [f"{c.value}-{'bi' if b else 'uni'}-{'attn' if a else 'last'}" for c, b, a in VARIANTS]

@@ -13,7 +13,7 @@ import typer
 from conftest import REPO, RUN_FILES, SAMPLE_DATA, TINY_CLI, long_frame, wide_frame, write_frame
 from typer.testing import CliRunner
 
-from lstmcast.cli import app
+from lstmcast.cli.app import app
 from lstmcast.errors import EXIT_INPUT, EXIT_RUN
 
 COMMANDS = ("train", "predict", "evaluate")

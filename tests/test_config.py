@@ -10,7 +10,7 @@ from conftest import REPO, RUN_FILES
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
-from lstmcast.cli import app
+from lstmcast.cli.app import app
 from lstmcast.errors import EXIT_BUSY, EXIT_INPUT, EXIT_RUN
 
 TINY_TOML = """

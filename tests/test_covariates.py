@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from conftest import TINY, TINY_MODEL, seasonal, write_frame
-from lstmcast import api, covariates
-from lstmcast.calendar import calendar_kinds, features
+from lstmcast import api
+from lstmcast.data import covariates
+from lstmcast.data.calendar_features import calendar_kinds, features
 from lstmcast.config import DataConfig, ModelConfig, WindowNorm
-from lstmcast.data import load_series
+from lstmcast.data.series import load_series
 from lstmcast.errors import InputError
 
 
@@ -33,7 +34,7 @@ def test_calendar_values_for_known_timestamps():
 
 
 def _model(**kw):
-    from lstmcast.model import LSTMForecaster
+    from lstmcast.model.network import LSTMForecaster
 
     torch.manual_seed(0)
     config = ModelConfig(**{"lookback": 8, "horizon": 3, "hidden": 6, "layers": 2, "input_size": 4, "known_size": 2,
@@ -45,7 +46,7 @@ def _model(**kw):
                                   {"cell": "peephole", "window_norm": WindowNorm.mean}])
 def test_covariate_channels_same_in_torch_numpy_and_consistent_for_every_origin(arch):
     from lstmcast.config import Cell
-    from lstmcast.inference import NumpyForecaster, expected_shapes
+    from lstmcast.model.numpy_forward import NumpyForecaster, expected_shapes
 
     arch = {k: Cell(v) if k == "cell" else v for k, v in arch.items()}
     config, model = _model(**arch)
@@ -83,7 +84,7 @@ def test_no_leak_past_covariates_stop_at_origin_known_ones_reach_the_forecast():
 
 def test_head_can_copy_a_future_covariate_into_the_forecast():
     # The plumbing lets a forecast equal a future-known covariate exactly (weights set by hand).
-    from lstmcast.inference import NumpyForecaster
+    from lstmcast.model.numpy_forward import NumpyForecaster
 
     config, model = _model(window_norm=WindowNorm.none, skip=False, input_size=2, known_size=1)
     state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}

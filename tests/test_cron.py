@@ -18,8 +18,9 @@ import pytest
 from conftest import FAST_CLI, RUN_FILES, wide_frame, write_frame
 from safetensors.numpy import load_file
 
-from lstmcast import api, locking
-from lstmcast.checkpoint import load_run
+from lstmcast import api
+from lstmcast.run import locking
+from lstmcast.run.rundir import load_run
 from lstmcast.errors import EXIT_BUSY, EXIT_FAILURE, EXIT_SIGINT, EXIT_SIGTERM
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and flock")
@@ -98,7 +99,7 @@ def test_sigterm_leaves_a_resumable_run_that_finishes_bit_identical(cli, daily, 
 def test_resume_refuses_other_options_and_runs_without_state(trained_run):
     from typer.testing import CliRunner
 
-    from lstmcast.cli import app
+    from lstmcast.cli.app import app
 
     result = CliRunner().invoke(app, ["train", "--resume", str(trained_run.run_dir), "--epochs", "3"])
     assert result.exit_code == 2 and "--resume" in one_error_line(result.stderr)
@@ -110,7 +111,7 @@ def test_resume_refuses_changed_data_and_api_resume_works(tmp_path):
     from conftest import TINY
     from typer.testing import CliRunner
 
-    from lstmcast.cli import app
+    from lstmcast.cli.app import app
 
     data = write_frame(tmp_path / "d.csv", wide_frame(n=80))
 
@@ -168,8 +169,8 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(cli, daily
 def test_nan_loss_in_the_first_epoch_writes_nothing_and_keeps_the_old_run(run_copy, trained_run, monkeypatch):
     from typer.testing import CliRunner
 
-    from lstmcast import model
-    from lstmcast.cli import app
+    from lstmcast.model import network as model
+    from lstmcast.cli.app import app
 
     before = (run_copy / "run.json").read_bytes()
     def infinite(self, x, *cov):  # [B, K, H] forecasts, all infinite (cov: calendar features)

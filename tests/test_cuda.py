@@ -13,7 +13,8 @@ import torch
 
 from lstmcast import api
 from lstmcast.config import Device, Precision
-from lstmcast.training import gather_forking, use_bf16
+from lstmcast.train.device import use_bf16
+from lstmcast.train.loop import gather_forking
 
 from conftest import TINY, TINY_MODEL
 

@@ -12,9 +12,9 @@ from conftest import SAMPLE_DATA, TINY, TINY_MODEL, long_frame, seasonal, wide_f
 
 from lstmcast import api
 from lstmcast.config import DataConfig, Fill
-from lstmcast.data import load_series
+from lstmcast.data.series import load_series
 from lstmcast.errors import InputError
-from lstmcast.frequency import default_horizon, infer_freq, normalize_freq, season_length
+from lstmcast.data.frequency import default_horizon, infer_freq, normalize_freq, season_length
 
 
 def load_error(path: Path, **cfg) -> str:

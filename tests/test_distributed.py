@@ -13,7 +13,8 @@ import pytest
 import torch
 from conftest import TINY
 
-from lstmcast import api, distributed
+from lstmcast import api
+from lstmcast.train import distributed
 from lstmcast.config import Precision, ScalerKind
 
 # Per-rank batch 8 on 2 ranks = a global batch of 16, the single-process reference's batch.

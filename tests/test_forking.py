@@ -9,10 +9,11 @@ import pytest
 import torch
 from conftest import TINY, TINY_MODEL
 
-from lstmcast import api, windows
+from lstmcast import api
+from lstmcast.data import windows
 from lstmcast.config import ModelConfig, WindowNorm
-from lstmcast.model import LSTMForecaster
-from lstmcast.training import gather_forking
+from lstmcast.model.network import LSTMForecaster
+from lstmcast.train.loop import gather_forking
 
 
 @pytest.mark.parametrize("norm", list(WindowNorm))

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from lstmcast import api
-from lstmcast.cli import app
-from lstmcast.data import load_series
+from lstmcast.cli.app import app
+from lstmcast.data.series import load_series
 from lstmcast.errors import EXIT_INPUT, InputError
 
 SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -155,7 +155,7 @@ def test_ten_thousand_columns_load_as_ten_thousand_series(tmp_path):
 
 
 def test_too_large_for_memory_fails_early(tmp_path, monkeypatch):
-    from lstmcast import csvfile
+    from lstmcast.data import csvfile
 
     path = tmp_path / "big.csv"
     path.write_text("date,a\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 29)))

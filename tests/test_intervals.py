@@ -13,12 +13,14 @@ import pytest
 import torch
 from conftest import TINY, TINY_CLI, TINY_MODEL, wide_frame, write_frame
 
-from lstmcast import api, intervals, windows
+from lstmcast import api
+from lstmcast.model import intervals
+from lstmcast.data import windows
 from lstmcast.config import Cell, ModelConfig, WindowNorm
 from lstmcast.errors import InputError, RunDirError
-from lstmcast.inference import NumpyForecaster
-from lstmcast.model import LSTMForecaster
-from lstmcast.quantiles import parse_levels, pinball, pinball_loss, symmetric_pairs
+from lstmcast.model.numpy_forward import NumpyForecaster
+from lstmcast.model.network import LSTMForecaster
+from lstmcast.model.quantiles import parse_levels, pinball, pinball_loss, symmetric_pairs
 
 LEVELS = (0.1, 0.5, 0.9)
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lstmcast.metrics import METRICS, mase_scale, naive, overall, seasonal_naive, series_metrics
+from lstmcast.evaluate.metrics import METRICS, mase_scale, naive, overall, seasonal_naive, series_metrics
 
 ACTUAL = np.array([1.0, 2.0, 0.0, 4.0])
 FORECAST = np.array([2.0, 2.0, 1.0, 2.0])  # errors -1, 0, -1, 2

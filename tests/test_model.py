@@ -14,13 +14,14 @@ from conftest import RUN_FILES, TINY, TINY_MODEL
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from lstmcast import api, config
-from lstmcast.checkpoint import FORMAT_VERSION, load_meta, load_run
-from lstmcast.cli import app
+from lstmcast import api
+from lstmcast import config
+from lstmcast.run.rundir import FORMAT_VERSION, load_meta, load_run
+from lstmcast.cli.app import app
 from lstmcast.config import ModelConfig, WindowNorm
 from lstmcast.errors import EXIT_RUN, RunDirError
-from lstmcast.forecast import forecast_scaled, forecast_series
-from lstmcast.model import LSTMForecaster
+from lstmcast.forecast.recursive import forecast_scaled, forecast_series
+from lstmcast.model.network import LSTMForecaster
 
 NORMS = list(getattr(config, "WindowNorm", [None]))  # window normalisation variants, where the model has them
 
@@ -51,7 +52,7 @@ def test_flat_windows_stay_finite():
 
 def test_recursive_forecast_beyond_horizon():
     torch.manual_seed(0)
-    from lstmcast.inference import NumpyForecaster
+    from lstmcast.model.numpy_forward import NumpyForecaster
 
     model = LSTMForecaster(ModelConfig(lookback=8, horizon=3, hidden=8)).eval()
     net = NumpyForecaster(model.config, {k: v.numpy() for k, v in model.state_dict().items()})
@@ -119,7 +120,7 @@ def test_checkpoint_round_trip(trained_run):
     histories = [np.asarray(s["tail"]) for s in meta["series"]]
     center = np.array([s["center"] for s in meta["series"]])
     scale = np.array([s["scale"] for s in meta["series"]])
-    from lstmcast.covariates import for_forecast
+    from lstmcast.data.covariates import for_forecast
 
     cov = for_forecast(run, None, [], trained_run.horizon, None)  # None: the session run reads the target alone
     mine = forecast_series(run.model, histories, center, scale, trained_run.horizon, cov)
@@ -279,7 +280,7 @@ def test_format1_fixture_predicts_and_evaluates_on_data():
 @pytest.mark.parametrize(("layers", "skip"), [(1, False), (2, True), (3, False)])
 def test_numpy_inference_matches_torch_model(window_norm, layers, skip):
     # predict runs the numpy forward pass; it must compute what the trained torch module computes.
-    from lstmcast.inference import NumpyForecaster, expected_shapes
+    from lstmcast.model.numpy_forward import NumpyForecaster, expected_shapes
 
     torch.manual_seed(0)
     config = ModelConfig(lookback=12, horizon=5, hidden=16, layers=layers, window_norm=window_norm, skip=skip)

@@ -14,8 +14,9 @@ import pytest
 from conftest import HAS_MATPLOTLIB, TINY, TINY_MODEL
 from typer.testing import CliRunner
 
-from lstmcast import api, plots
-from lstmcast.cli import app
+from lstmcast import api
+from lstmcast import plots
+from lstmcast.cli.app import app
 from lstmcast.errors import EXIT_INPUT
 
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed: pip install '.[plot]'")

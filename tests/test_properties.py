@@ -11,8 +11,8 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 from lstmcast.config import ScalerKind  # noqa: E402
-from lstmcast.scaling import apply, fit_scalers, invert  # noqa: E402
-from lstmcast.windows import concat, origins  # noqa: E402
+from lstmcast.data.scaling import apply, fit_scalers, invert  # noqa: E402
+from lstmcast.data.windows import concat, origins  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

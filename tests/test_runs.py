@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lstmcast import locking
-from lstmcast.cli import app
+from lstmcast.run import locking
+from lstmcast.cli.app import app
 from lstmcast.errors import EXIT_INPUT, EXIT_RUN
 
 

@@ -8,9 +8,11 @@ import pytest
 from conftest import TINY, TINY_MODEL, long_frame, wide_frame, write_frame
 from typer.testing import CliRunner
 
-from lstmcast import api, csvfile, streaming
-from lstmcast.cli import app
-from lstmcast.data import load_series
+from lstmcast import api
+from lstmcast.data import csvfile
+from lstmcast.forecast import batches
+from lstmcast.cli.app import app
+from lstmcast.data.series import load_series
 
 pytest.importorskip("pyarrow")
 
@@ -61,7 +63,7 @@ def test_unreadable_parquet_is_one_input_error(tmp_path):
 
 def test_predict_in_batches_writes_what_one_frame_would(trained_run, run_copy, tmp_path):
     whole = api.predict(run_copy, data=trained_run.data).forecast
-    made = streaming.forecasts(run_copy, data=trained_run.data, batch=1)  # one series per batch
+    made = batches.forecasts(run_copy, data=trained_run.data, batch=1)  # one series per batch
     parts = list(made.chunks)
     assert len(parts) == 2
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from lstmcast.config import ScalerKind
-from lstmcast.scaling import apply, fit_scalers, invert
+from lstmcast.data.scaling import apply, fit_scalers, invert
 
 RNG = np.random.default_rng(7)
 SERIES = [RNG.normal(50, 10, 40), RNG.normal(-3, 0.5, 25), RNG.uniform(0, 1e6, 60)]

@@ -9,7 +9,7 @@ from conftest import TINY, TINY_MODEL
 
 from lstmcast import api
 from lstmcast.config import Schedule, TrainConfig
-from lstmcast.training import MAX_BATCHES_PER_EPOCH, MIN_BATCHES_PER_EPOCH, lr_at, planned_steps
+from lstmcast.train.loop import MAX_BATCHES_PER_EPOCH, MIN_BATCHES_PER_EPOCH, lr_at, planned_steps
 
 
 def test_constant_schedule_keeps_the_learning_rate():

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from conftest import SAMPLE_DATA, long_frame, seasonal, write_frame
-from lstmcast import csvfile, widecsv
+from lstmcast.data import csvfile
+from lstmcast.data import widecsv
 from lstmcast.config import DataConfig, Fill
-from lstmcast.data import load_series
+from lstmcast.data.series import load_series
 from lstmcast.errors import InputError
 
 pytest.importorskip("pyarrow")

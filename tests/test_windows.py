@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmcast.windows import concat, gather, origins, window_view
+from lstmcast.data.windows import concat, gather, origins, window_view
 
 
 def test_window_view_shape_and_no_copy():
@@ -99,7 +99,7 @@ def test_gather_matches_window_view():
 def test_shared_rows_index_like_the_concatenated_array() -> None:
     import torch
 
-    from lstmcast.windows import concat, concat_shared
+    from lstmcast.data.windows import concat, concat_shared
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((30, 4)), rng.standard_normal((20, 4))

@@ -26,7 +26,7 @@ from typing import Any
 from lstmcast import __version__
 from lstmcast.config import LEGACY_MODEL_FIELDS, ModelConfig, from_json_dict
 from lstmcast.errors import RunDirError
-from lstmcast.io import clean_stale, exchange, fsync_dir, public_mode, temp_pattern
+from lstmcast.run.atomic import clean_stale, exchange, fsync_dir, public_mode, temp_pattern
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -229,8 +229,8 @@ def load_run(run_dir: str | Path) -> Run:
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    from lstmcast.inference import NumpyForecaster, expected_shapes
-    from lstmcast.intervals import stored_correction
+    from lstmcast.model.numpy_forward import NumpyForecaster, expected_shapes
+    from lstmcast.model.intervals import stored_correction
 
     path = Path(run_dir)
     weights = path / WEIGHTS

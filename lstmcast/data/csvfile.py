@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from lstmcast.errors import InputError
-from lstmcast.widecsv import read_streaming
+from lstmcast.data.widecsv import read_streaming
 
 # Larger magnitudes overflow float64 in variances and squared errors (1e100**2 is still finite).
 MAX_MAGNITUDE = 1e100

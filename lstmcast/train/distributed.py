@@ -94,7 +94,7 @@ def device_of_run(run_dir: Any) -> Any:
 
     if not launched():
         return Device.auto
-    from lstmcast.checkpoint import load_meta
+    from lstmcast.run.rundir import load_meta
 
     try:
         return Device(load_meta(run_dir)["train"]["device"])
@@ -123,7 +123,7 @@ def session(device_choice: Any) -> Iterator[Dist | None]:
     import torch
     import torch.distributed as td
 
-    from lstmcast.training import pick_device
+    from lstmcast.train.device import pick_device
 
     local_rank = int(os.environ["LOCAL_RANK"])
     device = pick_device(device_choice)

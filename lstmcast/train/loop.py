@@ -2,7 +2,7 @@
 
 Plain on purpose: seed once, pick the device once, gather batches by index from one
 flat tensor, keep the best weights by validation loss, and stop cleanly on Ctrl-C.
-At every epoch boundary the state is captured (`resume.capture`) so an interrupted run
+At every epoch boundary the state is captured (`train_state.capture`) so an interrupted run
 can be resumed exactly; a NaN or infinite loss stops training with the best weights.
 """
 
@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmcast import resume
-from lstmcast.config import Device, Loss, Precision, Schedule, TrainConfig
-from lstmcast.distributed import Dist, current
-from lstmcast.errors import InputError
-from lstmcast.progress import EpochInfo, ProgressFn
-from lstmcast.quantiles import pinball, pinball_loss
-from lstmcast.windows import OriginLookup, TrainOrigins, gather
+from lstmcast.train import state as train_state
+from lstmcast.config import Loss, Schedule, TrainConfig
+from lstmcast.train.distributed import Dist, current
+from lstmcast.train.device import use_bf16
+from lstmcast.train.progress import EpochInfo, ProgressFn
+from lstmcast.model.quantiles import pinball, pinball_loss
+from lstmcast.data.windows import OriginLookup, TrainOrigins, gather
 
 MIN_BATCHES_PER_EPOCH = 20  # small data: an epoch draws at least this many batches
 # Large data: an epoch stops after this many batches, so validation, early stopping and
@@ -46,7 +46,7 @@ class TrainResult:
     stopped: str = "completed"  # completed | early_stopping | max_steps | interrupted | diverged
     precision: str = "fp32"
     error: str = ""  # why training diverged
-    state: resume.TrainState | None = None  # at the last completed epoch; kept when interrupted
+    state: train_state.TrainState | None = None  # at the last completed epoch; kept when interrupted
 
 
 def _predict(model: nn.Module, x: torch.Tensor, cov: torch.Tensor | None = None
@@ -73,28 +73,6 @@ class _Origins(nn.Module):
 
 class _Diverged(Exception):
     """A NaN or infinite loss: training stops with the best weights so far."""
-
-
-def pick_device(choice: Device) -> torch.device:
-    """cuda when asked (or when auto finds one), else cpu; under torchrun, the rank's own."""
-    if (dist := current()) is not None:
-        return dist.device
-    if choice is Device.cuda and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if choice is Device.cuda or (choice is Device.auto and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def use_bf16(choice: Precision, device: torch.device) -> bool:
-    """Whether training's forward pass runs under bfloat16 autocast."""
-    if device.type == "cuda":
-        supported = torch.cuda.is_bf16_supported()
-    else:
-        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    if choice is Precision.bf16 and not supported:
-        raise InputError(f"--precision bf16: not supported on this {device.type}; use fp32 or auto")
-    return choice is Precision.bf16 or (choice is Precision.auto and supported)
 
 
 def planned_steps(cfg: TrainConfig, n_train: int, size: int) -> int:
@@ -180,7 +158,7 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
 
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrigins, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
-        progress: ProgressFn | None = None, resume_from: resume.TrainState | None = None,
+        progress: ProgressFn | None = None, resume_from: train_state.TrainState | None = None,
         cov: np.ndarray | None = None) -> TrainResult:
     """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
 
@@ -219,7 +197,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     if resume_from is not None:
         # The learning-rate schedule is a function of result.steps, so restoring the step count restores it.
         saved = resume_from
-        resume.restore(saved, model, optimizer, generator)
+        train_state.restore(saved, model, optimizer, generator)
         best_state = copy.deepcopy(saved.best)
         result.history, result.best_epoch, result.best_val_loss = list(saved.history), saved.best_epoch, saved.best_val_loss
         result.steps, result.train_windows, bad_epochs = saved.steps, saved.train_windows, saved.bad_epochs
@@ -227,7 +205,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
         result.stopped = finished or result.stopped
     started = time.monotonic() - before
     net = dist.wrap(_Origins(model)) if dist is not None else partial(_predict, model)
-    result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
+    result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
                                   finished, before)
     try:
         for epoch in range(first, cfg.epochs + 1 if finished is None else first):
@@ -291,7 +269,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
                 finished = "max_steps"
             elif bad_epochs >= cfg.patience:
                 finished = "early_stopping"
-            result.state = resume.capture(model, optimizer, generator, best_state, result, bad_epochs, epoch,
+            result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, epoch,
                                           finished, time.monotonic() - started)
             if progress is not None:
                 progress(EpochInfo(epoch, cfg.epochs, train_loss, val_loss, result.best_epoch,

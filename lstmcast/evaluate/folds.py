@@ -61,7 +61,7 @@ def fold_history(values: np.ndarray, gaps: np.ndarray, cut: int, fill: Fill) -> 
 
 def _as_trained(run, ids: list[str], histories: list[np.ndarray]):
     """The run's network and scalers; series it never saw scaled on their fold history."""
-    from lstmcast import scaling
+    from lstmcast.data import scaling
 
     known = {s["id"]: s for s in run.meta["series"]}
     center = np.array([known[i]["center"] if i in known else np.nan for i in ids])
@@ -75,9 +75,9 @@ def _as_trained(run, ids: list[str], histories: list[np.ndarray]):
 
 def _refit(run, series, histories: list[np.ndarray], data: Path):
     """Train the run's configuration on the fold's histories alone; (network, center, scale)."""
-    from lstmcast import signals
+    from lstmcast.train import signals
     from lstmcast.api import _train
-    from lstmcast.checkpoint import load_run
+    from lstmcast.run.rundir import load_run
 
     cfg = run.model_config
     train_config = from_json_dict(TrainConfig, run.meta["train"])
@@ -105,7 +105,7 @@ def forecast_frame(series, predicted: np.ndarray, cuts: list[int], steps: int, f
     """
     import pandas as pd
 
-    from lstmcast.quantiles import column_name
+    from lstmcast.model.quantiles import column_name
 
     frames = []
     for i, sid in enumerate(series.ids):
@@ -148,11 +148,12 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
     """
     import pandas as pd
 
-    from lstmcast import covariates, intervals
+    from lstmcast.data import covariates
+    from lstmcast.model import intervals
     from lstmcast.api import _read_like_run
-    from lstmcast.checkpoint import load_run
-    from lstmcast.forecast import forecast_series_all
-    from lstmcast.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
+    from lstmcast.run.rundir import load_run
+    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.evaluate.metrics import mase_scale, naive, overall, seasonal_naive, series_metrics
 
     run = load_run(run_dir)
     cfg = run.model_config

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from lstmcast import signals
+from lstmcast.train import signals
 from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_SIGINT, LstmcastError
 
 T = TypeVar("T")

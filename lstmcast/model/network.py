@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lstmcast.config import Cell, ModelConfig, WindowNorm
-from lstmcast.quantiles import monotone_torch
+from lstmcast.model.quantiles import monotone_torch
 
 _MIN_STD = 1e-2  # in per-series scaled units: flat windows are not blown up
 
@@ -18,7 +18,7 @@ def make_encoder(config: ModelConfig) -> nn.Module:
     kwargs = dict(input_size=config.input_size, hidden_size=config.hidden, num_layers=config.layers,
                   dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional)
     if config.cell is Cell.peephole:
-        from lstmcast.cells import PeepholeLSTM
+        from lstmcast.model.cells import PeepholeLSTM
 
         return PeepholeLSTM(**kwargs)
     fused = nn.GRU if config.cell is Cell.gru else nn.LSTM

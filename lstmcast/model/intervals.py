@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from lstmcast.errors import RunDirError
-from lstmcast.quantiles import interval_name, pinball, symmetric_pairs
+from lstmcast.model.quantiles import interval_name, pinball, symmetric_pairs
 
 METHOD = "split-conformal (mean of the CQR and absolute-residual intervals)"  # form "blend": few series
 ADDITIVE_METHOD = "split-conformal (CQR)"  # form "additive": many series, and runs without "form"

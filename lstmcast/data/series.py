@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.config import DataConfig, Fill
-from lstmcast.columns import is_numeric as _is_numeric
-from lstmcast.columns import line as _line
-from lstmcast.columns import numeric_columns, numeric_matrix
-from lstmcast.csvfile import read_csv
+from lstmcast.data.columns import is_numeric as _is_numeric
+from lstmcast.data.columns import line as _line
+from lstmcast.data.columns import numeric_columns, numeric_matrix
+from lstmcast.data.csvfile import read_csv
 from lstmcast.errors import InputError
-from lstmcast.frequency import infer_freq, normalize_freq
+from lstmcast.data.frequency import infer_freq, normalize_freq
 
 _TIME_NAMES = {"date", "time", "timestamp", "datetime", "ds", "month", "week", "day",
                "hour", "period", "year", "quarter", "date_time", "dt"}

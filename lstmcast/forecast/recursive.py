@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from lstmcast.scaling import apply, invert
+from lstmcast.data.scaling import apply, invert
 
 _BATCH = 1024  # windows per forward pass: bounds memory at a few tens of MB
 
@@ -63,7 +63,7 @@ def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarra
     calibration in scaled units (`intervals.stored_correction`). Quantiles are None
     without a quantile head.
     """
-    from lstmcast import intervals
+    from lstmcast.model import intervals
 
     lookback = net.config.lookback
     scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])

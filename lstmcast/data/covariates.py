@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast import calendar
+from lstmcast.data import calendar_features
 from lstmcast.errors import InputError, RunDirError
 
 _FLAGS = {"past": "--past-covariates", "future": "--future-covariates", "static": "--static"}
@@ -71,7 +71,7 @@ class Spec:
 
     def channel_names(self) -> list[str]:
         static = [c if self.levels.get(c) is None else f"{c}={v}" for c in self.static for v in (self.levels.get(c) or [None])]
-        return list(self.past) + static + list(self.future) + calendar.names(self.calendar)
+        return list(self.past) + static + list(self.future) + calendar_features.names(self.calendar)
 
     @classmethod
     def from_json(cls, data: Any, where: Path) -> Spec | None:
@@ -83,7 +83,7 @@ class Spec:
                        levels={str(k): None if v is None else [str(x) for x in v] for k, v in data["levels"].items()},
                        calendar=tuple(data["calendar"]), center=[float(x) for x in data["center"]],
                        scale=[float(x) for x in data["scale"]])
-            ok = all(k in calendar.KINDS for k in spec.calendar) and \
+            ok = all(k in calendar_features.KINDS for k in spec.calendar) and \
                 len(spec.center) == len(spec.scale) == len(spec.dynamic) + len(spec.numeric_static)
         except (KeyError, TypeError, ValueError, AttributeError):
             ok = False
@@ -93,8 +93,8 @@ class Spec:
 
 
 def _numeric(path: Path, series, col: str, flag: str) -> np.ndarray:
-    from lstmcast.columns import to_numeric
-    from lstmcast.data import _require
+    from lstmcast.data.columns import to_numeric
+    from lstmcast.data.series import _require
 
     _require(path, series.frame, col, flag)
     return to_numeric(path, series.frame, col, f" ({flag} column)")
@@ -137,7 +137,7 @@ class _Source:
     def static(self, k: int) -> dict[str, Any]:
         import pandas as pd
 
-        from lstmcast.data import _require
+        from lstmcast.data.series import _require
 
         sid, out = self.series.ids[k], {}
         for col in self.spec.static:
@@ -188,7 +188,7 @@ def _assemble(spec: Spec, dyn: np.ndarray, static: dict[str, Any], times) -> np.
             parts.append(np.tile((np.array(levels) == str(static[col])).astype(np.float64), (m, 1)))
     parts.append(scaled[:, len(spec.past):])
     if spec.calendar:
-        parts.append(calendar.features(times, spec.calendar))
+        parts.append(calendar_features.features(times, spec.calendar))
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
@@ -208,7 +208,7 @@ def prepare(path: Path, series, cfg, val_size: int) -> tuple[Spec | None, list[n
     None, None, [] when the run reads the target alone. Scaling is fitted on each
     series' first n_i - val_size steps only.
     """
-    kinds = calendar.calendar_kinds(series.freq) if cfg.calendar and series.time_kind == "datetime" else ()
+    kinds = calendar_features.calendar_kinds(series.freq) if cfg.calendar and series.time_kind == "datetime" else ()
     spec = Spec(past=tuple(cfg.past_covariates), future=tuple(cfg.future_covariates), static=tuple(cfg.static),
                 calendar=kinds)
     if not spec.dynamic and not spec.static and not kinds:
@@ -281,7 +281,7 @@ def for_forecast(run, series, ends: list[int], steps: int, data) -> np.ndarray |
     """
     import pandas as pd
 
-    from lstmcast.checkpoint import RUN_JSON
+    from lstmcast.run.rundir import RUN_JSON
 
     spec = Spec.from_json(run.meta.get("covariates"), run.path / RUN_JSON)
     if spec is None:
@@ -336,7 +336,7 @@ def history_channels(run, series, data) -> list[np.ndarray] | None:
 
     For scoring many forecast origins at once (benchmarks): origin t reads rows t - L .. t + H - 1.
     """
-    from lstmcast.checkpoint import RUN_JSON
+    from lstmcast.run.rundir import RUN_JSON
 
     spec = Spec.from_json(run.meta.get("covariates"), run.path / RUN_JSON)
     if spec is None:

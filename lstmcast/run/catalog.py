@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmcast.checkpoint import METRICS_JSON, OWN_FILES, RUN_JSON, load_meta
+from lstmcast.run.rundir import METRICS_JSON, OWN_FILES, RUN_JSON, load_meta
 from lstmcast.errors import BusyError, InputError, RunDirError
 
 UNFINISHED = ("interrupted", "diverged")
@@ -75,7 +75,7 @@ def prune(parent: str | Path, keep: int) -> tuple[list[Path], list[Path], list[s
     Returns:
         (deleted runs, kept runs, notes on runs left alone: in use, or holding other files).
     """
-    from lstmcast import locking
+    from lstmcast.run import locking
 
     if keep < 1:
         raise InputError(f"--keep {keep}: keep at least 1 run")

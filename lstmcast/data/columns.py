@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lstmcast.csvfile import MAX_MAGNITUDE
+from lstmcast.data.csvfile import MAX_MAGNITUDE
 from lstmcast.errors import InputError
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmcast.config import Cell, ModelConfig, WindowNorm
-from lstmcast.quantiles import monotone_np
+from lstmcast.model.quantiles import monotone_np
 
 _MIN_STD = 1e-2  # must match model._MIN_STD
 _GATES = {Cell.lstm: 4, Cell.gru: 3, Cell.peephole: 4}

@@ -15,7 +15,7 @@ import typer
 
 from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
                              TrainConfig, WindowNorm)
-from lstmcast.console import (Console, calibration_line, metrics_line, metrics_summary, print_backtest,
+from lstmcast.cli.console import (Console, calibration_line, metrics_line, metrics_summary, print_backtest,
                               print_evaluation, run_app, stop_code)
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
@@ -43,7 +43,7 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional
     """Eager: read the TOML file into the defaults of the options parsed after it."""
     if value is None:
         return value
-    from lstmcast import configfile
+    from lstmcast.run import configfile
 
     group = ctx.parent.command if ctx.parent is not None else None
     commands = getattr(group, "commands", None) or {ctx.info_name: ctx.command}
@@ -121,8 +121,8 @@ def train(
     json_: Json = False,
 ) -> None:
     """Train a stacked LSTM on every series of DATA and write a run directory."""
-    from lstmcast import signals
-    from lstmcast.distributed import env_rank
+    from lstmcast.train import signals
+    from lstmcast.train.distributed import env_rank
 
     signals.install()
     if env_rank() != 0:  # under torchrun rank 0 speaks for the job
@@ -144,7 +144,7 @@ def train(
                             val_size=val_size, scaler=scaler, loss=loss, forking=forking, seed=seed, device=device, precision=precision)
     progress = None
     if not quiet:
-        from lstmcast.progress import PlainProgress, RichProgress
+        from lstmcast.cli.progress import PlainProgress, RichProgress
 
         progress = RichProgress() if sys.stderr.isatty() else PlainProgress()
 
@@ -203,7 +203,7 @@ def predict(
     json_: Json = False,
 ) -> None:
     """Forecast the steps after the end of each series; write a long CSV (id, time, forecast)."""
-    from lstmcast import signals
+    from lstmcast.train import signals
 
     signals.install()
     out = Console("predict", quiet, verbose, json_)
@@ -212,11 +212,11 @@ def predict(
         out.fail("--output - and --json both want stdout; write the forecast to a file with --output FILE", EXIT_INPUT)
 
     def work():
-        from lstmcast import locking
+        from lstmcast.run import locking
         from lstmcast.api import predict as predict_fn
-        from lstmcast.checkpoint import load_meta
-        from lstmcast.io import atomic_writer, clean_stale
-        from lstmcast.streaming import forecasts, write_csv
+        from lstmcast.run.rundir import load_meta
+        from lstmcast.run.atomic import atomic_writer, clean_stale
+        from lstmcast.forecast.batches import forecasts, write_csv
 
         if plot is not None:
             from lstmcast import plots
@@ -282,7 +282,7 @@ def evaluate(
     json_: Json = False,
 ) -> None:
     """Forecast the last points of each series from what precedes them; compare with naive baselines."""
-    from lstmcast import signals
+    from lstmcast.train import signals
 
     signals.install()
     out = Console("evaluate", quiet, verbose, json_)
@@ -291,10 +291,11 @@ def evaluate(
         out.fail(f"{', '.join(loose)} only apply with --backtest; add --backtest or drop them", EXIT_INPUT)
 
     def work():
-        from lstmcast import locking, plots
+        from lstmcast.run import locking
+        from lstmcast import plots
         from lstmcast.api import evaluate as evaluate_fn
-        from lstmcast.backtest import backtest as backtest_fn
-        from lstmcast.io import clean_stale, write_json
+        from lstmcast.evaluate.folds import backtest as backtest_fn
+        from lstmcast.run.atomic import clean_stale, write_json
 
         if plot is not None:
             plots.require()  # before the work, not after it
@@ -335,10 +336,10 @@ RunsDir = Annotated[Path, typer.Argument(help="Directory that holds run director
 @runs_app.command("list", epilog=EXIT_CODES_HELP)
 def runs_list(parent: RunsDir, verbose: Verbose = False, json_: Json = False) -> None:
     """List the runs in a directory, newest first: created, how training ended, validation MAE."""
-    from lstmcast import runs
+    from lstmcast.run import catalog
 
     out = Console("runs list", verbose=verbose, as_json=json_)
-    found = out.run(lambda: runs.list_runs(parent))
+    found = out.run(lambda: catalog.list_runs(parent))
     if json_:
         out.emit({"status": "ok", "exit_code": 0, "runs": [r.as_dict() for r in found], "files": []})
         return
@@ -351,10 +352,10 @@ def runs_list(parent: RunsDir, verbose: Verbose = False, json_: Json = False) ->
 @runs_app.command("latest", epilog=EXIT_CODES_HELP)
 def runs_latest(parent: RunsDir, verbose: Verbose = False, json_: Json = False) -> None:
     """Print the newest run whose training ran to its end (for `predict --run "$(lstmcast runs latest runs)"`)."""
-    from lstmcast import runs
+    from lstmcast.run import catalog
 
     out = Console("runs latest", verbose=verbose, as_json=json_)
-    info = out.run(lambda: runs.latest(parent))
+    info = out.run(lambda: catalog.latest(parent))
     if json_:
         out.emit({"status": "ok", "exit_code": 0, "run": info.as_dict(), "files": []})
     else:
@@ -370,10 +371,10 @@ def runs_prune(
     json_: Json = False,
 ) -> None:
     """Delete all but the newest runs in a directory. Only lstmcast runs, and only the files lstmcast wrote."""
-    from lstmcast import runs
+    from lstmcast.run import catalog
 
     out = Console("runs prune", quiet, verbose, json_)
-    deleted, kept, notes = out.run(lambda: runs.prune(parent, keep))
+    deleted, kept, notes = out.run(lambda: catalog.prune(parent, keep))
     for note in notes:
         out.note(note)
     if json_:

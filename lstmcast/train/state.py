@@ -73,7 +73,7 @@ def capture(model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator:
 def restore(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             generator: torch.Generator) -> None:
     """Put model, optimizer and random generators back where `capture` found them."""
-    from lstmcast.checkpoint import RESUME_TENSORS
+    from lstmcast.run.rundir import RESUME_TENSORS
 
     try:
         model.load_state_dict(state.model)
@@ -104,7 +104,7 @@ def to_files(state: TrainState, data: Path) -> dict[str, bytes]:
     """resume.safetensors and resume.json for a run directory."""
     from safetensors.torch import save
 
-    from lstmcast.checkpoint import RESUME_JSON, RESUME_TENSORS
+    from lstmcast.run.rundir import RESUME_JSON, RESUME_TENSORS
 
     tensors = {f"model.{k}": v for k, v in state.model.items()}
     tensors.update({f"best.{k}": v for k, v in state.best.items()})
@@ -129,7 +129,7 @@ def read(run_dir: Path) -> tuple[TrainState, dict[str, Any]]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from lstmcast.checkpoint import RESUME_JSON, RESUME_TENSORS
+    from lstmcast.run.rundir import RESUME_JSON, RESUME_TENSORS
 
     json_path, tensor_path = run_dir / RESUME_JSON, run_dir / RESUME_TENSORS
     if not json_path.is_file() or not tensor_path.is_file():
@@ -170,7 +170,7 @@ def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
     Raises RunDirError when the run holds no usable state, InputError when its data file
     is gone or changed since (the result would no longer be the uninterrupted one).
     """
-    from lstmcast.checkpoint import load_meta
+    from lstmcast.run.rundir import load_meta
     from lstmcast.config import (
         DataConfig,
         Fill,

@@ -1,4 +1,4 @@
-"""Training progress events, and how the CLI shows them.
+"""How the CLI shows training progress (the events are `lstmcast.train.progress.EpochInfo`).
 
 The core calls `on_epoch(EpochInfo)`; it never prints. The CLI picks a rich progress
 bar on a terminal, plain log lines on stderr otherwise (cron, pipes), or nothing.
@@ -8,21 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable
+from lstmcast.train.progress import EpochInfo
 
 
-@dataclass(frozen=True)
-class EpochInfo:
-    epoch: int
-    epochs: int
-    train_loss: float
-    val_loss: float
-    best_epoch: int
-    elapsed: float
-
-
-ProgressFn = Callable[[EpochInfo], None]
 
 
 class PlainProgress:

@@ -34,9 +34,9 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
 
     Errors in the run or the data are raised here, before the first batch is made.
     """
-    from lstmcast import covariates
+    from lstmcast.data import covariates
     from lstmcast.api import _histories
-    from lstmcast.checkpoint import load_run
+    from lstmcast.run.rundir import load_run
 
     run = load_run(run_dir)
     steps = horizon or run.model_config.horizon
@@ -57,9 +57,9 @@ def _chunks(run: Any, ids: list[str], histories: list[np.ndarray], center: np.nd
             series: Any, steps: int, batch: int, cov: np.ndarray | None = None) -> Iterator[Any]:
     import pandas as pd
 
-    from lstmcast.data import times_from
-    from lstmcast.forecast import forecast_series_all
-    from lstmcast.quantiles import column_name
+    from lstmcast.data.series import times_from
+    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.model.quantiles import column_name
 
     d = run.meta["data"]
     levels = run.model_config.quantiles
