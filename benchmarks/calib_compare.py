@@ -26,15 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from lstmcast.model import intervals  # noqa: E402
+from lstmcast.model import intervals
+REPO = Path(__file__).resolve().parent.parent
 
 LEVELS = (0.1, 0.5, 0.9)
 METHODS = ("raw", "add", "width", "std", "asym", "abs", "half", "blend")

@@ -20,23 +20,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from lstmcast import api  # noqa: E402
+from lstmcast import api
+from lstmcast.forecast.histories import read_like_run
 from lstmcast.run import rundir
 from lstmcast.model import intervals
-from lstmcast.config import TrainConfig  # noqa: E402
-from lstmcast.data.series import load_series  # noqa: E402
+from lstmcast.config import TrainConfig
+from lstmcast.data.series import load_series
 
-DATA = REPO.parent / "shared" / "data"
+from common import DATA_DIR
+REPO = Path(__file__).resolve().parent.parent
+
+DATA = DATA_DIR
 LEVELS = (0.1, 0.5, 0.9)
 # name: (file, horizon, held-out points, columns read or None for all): hold-outs leave many rolling origins
 SERIES = {
@@ -64,8 +65,8 @@ def test_quantiles(run: rundir.Run, series, first: int, calibration=None) -> tup
     from lstmcast.forecast.recursive import forecast_series_all
 
     cfg = run.model_config
-    s = run.meta["series"][0]
-    center, scale = np.array([s["center"]]), np.array([s["scale"]])
+    s = run.record.series[0]
+    center, scale = np.array([s.center]), np.array([s.scale])
     values = series.values[0]
     quant, actual, inputs = [], [], []
     for cut in range(first, len(values) - cfg.horizon + 1):
@@ -118,21 +119,20 @@ def dump(name: str, seed: int, k: int, max_steps: int, batch: int, work: Path, h
     seconds = time.perf_counter() - t0
     run = rundir.load_run(run_dir)
     n, lookback = len(load_series(train_csv).values[0]), run.model_config.lookback
-    s = run.meta["series"][0]
+    s = run.record.series[0]
     full_csv = work / f"{name}-full.csv"
     frame.to_csv(full_csv, index=False)
-    full = api._read_like_run(run, full_csv)
+    full = read_like_run(run, full_csv)
     tq, ty, tx = test_quantiles(run, full, n)
-    np.savez(run_dir.with_suffix(".npz"), **seen, test_q=tq, test_y=ty, test_x=tx, scale=s["scale"],
-             center=s["center"])
-    return {"series": name, "horizon": horizon, "seed": seed, "val_size": run.meta["train"]["val_size"], "val_windows": len(seen["val_q"]),
+    np.savez(run_dir.with_suffix(".npz"), **seen, test_q=tq, test_y=ty, test_x=tx, scale=s.scale,
+             center=s.center)
+    return {"series": name, "horizon": horizon, "seed": seed, "val_size": run.record.train.val_size, "val_windows": len(seen["val_q"]),
             "test_origins": len(tq), "lookback": lookback, "train_s": round(seconds, 1)}
 
 
 def dump_m4(kind: str, seed: int, max_steps: int, work: Path) -> dict:
     """M4 Hourly or Weekly: train on the train file (414 series, h 48; 359, h 13), dump the validation
     windows (one per series) and the test windows (the steps after each series, from the test file)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from m4 import DATASETS, load_m4, write_long_csv
 
     spec = DATASETS[kind]
@@ -147,9 +147,9 @@ def dump_m4(kind: str, seed: int, max_steps: int, work: Path) -> dict:
                   train_config=TrainConfig(seed=seed, max_steps=max_steps))
     seconds = time.perf_counter() - t0
     run = rundir.load_run(run_dir)
-    assert [s["id"] for s in run.meta["series"]] == list(data.ids)
-    center = np.array([s["center"] for s in run.meta["series"]])[:, None]
-    scale = np.array([s["scale"] for s in run.meta["series"]])[:, None]
+    assert run.record.ids == list(data.ids)
+    center = np.array([s.center for s in run.record.series])[:, None]
+    scale = np.array([s.scale for s in run.record.series])[:, None]
     from lstmcast.forecast.recursive import forecast_series_all
 
     lookback = run.model_config.lookback

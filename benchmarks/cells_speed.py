@@ -18,15 +18,13 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lstmcast.model import cells  # noqa: E402
-from lstmcast.config import Cell, ModelConfig  # noqa: E402
-from lstmcast.model.network import LSTMForecaster  # noqa: E402
+from lstmcast.model import cells
+from lstmcast.config import Cell, ModelConfig
+from lstmcast.model.network import LSTMForecaster
 
 
 def _step_cell(xw_t: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh_t: torch.Tensor, peep: torch.Tensor):

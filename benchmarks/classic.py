@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import DATA_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 
 # (file, points held out): airline twice, as issue 3 asks (the last 12 and 24 months).
@@ -66,7 +68,7 @@ def run_case(data_dir: Path, name: str, test_size: int, work: Path, extra: list[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--extra", default="", help="train flags added to every case, one shell-quoted string")
     args = parser.parse_args()

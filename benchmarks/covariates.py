@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 LOADS = "HUFL,HULL,MUFL,MULL,LUFL,LULL"
 VARIANTS = {

@@ -28,21 +28,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+
+from lstmcast import api
+from lstmcast.forecast.histories import read_like_run
+from lstmcast.config import TrainConfig
+
+from common import DATA_DIR
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from lstmcast import api  # noqa: E402
-from lstmcast.config import TrainConfig  # noqa: E402
-
-DATA = REPO.parent / "shared" / "data"
+DATA = DATA_DIR
 LEVELS = (0.1, 0.5, 0.9)
 
 
@@ -144,11 +144,11 @@ def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: i
     run = rundir.load_run(report.run_dir)
     full_csv = work / f"{name}-full.csv"
     frame.to_csv(full_csv, index=False)
-    full = api._read_like_run(run, full_csv)
+    full = read_like_run(run, full_csv)
     first = len(load_series(train_csv).values[0])
-    scale = run.meta["series"][0]["scale"]
+    scale = run.record.series[0].scale
     out = {"data": f"{name} (last {hold} held out, h {horizon})", "seed": seed, "max_steps": max_steps,
-           "val_size": run.meta["train"]["val_size"], "origins": len(full.values[0]) - horizon + 1 - first,
+           "val_size": run.record.train.val_size, "origins": len(full.values[0]) - horizon + 1 - first,
            "train_seconds": round(seconds, 1), "calibration": report.metrics["intervals"]}
     for kind, calibration in (("calibrated", run.correction), ("raw", None)):
         q, y, _ = test_quantiles(run, full, first, calibration)
@@ -162,7 +162,7 @@ def classic(work: Path, name: str, seed: int, max_steps: int | None, val_size: i
             history = work / f"{name}-history.csv"
             frame.iloc[:len(frame) - horizon].to_csv(history, index=False)
             last = api.predict(report.run_dir, data=history).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy()
-            assert np.allclose(last, q[-1] * scale + run.meta["series"][0]["center"], rtol=1e-6, atol=1e-6)
+            assert np.allclose(last, q[-1] * scale + run.record.series[0].center, rtol=1e-6, atol=1e-6)
     return out
 
 

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from common import DATA_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, VAL, TEST = 12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24
 
@@ -39,7 +41,7 @@ PUBLISHED = {
 }
 
 
-DATA_FILE = [REPO.parent / "shared" / "data" / "ETTh1.csv"]
+DATA_FILE = [DATA_DIR / "ETTh1.csv"]
 
 
 def load_ot(path: Path) -> tuple[list[str], np.ndarray]:
@@ -65,17 +67,17 @@ def score(run_dir: Path, values: np.ndarray, horizon: int, full_csv: Path | None
 
     run = load_run(run_dir)
     channels = None
-    if full_csv is not None and "covariates" in run.meta:
-        from lstmcast import api
+    if full_csv is not None and run.record.covariates is not None:
+        from lstmcast.forecast.histories import read_like_run
         from lstmcast.data import covariates
 
-        channels = covariates.history_channels(run, api._read_like_run(run, full_csv), full_csv)[0]
+        channels = covariates.history_channels(run, read_like_run(run, full_csv), full_csv)[0]
     lookback = run.model_config.lookback
-    series = run.meta["series"][0]
+    series = run.record.series[0]
     origins = np.arange(TRAIN + VAL, TRAIN + VAL + TEST - horizon + 1)
     histories = [values[t - lookback:t] for t in origins]
-    center = np.full(len(origins), series["center"])
-    scale = np.full(len(origins), series["scale"])
+    center = np.full(len(origins), series.center)
+    scale = np.full(len(origins), series.scale)
     cov = None if channels is None else np.stack([channels[t - lookback:t + horizon] for t in origins])
     forecast = forecast_series(run.model, histories, center, scale, horizon, cov)
     actual = np.stack([values[t:t + horizon] for t in origins])
@@ -122,7 +124,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--horizons", default="96,192,336,720")
     parser.add_argument("--extra", default="", help='extra "lstmcast train" flags, one shell-quoted string')
     parser.add_argument("--json-out", type=Path)

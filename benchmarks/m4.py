@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from common import DATA_DIR
+
 try:  # imported as part of the ``benchmarks`` package
     from . import m4_scoring as scoring
 except ImportError:  # run as a script: ``python benchmarks/m4.py``
@@ -53,7 +55,7 @@ except ImportError:  # run as a script: ``python benchmarks/m4.py``
 FloatArray = NDArray[np.float64]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_DATA_DIR = DATA_DIR
 
 METHODS = ("naive2", "snaive", "naive", "lstmcast")
 

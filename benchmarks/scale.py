@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import find_lstmcast, measure  # noqa: E402
+from speed import find_lstmcast, measure
 
 POINTS = 2000  # per series
 

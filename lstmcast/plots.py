@@ -205,8 +205,8 @@ def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[
     """`forecast_plots` on the time grid of the run in `run_dir`."""
     from lstmcast.run.rundir import load_meta
 
-    data = load_meta(run_dir)["data"]
-    return forecast_plots(out_dir, frame, history, data.get("freq"), data.get("step", 1), max_plots)
+    data = load_meta(run_dir).data
+    return forecast_plots(out_dir, frame, history, data.freq, data.step, max_plots)
 
 
 def loss_png(history: list[dict[str, Any]], best_epoch: int | None = None, loss: str = "") -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import stat
 import sys
 from pathlib import Path
@@ -67,9 +68,8 @@ def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path
     (target / "notes.txt").write_text("the user's own file")
     old = load_run(target)
     state = {k: __import__("torch").from_numpy(v.copy()) for k, v in old.model.w.items()}
-    meta = {k: v for k, v in old.meta.items() if k not in ("format_version", "lstmcast_version")}
-    new_meta = {**meta, "created": "new"}
-    write = lambda: rundir.save_run(target, state, new_meta, {"stopped": "completed"}, overwrite=True,
+    new_record = replace(old.record, created="new")
+    write = lambda: rundir.save_run(target, state, new_record, {"stopped": "completed"}, overwrite=True,
                                         extra={"config.toml": b"[train]\n"})
     patch = [(rundir, "_write_file"), (rundir, "exchange"), (rundir.os, "replace"),
              (rundir, "fsync_dir"), (rundir, "_link_user_files"), (rundir, "_retire"),
@@ -81,15 +81,15 @@ def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path
             load_run(target)  # not even a moment without a complete run
         rundir.check_target(target, overwrite=True)  # what the next train does first, under the lock
         run = load_run(target)  # complete at every moment: metadata and weights agree
-        seen.add(run.meta["created"])
-        assert run.meta["created"] in (old.meta["created"], "new")
+        seen.add(run.record.created)
+        assert run.record.created in (old.record.created, "new")
         assert visible(target.parent) == ["r"]
         assert "notes.txt" in visible(target) and (target / "notes.txt").read_text() == "the user's own file"
         if finished:
             break
     else:
         pytest.fail("the write never finished")
-    assert seen == {old.meta["created"], "new"}
+    assert seen == {old.record.created, "new"}
     write()  # the next write under the lock removes what the dead ones left behind
     assert sorted(p.name for p in target.parent.iterdir()) == ["r"]
     assert visible(target) == sorted([*SAVED_FILES, "notes.txt"])

@@ -12,7 +12,8 @@ from conftest import HAS_MATPLOTLIB, TINY, TINY_MODEL, wide_frame, write_frame
 from typer.testing import CliRunner
 
 from lstmcast import api
-from lstmcast.evaluate.folds import backtest, cutoffs, fold_history
+from lstmcast.evaluate.folds import backtest, cutoffs
+from lstmcast.forecast.histories import fold_history
 from lstmcast.cli.app import app
 from lstmcast.config import Fill
 from lstmcast.errors import EXIT_INPUT, InputError

@@ -108,7 +108,7 @@ def test_every_variant_trains_saves_loads_predicts(family_csv, tmp_path, cell, b
     report = api.train(family_csv, horizon=4, lookback=10, hidden=4, layers=2, cell=cell,
                        bidirectional=bidirectional, attention=attention,
                        train_config=replace(TINY, max_steps=2, forking=3), run_dir=tmp_path / "run")
-    meta = load_meta(report.run_dir)
+    meta = load_meta(report.run_dir).to_json()
     assert (meta["model"]["cell"], meta["model"]["bidirectional"], meta["model"]["attention"]) == \
         (cell.value, bidirectional, attention)
     assert report.model == meta["model"]

@@ -100,11 +100,11 @@ def test_ctrl_c_during_training_leaves_a_usable_run(hourly_csv, tmp_path):
 def test_run_directory_contents(trained_run):
     names = sorted(p.name for p in trained_run.run_dir.iterdir())
     assert names == RUN_FILES
-    meta = load_meta(trained_run.run_dir)
-    assert meta["format_version"] == FORMAT_VERSION
-    assert meta["model"]["lookback"] == trained_run.lookback and meta["model"]["horizon"] == trained_run.horizon
-    assert meta["data"]["freq"] == "h" and [s["id"] for s in meta["series"]] == ["a", "b"]
-    assert all(len(s["tail"]) == trained_run.lookback for s in meta["series"])
+    record = load_meta(trained_run.run_dir)
+    assert record.format_version == FORMAT_VERSION
+    assert record.model.lookback == trained_run.lookback and record.model.horizon == trained_run.horizon
+    assert record.data.freq == "h" and record.ids == ["a", "b"]
+    assert all(len(s.tail) == trained_run.lookback for s in record.series)
     metrics = json.loads((trained_run.run_dir / "metrics.json").read_text())
     assert metrics["stopped"] == "max_steps" and metrics["steps"] == 3
     assert not list(trained_run.run_dir.parent.glob(".*.tmp")), "no temporary directory left behind"
@@ -116,10 +116,9 @@ def test_checkpoint_round_trip(trained_run):
     assert set(state) == set(run.model.w)
     for key, array in run.model.w.items():
         assert torch.equal(torch.from_numpy(array), state[key])
-    meta = run.meta
-    histories = [np.asarray(s["tail"]) for s in meta["series"]]
-    center = np.array([s["center"] for s in meta["series"]])
-    scale = np.array([s["scale"] for s in meta["series"]])
+    histories = [s.tail for s in run.record.series]
+    center = np.array([s.center for s in run.record.series])
+    scale = np.array([s.scale for s in run.record.series])
     from lstmcast.data.covariates import for_forecast
 
     cov = for_forecast(run, None, [], trained_run.horizon, None)  # None: the session run reads the target alone
@@ -258,7 +257,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def test_format1_fixture_loads_and_forecasts_the_same():
     run_dir = FIXTURES / "run_format1"
     run = load_run(run_dir)
-    assert run.meta["format_version"] == 1
+    assert run.record.format_version == 1
     expected = pd.read_csv(run_dir / "expected_forecast.csv")
     got = api.predict(run_dir).forecast
     assert list(got.columns) == list(expected.columns)

@@ -41,3 +41,22 @@ def test_cosine_run_trains_and_records_its_schedule(hourly_csv, tmp_path):
     report = api.train(hourly_csv, horizon=6, lookback=12, train_config=replace(TINY, schedule=Schedule.cosine),
                        run_dir=tmp_path / "run", **TINY_MODEL)
     assert json.loads((report.run_dir / "run.json").read_text())["train"]["schedule"] == "cosine"
+
+
+def test_training_steps_follow_the_cosine_schedule(hourly_csv, tmp_path, monkeypatch):
+    """The rate each optimiser step used, read off Adam itself: the planned cosine, step for step."""
+    import torch
+
+    used: list[float] = []
+    step = torch.optim.Adam.step
+
+    def recording(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    cfg = replace(TINY, schedule=Schedule.cosine, lr=1e-2, epochs=2, max_steps=12)
+    report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
+    assert report.metrics["steps"] == len(used) == 12  # max_steps is the plan: 2 epochs of 20 batches exceed it
+    assert used == pytest.approx([lr_at(cfg, s, 12) for s in range(12)], rel=1e-12)
+    assert used[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(used, used[1:]))

@@ -15,8 +15,8 @@ import typer
 
 from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
                              TrainConfig, WindowNorm)
-from lstmcast.cli.console import (Console, calibration_line, metrics_line, metrics_summary, print_backtest,
-                              print_evaluation, run_app, stop_code)
+from lstmcast.cli.console import (Console, metrics_summary, print_backtest, print_evaluation, print_train, run_app,
+                                  stop_code, train_summary)
 from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
 
 EXIT_CODES_HELP = (
@@ -74,6 +74,20 @@ Config = Annotated[Optional[Path], typer.Option(
     help="TOML file of option defaults: top-level keys, or [train]/[predict]/[evaluate] tables. Command-line options win.")]
 
 
+def _columns(text: Optional[str]) -> tuple[str, ...]:
+    """`a, b,c` -> ("a", "b", "c"): a comma-separated column option."""
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()
+
+
+def _only_resume_options(ctx: typer.Context, out: Console) -> None:
+    """`--resume` continues with the run's own options: any other training option is a mistake."""
+    allowed = {"resume", "wait", "quiet", "verbose", "json_"}
+    given = [name for name in ctx.params if name not in allowed
+             and ctx.get_parameter_source(name).name in ("COMMANDLINE", "DEFAULT_MAP")]
+    if given:
+        out.fail(f"--resume continues with the run's own options; drop {', '.join(given)}", EXIT_INPUT)
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def train(
     ctx: typer.Context,
@@ -129,17 +143,12 @@ def train(
         quiet, json_ = True, False
     out = Console("train", quiet, verbose, json_)
     if resume is not None:
-        allowed = {"resume", "wait", "quiet", "verbose", "json_"}
-        given = [name for name in ctx.params if name not in allowed
-                 and ctx.get_parameter_source(name).name in ("COMMANDLINE", "DEFAULT_MAP")]
-        if given:
-            out.fail(f"--resume continues with the run's own options; drop {', '.join(given)}", EXIT_INPUT)
+        _only_resume_options(ctx, out)
     elif data is None:
         out.fail("missing argument DATA: the CSV file to train on (or --resume RUN_DIR)", EXIT_INPUT)
-    cols = lambda text: tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()  # noqa: E731
-    data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill, target=cols(target) or None,
-                          past_covariates=cols(past_covariates), future_covariates=cols(future_covariates),
-                          static=cols(static), calendar=calendar)
+    data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill, target=_columns(target) or None,
+                          past_covariates=_columns(past_covariates), future_covariates=_columns(future_covariates),
+                          static=_columns(static), calendar=calendar)
     train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, schedule=schedule, patience=patience,
                             val_size=val_size, scaler=scaler, loss=loss, forking=forking, seed=seed, device=device, precision=precision)
     progress = None
@@ -166,21 +175,9 @@ def train(
     m = report.metrics
     code = stop_code() or (EXIT_SIGINT if m["stopped"] == "interrupted" else 0)
     if json_:
-        out.emit({
-            "status": "interrupted" if code else "ok", "exit_code": code, "run_dir": report.run_dir,
-            "files": report.files, "notes": report.notes, "model": report.model,
-            "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps", "intervals") if k in m}
-            | {"epochs": len(m["history"])},
-            "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
-            "world_size": m.get("world_size", 1),
-        })
+        out.emit(train_summary(report, code))
     elif not quiet:
-        print(f"run: {report.run_dir}")
-        print(f"best epoch {m['best_epoch']} ({m['stopped']}), {m['steps']} steps, {m['train_seconds']:.1f} s, "
-              f"{m['windows_per_second']:.0f} windows/s on {m['device']} ({m['precision']})")
-        print(f"validation: {metrics_line(m['validation'])}")
-        if "intervals" in m:
-            print(calibration_line(m["intervals"]))
+        print_train(report)
     if code:
         how = "SIGTERM" if code == 143 else "Ctrl-C"
         print(f"lstmcast: stopped by {how}: {report.run_dir} holds the best weights so far (epoch {m['best_epoch']}); "
@@ -212,39 +209,14 @@ def predict(
         out.fail("--output - and --json both want stdout; write the forecast to a file with --output FILE", EXIT_INPUT)
 
     def work():
-        from lstmcast.run import locking
-        from lstmcast.api import predict as predict_fn
-        from lstmcast.run.rundir import load_meta
-        from lstmcast.run.atomic import atomic_writer, clean_stale
-        from lstmcast.forecast.batches import forecasts, write_csv
+        from lstmcast import api, plots
 
         if plot is not None:
-            from lstmcast import plots
-
             plots.require()
-
-        def make():  # forecasts in batches; the plots need every forecast and history at once
-            if plot is None:
-                made = forecasts(run, data=data, horizon=horizon)
-                return made, made.chunks
-            whole = predict_fn(run, data=data, horizon=horizon)
-            return whole, iter([whole.forecast])
-
-        def pngs_of(report):
-            return [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
-
-        if to_stdout:
-            report, chunks = make()
-            return report, write_csv(sys.stdout, chunks), None, pngs_of(report)
-        if output is None:
-            load_meta(run)  # a missing run must not gain a directory for its forecast's lock
-        target = output or (run / "forecast.csv")
-        with locking.hold(target, wait, "output"):
-            clean_stale(target)  # temporary files of a killed predict; we hold the lock
-            report, chunks = make()
-            with atomic_writer(target) as handle:  # batch by batch; renamed into place when complete
-                written = write_csv(handle, chunks)
-        return report, written, target, pngs_of(report)
+        report, written, target = api.predict_to_file(run, data=data, horizon=horizon, output=output, wait=wait,
+                                                      whole=plot is not None)
+        pngs = [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
+        return report, written, target, pngs
 
     report, written, target, pngs = out.run(work)
     for note in report.notes:
@@ -291,10 +263,8 @@ def evaluate(
         out.fail(f"{', '.join(loose)} only apply with --backtest; add --backtest or drop them", EXIT_INPUT)
 
     def work():
+        from lstmcast import api, plots
         from lstmcast.run import locking
-        from lstmcast import plots
-        from lstmcast.api import evaluate as evaluate_fn
-        from lstmcast.evaluate.folds import backtest as backtest_fn
         from lstmcast.run.atomic import clean_stale, write_json
 
         if plot is not None:
@@ -302,9 +272,9 @@ def evaluate(
 
         def compute():
             if backtest:
-                return backtest_fn(run, data, folds=folds, step=step, horizon=test_size, refit=refit, season=season,
-                                   keep_forecasts=plot is not None, on_fold=out.note)
-            return evaluate_fn(run, data, test_size=test_size, season=season, keep_forecasts=plot is not None)
+                return api.backtest(run, data, folds=folds, step=step, horizon=test_size, refit=refit, season=season,
+                                    keep_forecasts=plot is not None, on_fold=out.note)
+            return api.evaluate(run, data, test_size=test_size, season=season, keep_forecasts=plot is not None)
 
         if output is None:
             result = compute()

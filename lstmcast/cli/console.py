@@ -125,6 +125,30 @@ def calibration_line(c: dict[str, Any]) -> str:
             + (f", after {after}" if after else "") + "".join(f"\n{n}" for n in c["notes"]))
 
 
+def train_summary(report: Any, code: int) -> dict[str, Any]:
+    """train's `--json` summary of a `TrainReport` (`code`: the exit code it ends with)."""
+    m = report.metrics
+    return {
+        "status": "interrupted" if code else "ok", "exit_code": code, "run_dir": report.run_dir,
+        "files": report.files, "notes": report.notes, "model": report.model,
+        "metrics": {k: m[k] for k in ("validation", "best_epoch", "best_val_loss", "stopped", "steps", "intervals")
+                    if k in m} | {"epochs": len(m["history"])},
+        "timings": {"train_seconds": m["train_seconds"], "windows_per_second": m["windows_per_second"]},
+        "world_size": m.get("world_size", 1),
+    }
+
+
+def print_train(report: Any) -> None:
+    """train's summary for people: the run, how training went, the validation metrics."""
+    m = report.metrics
+    print(f"run: {report.run_dir}")
+    print(f"best epoch {m['best_epoch']} ({m['stopped']}), {m['steps']} steps, {m['train_seconds']:.1f} s, "
+          f"{m['windows_per_second']:.0f} windows/s on {m['device']} ({m['precision']})")
+    print(f"validation: {metrics_line(m['validation'])}")
+    if "intervals" in m:
+        print(calibration_line(m["intervals"]))
+
+
 def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [("lstmcast", result["overall"]), ("naive", result["baselines"]["naive"]),
             ("seasonal naive", result["baselines"]["seasonal_naive"])]

@@ -266,13 +266,6 @@ def describe(spec: Spec) -> str:
     return "inputs besides the target: " + "; ".join(f"{name} {cols}" for name, cols in groups if cols)
 
 
-def store(series_meta: list[dict], cov_meta: list[dict], lookback: int) -> list[dict]:
-    """run.json's series entries with each series' last `lookback` covariate rows and static values."""
-    for entry, extra in zip(series_meta, cov_meta):
-        entry.update({k: v[-lookback:] if k == "cov_tail" else v for k, v in extra.items()})
-    return series_meta
-
-
 def for_forecast(run, series, ends: list[int], steps: int, data) -> np.ndarray | None:
     """Scaled channels [S, L + ceil(steps / H) * H, C] from each series' forecast origin back L steps.
 
@@ -281,9 +274,7 @@ def for_forecast(run, series, ends: list[int], steps: int, data) -> np.ndarray |
     """
     import pandas as pd
 
-    from lstmcast.run.rundir import RUN_JSON
-
-    spec = Spec.from_json(run.meta.get("covariates"), run.path / RUN_JSON)
+    spec = run.record.covariates
     if spec is None:
         return None
     cfg = run.model_config
@@ -292,21 +283,21 @@ def for_forecast(run, series, ends: list[int], steps: int, data) -> np.ndarray |
     if spec.past and steps > horizon:
         raise InputError(f"--horizon {steps}: this run reads past covariates, unknown beyond its trained horizon "
                          f"{horizon}; forecast at most {horizon} steps")
-    d = run.meta["data"]
+    freq = run.record.data.freq
     out = []
     if series is None:
         if spec.future:
             raise InputError(f"this run reads future covariates {list(spec.future)}: pass --data with each series' "
                              f"history and the next {ahead} steps of those columns")
-        for s in run.meta["series"]:
-            tail = np.asarray(s.get("cov_tail", []), np.float64).reshape(lookback, len(spec.dynamic))
+        for s in run.record.series:
+            tail = np.asarray(s.cov_tail or [], np.float64).reshape(lookback, len(spec.dynamic))
             dyn = np.concatenate([tail, np.zeros((ahead, tail.shape[1]))])
             times = None
             if spec.calendar:
-                last = pd.Timestamp(s["last_time"])
-                times = pd.date_range(end=last, periods=lookback, freq=d["freq"]).append(
-                    pd.date_range(last, periods=ahead + 1, freq=d["freq"])[1:])
-            out.append(_assemble(spec, dyn, s.get("static", {}), times))
+                last = pd.Timestamp(s.last_time)
+                times = pd.date_range(end=last, periods=lookback, freq=freq).append(
+                    pd.date_range(last, periods=ahead + 1, freq=freq)[1:])
+            out.append(_assemble(spec, dyn, s.static or {}, times))
         return np.stack(out)
     source = _Source(Path(data), series, spec) if spec.dynamic or spec.static else None
     for k, sid in enumerate(series.ids):
@@ -336,9 +327,7 @@ def history_channels(run, series, data) -> list[np.ndarray] | None:
 
     For scoring many forecast origins at once (benchmarks): origin t reads rows t - L .. t + H - 1.
     """
-    from lstmcast.run.rundir import RUN_JSON
-
-    spec = Spec.from_json(run.meta.get("covariates"), run.path / RUN_JSON)
+    spec = run.record.covariates
     if spec is None:
         return None
     source = _Source(Path(data), series, spec) if spec.dynamic or spec.static else None

@@ -21,6 +21,14 @@ BATCH_SERIES = 2048  # series per batch: a few MB of rows at a time
 
 
 @dataclass
+class PredictReport:
+    forecast: Any  # pandas.DataFrame: id column, time column, "forecast"
+    new_series: list[str]
+    notes: list[str] = field(default_factory=list)
+    history: dict[str, Any] = field(default_factory=dict)  # id -> values before the forecast (for plots)
+
+
+@dataclass
 class Forecasts:
     chunks: Iterator[Any]  # pandas.DataFrame per batch: id column, time column, "forecast"
     new_series: list[str]
@@ -35,51 +43,50 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
     Errors in the run or the data are raised here, before the first batch is made.
     """
     from lstmcast.data import covariates
-    from lstmcast.api import _histories
+    from lstmcast.forecast.histories import histories
     from lstmcast.run.rundir import load_run
 
     run = load_run(run_dir)
     steps = horizon or run.model_config.horizon
     if steps < 1:
         raise InputError(f"--horizon {steps}: must be at least 1")
-    ids, histories, center, scale, series, new, notes = _histories(run, data)
+    h = histories(run, data)
+    notes = h.notes
     # Covariate and calendar channels (None: the target alone); missing future covariates fail here.
-    cov = covariates.for_forecast(run, series, [len(h) for h in histories], steps, data)
-    if new:
-        notes.append(f"{len(new)} series not seen in training, scaled on their own history: {new[:10]}")
+    cov = covariates.for_forecast(run, h.series, [len(v) for v in h.values], steps, data)
+    if h.new:
+        notes.append(f"{len(h.new)} series not seen in training, scaled on their own history: {h.new[:10]}")
     if run.model_config.quantiles and steps > run.model_config.horizon:
         notes.append(f"quantile columns are empty after step {run.model_config.horizon} (the trained horizon)")
-    return Forecasts(_chunks(run, ids, histories, center, scale, series, steps, batch, cov), new, notes,
-                     dict(zip(ids, histories)))
+    return Forecasts(_chunks(run, h, steps, batch, cov), h.new, notes, dict(zip(h.ids, h.values)))
 
 
-def _chunks(run: Any, ids: list[str], histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
-            series: Any, steps: int, batch: int, cov: np.ndarray | None = None) -> Iterator[Any]:
+def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = None) -> Iterator[Any]:
     import pandas as pd
 
     from lstmcast.data.series import times_from
     from lstmcast.forecast.recursive import forecast_series_all
     from lstmcast.model.quantiles import column_name
 
-    d = run.meta["data"]
+    d = run.record.data
     levels = run.model_config.quantiles
-    last_time = {s["id"]: s["last_time"] for s in run.meta["series"]} if series is None else {}
+    ids, series = h.ids, h.series
     for lo in range(0, len(ids), batch):
         hi = min(lo + batch, len(ids))
         part = None if cov is None else cov[lo:hi]
-        values, quant = forecast_series_all(run.model, histories[lo:hi], center[lo:hi], scale[lo:hi], steps,
+        values, quant = forecast_series_all(run.model, h.values[lo:hi], h.center[lo:hi], h.scale[lo:hi], steps,
                                             run.correction, part)  # [b, steps], [b, steps, Q] or None
         times: list[object] = []
         for k in range(lo, hi):
             if series is None:
-                last = last_time[ids[k]]
-                origin = pd.Timestamp(last) if d["time_kind"] == "datetime" else int(last)
-                times.extend(times_from(d["time_kind"], origin, d.get("freq"), d.get("step", 1), 1, steps))
+                last = run.record.series[k].last_time
+                origin = pd.Timestamp(last) if d.time_kind == "datetime" else int(last)
+                times.extend(times_from(d.time_kind, origin, d.freq, d.step, 1, steps))
             else:
-                times.extend(series.times_after(k, len(histories[k]), steps))
+                times.extend(series.times_after(k, len(h.values[k]), steps))
         yield pd.DataFrame({
-            d["output_id_col"]: np.repeat(ids[lo:hi], steps),
-            d["output_time_col"]: times,
+            d.output_id_col: np.repeat(ids[lo:hi], steps),
+            d.output_time_col: times,
             "forecast": values.ravel(),
             **({column_name(q): quant[..., i].ravel() for i, q in enumerate(levels)} if quant is not None else {}),
         })
@@ -102,3 +109,39 @@ def write_csv(handle: IO[str], chunks: Iterator[Any], head_rows: int = 6) -> Wri
         if head is None:
             head = frame.head(head_rows)
     return Written(rows, n_series, head)
+
+
+def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | None, output: str | Path | None,
+                   wait: float = 0.0, whole: bool = False) -> tuple[Any, Written, Path | None]:
+    """Forecast and write the CSV to `output` ('-': stdout; None: forecast.csv in the run directory).
+
+    A file is locked while it is written and replaced atomically when complete, batch by
+    batch. Returns (Forecasts, or a PredictReport when `whole`; what was written; the path or None).
+    """
+    import sys
+
+    from lstmcast.run import locking
+    from lstmcast.run.atomic import atomic_writer, clean_stale
+    from lstmcast.run.rundir import load_meta
+
+    def make() -> tuple[Any, Iterator[Any]]:  # in batches; `whole` keeps every forecast at once (plots)
+        made = forecasts(run_dir, data=data, horizon=horizon)
+        if not whole:
+            return made, made.chunks
+        import pandas as pd
+
+        frame = pd.concat(list(made.chunks), ignore_index=True)
+        return PredictReport(frame, made.new_series, made.notes, made.history), iter([frame])
+
+    if output is not None and str(output) == "-":
+        report, chunks = make()
+        return report, write_csv(sys.stdout, chunks), None
+    if output is None:
+        load_meta(run_dir)  # a missing run must not gain a directory for its forecast's lock
+    target = Path(output) if output is not None else Path(run_dir) / "forecast.csv"
+    with locking.hold(target, wait, "output"):
+        clean_stale(target)  # temporary files of a killed predict; we hold the lock
+        report, chunks = make()
+        with atomic_writer(target) as handle:  # renamed into place when complete
+            written = write_csv(handle, chunks)
+    return report, written, target

@@ -221,14 +221,13 @@ def calibrate(net: Any, flat: np.ndarray, val_origin: np.ndarray, cov: np.ndarra
     return stored, summary
 
 
-def stored_correction(meta: dict[str, Any], config: Any, path: Any = "run.json") -> Calibration | None:
+def stored_correction(stored: Any, config: Any, path: Any = "run.json") -> Calibration | None:
     """The calibration a run stores, checked against its model config; None without quantiles.
 
     Runs written before "form" existed store none: their corrections are additive, as then.
     """
     if not config.quantiles:
         return None
-    stored = meta.get("intervals")
     try:
         levels = [float(v) for v in stored["levels"]]
         correction = np.array(stored["correction"], dtype=np.float64)

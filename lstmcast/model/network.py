@@ -9,8 +9,8 @@ from torch import nn
 
 from lstmcast.config import Cell, ModelConfig, WindowNorm
 from lstmcast.model.quantiles import monotone_torch
+from lstmcast.model.shapes import MIN_STD
 
-_MIN_STD = 1e-2  # in per-series scaled units: flat windows are not blown up
 
 
 def make_encoder(config: ModelConfig) -> nn.Module:
@@ -106,7 +106,7 @@ class LSTMForecaster(nn.Module):
         else:
             level = head.mean(dim=1, keepdim=True)  # [B, 1]
         if norm is WindowNorm.revin:
-            spread = head.std(dim=1, keepdim=True).clamp_min(_MIN_STD)
+            spread = head.std(dim=1, keepdim=True).clamp_min(MIN_STD)
         else:
             spread = torch.ones_like(level)
         z = (x - level) / spread  # [B, L + K - 1]

@@ -12,43 +12,7 @@ import numpy as np
 
 from lstmcast.config import Cell, ModelConfig, WindowNorm
 from lstmcast.model.quantiles import monotone_np
-
-_MIN_STD = 1e-2  # must match model._MIN_STD
-_GATES = {Cell.lstm: 4, Cell.gru: 3, Cell.peephole: 4}
-
-
-def _directions(config: ModelConfig) -> tuple[str, ...]:
-    return ("", "_reverse") if config.bidirectional else ("",)
-
-
-def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The tensor names and shapes `LSTMForecaster(config).state_dict()` has."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    name, gates, hidden = config.cell.value, _GATES[config.cell] * config.hidden, config.hidden
-    dirs = _directions(config)
-    for layer in range(config.layers):
-        width = config.input_size if layer == 0 else hidden * len(dirs)
-        for sfx in dirs:
-            shapes[f"{name}.weight_ih_l{layer}{sfx}"] = (gates, width)
-            shapes[f"{name}.weight_hh_l{layer}{sfx}"] = (gates, hidden)
-            shapes[f"{name}.bias_ih_l{layer}{sfx}"] = (gates,)
-            shapes[f"{name}.bias_hh_l{layer}{sfx}"] = (gates,)
-            if config.cell is Cell.peephole:
-                shapes[f"{name}.weight_peep_l{layer}{sfx}"] = (3, hidden)
-    width = hidden * len(dirs)
-    if config.attention:
-        shapes["attn.weight"] = (width, width)
-    features = width * (2 if config.attention else 1) + config.horizon * config.known_size  # what the heads read
-    shapes["head.weight"] = (config.horizon, features)
-    shapes["head.bias"] = (config.horizon,)
-    if config.skip:
-        shapes["skip.weight"] = (config.horizon, config.lookback)
-        shapes["skip.bias"] = (config.horizon,)
-    if config.quantiles:
-        shapes["qhead.weight"] = (config.horizon * len(config.quantiles), features)
-        shapes["qhead.bias"] = (config.horizon * len(config.quantiles),)
-    return shapes
-
+from lstmcast.model.shapes import MIN_STD, directions, expected_shapes  # noqa: F401 (expected_shapes: API)
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
@@ -115,7 +79,7 @@ class NumpyForecaster:
         else:
             level = x.mean(axis=1, keepdims=True)
         if cfg.window_norm is WindowNorm.revin:
-            spread = np.maximum(x.std(axis=1, ddof=1, keepdims=True), _MIN_STD).astype(np.float32)
+            spread = np.maximum(x.std(axis=1, ddof=1, keepdims=True), MIN_STD).astype(np.float32)
         else:
             spread = np.ones_like(level)
         z = (x - level) / spread  # [B, L]
@@ -124,7 +88,7 @@ class NumpyForecaster:
             seq = np.concatenate([seq, cov[:, :x.shape[1]].astype(np.float32)], axis=-1)
         for layer in range(cfg.layers):
             outs = [_recurrent_layer(cfg.cell, seq, w, cfg.cell.value, f"_l{layer}{sfx}", sfx == "_reverse")
-                    for sfx in _directions(cfg)]
+                    for sfx in directions(cfg)]
             seq = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
         hidden = cfg.hidden
         # The final state of each direction: forward at the window's end, backward at its start.

@@ -38,7 +38,7 @@ class RunInfo:
 
 def _info(path: Path) -> RunInfo | None:
     try:
-        meta = load_meta(path)
+        record = load_meta(path)
     except RunDirError:
         return None
     try:
@@ -46,7 +46,7 @@ def _info(path: Path) -> RunInfo | None:
         metrics = metrics if isinstance(metrics, dict) else {}
     except (OSError, UnicodeError, ValueError):
         metrics = {}
-    return RunInfo(path=path, created=str(meta.get("created", "")), stopped=metrics.get("stopped"),
+    return RunInfo(path=path, created=record.created, stopped=metrics.get("stopped"),
                    best_epoch=metrics.get("best_epoch"), validation=metrics.get("validation"))
 
 

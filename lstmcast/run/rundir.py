@@ -17,20 +17,25 @@ exchange, so at every moment the path holds a complete run: the old or the new.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmcast import __version__
-from lstmcast.config import LEGACY_MODEL_FIELDS, ModelConfig, from_json_dict
+import numpy as np
+
+from lstmcast.config import ModelConfig
 from lstmcast.errors import RunDirError
 from lstmcast.run.atomic import clean_stale, exchange, fsync_dir, public_mode, temp_pattern
+from lstmcast.run.record import FORMAT_VERSION, RUN_JSON, RunRecord
 
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_target", "is_run", "load_meta", "load_run",
+           "save_run"]
+
 WEIGHTS = "weights.safetensors"
-RUN_JSON = "run.json"
 METRICS_JSON = "metrics.json"
 CONFIG_TOML = "config.toml"
 RESUME_TENSORS = "resume.safetensors"
@@ -44,11 +49,11 @@ OWN_FILES = frozenset({WEIGHTS, RUN_JSON, METRICS_JSON, CONFIG_TOML, RESUME_TENS
 
 @dataclass
 class Run:
-    """A loaded run: its metadata and the network's forward pass (numpy, no torch)."""
+    """A loaded run: its record (run.json) and the network's forward pass (numpy, no torch)."""
 
     path: Path
-    meta: dict[str, Any]
-    model: Any  # inference.NumpyForecaster
+    record: RunRecord
+    model: Any  # model.numpy_forward.NumpyForecaster
     correction: Any = None  # calibration of the quantiles [Q, H] in scaled units (intervals.py); None without
 
     @property
@@ -123,7 +128,7 @@ def check_target(target: Path, overwrite: bool) -> bool:
     return occupied
 
 
-def save_run(run_dir: str | Path, state: dict[str, Any], meta: dict[str, Any], metrics: dict[str, Any],
+def save_run(run_dir: str | Path, state: dict[str, Any], record: RunRecord, metrics: dict[str, Any],
              overwrite: bool = False, extra: dict[str, bytes] | None = None) -> Path:
     """Write a complete run directory at `run_dir`, atomically.
 
@@ -137,10 +142,9 @@ def save_run(run_dir: str | Path, state: dict[str, Any], meta: dict[str, Any], m
     occupied = check_target(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(target, OWN_FILES)  # left by a killed run; we hold the lock, so nobody owns them
-    meta = {"format_version": FORMAT_VERSION, "lstmcast_version": __version__, **meta}
     files = {WEIGHTS: save({k: v.detach().cpu().contiguous() for k, v in state.items()}),
              METRICS_JSON: _json_bytes(metrics), **(extra or {})}
-    files[RUN_JSON] = _json_bytes(meta)  # last: a directory is a run only once run.json is in it
+    files[RUN_JSON] = _json_bytes(record.to_json())  # last: a directory is a run only once run.json is in it
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         for name, data in files.items():
@@ -177,13 +181,26 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable or corrupt ({exc}); retrain or restore the run") from None
+    except RecursionError:
+        raise RunDirError(f"{path}: corrupt (nested too deeply to be a run record); retrain or restore the run") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: corrupt (not a JSON object); retrain or restore the run")
     return data
 
 
+MAX_RUN_JSON_BYTES = 2**30  # a million series with long tails stays far below
+
+
 def _read_bytes(path: Path, what: str) -> bytes:
+    """A regular file's bytes; a device, FIFO or directory is refused before anything is read."""
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise RunDirError(f"{path}: not a regular file; retrain or restore the run")
+        if info.st_size > MAX_RUN_JSON_BYTES:
+            raise RunDirError(f"{path}: {info.st_size} bytes, too large to be an lstmcast file; retrain or restore the run")
         return path.read_bytes()
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; {what}") from None
@@ -193,35 +210,20 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise RunDirError(f"{path}: unreadable ({exc.strerror}); check its permissions") from None
 
 
-def _check_meta(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    version = meta.get("format_version")
-    if not isinstance(version, int):
-        raise RunDirError(f"{path / RUN_JSON}: corrupt (no format_version); retrain or restore the run")
-    if version > FORMAT_VERSION:
-        raise RunDirError(
-            f"{path / RUN_JSON}: format version {version} is newer than this lstmcast reads "
-            f"({FORMAT_VERSION}); upgrade lstmcast"
-        )
-    for key in ("model", "train", "data", "series"):
-        if key not in meta:
-            raise RunDirError(f"{path / RUN_JSON}: corrupt (no {key!r}); retrain or restore the run")
-    return meta
-
-
 def _meta_bytes(path: Path) -> bytes:
     if not path.is_dir():
         raise RunDirError(f"{path}: run directory not found; pass the directory that train printed")
     return _read_bytes(path / RUN_JSON, "is this an lstmcast run directory? (train writes one)")
 
 
-def load_meta(run_dir: str | Path) -> dict[str, Any]:
+def load_meta(run_dir: str | Path) -> RunRecord:
     """Read and check run.json without touching the weights."""
     path = Path(run_dir)
-    return _check_meta(path, _parse_json(path / RUN_JSON, _meta_bytes(path)))
+    return RunRecord.from_json(_parse_json(path / RUN_JSON, _meta_bytes(path)), path / RUN_JSON)
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Load a run directory: JSON metadata and tensors only, validated against the config.
+    """Load a run directory: its record and tensors only, validated against each other.
 
     run.json is read again after the weights: if a `train --overwrite` swapped the run
     in between, the pair is read once more, so metadata and weights always match.
@@ -229,20 +231,20 @@ def load_run(run_dir: str | Path) -> Run:
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    from lstmcast.model.numpy_forward import NumpyForecaster, expected_shapes
     from lstmcast.model.intervals import stored_correction
+    from lstmcast.model.numpy_forward import NumpyForecaster
+    from lstmcast.model.shapes import expected_shapes
 
     path = Path(run_dir)
     weights = path / WEIGHTS
     for _attempt in range(5):
         raw_meta = _meta_bytes(path)
-        meta = _check_meta(path, _parse_json(path / RUN_JSON, raw_meta))
+        record = RunRecord.from_json(_parse_json(path / RUN_JSON, raw_meta), path / RUN_JSON)
         try:
-            config = from_json_dict(ModelConfig, {**LEGACY_MODEL_FIELDS, **meta["model"]})
-            expected = expected_shapes(config)
+            expected = expected_shapes(record.model)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise RunDirError(f"{path / RUN_JSON}: invalid model config ({exc}); retrain the run") from None
-        raw_weights = _read_bytes(weights, "retrain or restore the run")
+        raw_weights = _read_weights(weights, expected)
         if _meta_bytes(path) == raw_meta:
             break
     try:
@@ -257,5 +259,30 @@ def load_run(run_dir: str | Path) -> Run:
             f"{weights}: tensors do not match the model config in {RUN_JSON} ({name}: "
             f"found {found.get(name)}, expected {expected.get(name)}); retrain the run"
         )
-    correction = stored_correction(meta, config, path / RUN_JSON)
-    return Run(path=path, meta=meta, model=NumpyForecaster(config, state), correction=correction)
+    bad = next((name for name, tensor in state.items() if not np.isfinite(tensor).all()), None)
+    if bad is not None:
+        raise RunDirError(f"{weights}: tensor {bad} holds values that are not finite numbers; retrain the run")
+    correction = stored_correction(record.intervals, record.model, path / RUN_JSON)
+    return Run(path=path, record=record, model=NumpyForecaster(record.model, state), correction=correction)
+
+
+def _read_weights(path: Path, expected: dict[str, tuple[int, ...]]) -> bytes:
+    """The weights file's bytes: a regular file no larger than the config's tensors could make it.
+
+    A link to /dev/zero, a FIFO nobody writes or a file of many gigabytes is refused
+    before a byte is read.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; retrain or restore the run") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: unreadable ({exc.strerror}); check its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RunDirError(f"{path}: not a regular file; retrain or restore the run")
+    # float64 tensors at most, plus the safetensors header (names, dtypes, shapes).
+    limit = 8 * sum(math.prod(shape) for shape in expected.values()) + 64 * 1024 + 256 * len(expected)
+    if info.st_size > limit:
+        raise RunDirError(f"{path}: {info.st_size} bytes, more than the model config's tensors can fill "
+                          f"({limit}); retrain or restore the run")
+    return _read_bytes(path, "retrain or restore the run")

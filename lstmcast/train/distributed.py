@@ -97,7 +97,7 @@ def device_of_run(run_dir: Any) -> Any:
     from lstmcast.run.rundir import load_meta
 
     try:
-        return Device(load_meta(run_dir)["train"]["device"])
+        return load_meta(run_dir).train.device
     except (LstmcastError, KeyError, TypeError, ValueError):
         return Device.auto  # resume.load names the problem
 

@@ -13,6 +13,7 @@ import math
 import time
 from functools import partial
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,6 +157,92 @@ def evaluate_loss(model: nn.Module, flat: torch.Tensor, origin: torch.Tensor, lo
     return total / max(count, 1)
 
 
+@dataclass
+class _Batches:
+    """What every training step reads: the data on the device and how to draw and score batches."""
+
+    data: torch.Tensor  # [T] scaled series
+    covs: torch.Tensor | None  # [T, C] covariate channels
+    valid: torch.Tensor  # [T] bool: flat positions that are training origins
+    train_idx: OriginLookup
+    size: int  # the global batch
+    per_element: nn.Module
+    dist: Dist | None
+
+
+def _epoch_order(n_train: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """The training origins of one epoch: a pass in random order; small data draws with replacement."""
+    if n_train >= size * MIN_BATCHES_PER_EPOCH:
+        # int32 where it counts them: the same permutation as int64, at half the memory;
+        # the part used is copied out so the whole permutation is not held through the epoch.
+        dtype = torch.int32 if n_train < 2**31 else torch.int64
+        return torch.randperm(n_train, generator=generator, dtype=dtype)[: size * MAX_BATCHES_PER_EPOCH].clone()
+    return torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
+
+
+def _share_loss(err: torch.Tensor, mask: torch.Tensor, horizon: int, dist: Dist | None
+                ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(loss to backpropagate, loss to report, targets used) of a batch's masked elementwise errors.
+
+    Under torchrun each rank holds a share of the global batch: its sum is divided by the
+    global count and multiplied by the world size, so DDP's gradient average is exactly the
+    gradient of the global batch's mean loss.
+    """
+    weight = mask.unsqueeze(-1).float()
+    if dist is None:
+        loss = (err * weight).sum() / (weight.sum() * horizon)
+        return loss, loss, int(mask.sum())
+    part = (err * weight).sum()
+    total, count = dist.sum([part.item(), float(mask.sum())])
+    return part * (dist.world / max(count * horizon, 1.0)), torch.tensor(total / max(count * horizon, 1.0)), int(count)
+
+
+def _train_epoch(net: Any, model: nn.Module, optimizer: torch.optim.Optimizer, b: _Batches, order: torch.Tensor,
+                 cfg: TrainConfig, lookback: int, horizon: int, total_steps: int, bf16: bool, epoch: int,
+                 result: TrainResult, device: torch.device) -> float:
+    """One epoch of optimiser steps over `order`; the mean training loss (stops early at max_steps)."""
+    epoch_loss, epoch_count = 0.0, 0
+    for lo in range(0, len(order), b.size):
+        batch = order[lo:lo + b.size]
+        start = b.train_idx((b.dist.share(batch) if b.dist else batch).to(device))
+        x, y, mask = gather_forking(b.data, b.valid, start, lookback, horizon, cfg.forking)
+        # bf16 matrix products where the hardware has them; the loss in float32.
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            c = gather_cov(b.covs, start, lookback, cfg.forking - 1 + horizon)
+            pred, quant = net(x, c)  # [B, K, H], [B, K, H, Q] or None
+        err = b.per_element(pred.float(), y)
+        if quant is not None:  # --quantiles: plus the pinball loss averaged over levels
+            err = err + pinball(y.unsqueeze(-1), quant.float(), model.levels).mean(dim=-1)
+        loss, shown, used = _share_loss(err, mask, horizon, b.dist)
+        if not torch.isfinite(shown):
+            raise _Diverged(f"training diverged at epoch {epoch} (loss is {shown.item()})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, result.steps, total_steps)
+        optimizer.step()
+        epoch_loss += shown.item() * used
+        epoch_count += used
+        result.steps += 1
+        result.train_windows += used
+        if cfg.max_steps is not None and result.steps >= cfg.max_steps:
+            break
+    return epoch_loss / max(epoch_count, 1)
+
+
+def _resume(saved: train_state.TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator, result: TrainResult) -> tuple[dict[str, torch.Tensor], int, int, str | None]:
+    """Put an interrupted run's state back; (best weights, bad epochs, first epoch to run, stop reason)."""
+    # The learning-rate schedule is a function of result.steps, so restoring the step count restores it.
+    train_state.restore(saved, model, optimizer, generator)
+    result.history, result.best_epoch, result.best_val_loss = list(saved.history), saved.best_epoch, saved.best_val_loss
+    result.steps, result.train_windows = saved.steps, saved.train_windows
+    result.stopped = saved.finished or result.stopped
+    return copy.deepcopy(saved.best), saved.bad_epochs, saved.epoch + 1, saved.finished
+
+
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrigins, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
         progress: ProgressFn | None = None, resume_from: train_state.TrainState | None = None,
@@ -164,14 +251,14 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
 
     Args:
         flat: all scaled series concatenated, float32 [T].
-        train_origin, val_origin: flat positions of window origins (see `windows`); the training
+        train_origin, val_origin: flat positions of window origins (see `data.windows`); the training
             ones may be a `windows.TrainOrigins`, which holds no table of them.
         resume_from: a state saved by an interrupted run; training goes on after its epoch.
-        cov: covariate channels at the same flat positions, float32 [T, C] (lstmcast.covariates),
+        cov: covariate channels at the same flat positions, float32 [T, C] (data.covariates),
             or a `windows.SharedRows` standing for them.
 
-    Under torchrun (`distributed.session`) every rank trains its share of each global
-    batch of `batch_size` x world size sequences; see `lstmcast.distributed`.
+    Under torchrun (`train.distributed.session`) every rank trains its share of each global
+    batch of `batch_size` x world size sequences; see `lstmcast.train.distributed`.
     """
     dist = current()
     generator = seed_everything(cfg.seed)
@@ -180,85 +267,34 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     covs = (torch.from_numpy(cov) if isinstance(cov, np.ndarray) else cov).to(device) if cov is not None else None
     train_idx = OriginLookup(train_origin, device)  # a table of positions, or TrainOrigins (no table)
     val_idx = torch.from_numpy(val_origin).to(device)
-    criterion = loss_fn(cfg.loss)
-    per_element = elementwise_loss(cfg.loss)
-    forking = cfg.forking
     valid = torch.zeros(len(data), dtype=torch.bool, device=device)
     train_idx.mark(valid)  # flat positions that are training origins
-    bf16 = use_bf16(cfg.precision, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
     n_train = len(train_idx)
     size = min(cfg.batch_size * (dist.world if dist else 1), n_train)  # the global batch
+    b = _Batches(data, covs, valid, train_idx, size, elementwise_loss(cfg.loss), dist)
+    criterion = loss_fn(cfg.loss)
+    bf16 = use_bf16(cfg.precision, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     total_steps = planned_steps(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs, first, finished, before = 0, 1, None, 0.0
     if resume_from is not None:
-        # The learning-rate schedule is a function of result.steps, so restoring the step count restores it.
-        saved = resume_from
-        train_state.restore(saved, model, optimizer, generator)
-        best_state = copy.deepcopy(saved.best)
-        result.history, result.best_epoch, result.best_val_loss = list(saved.history), saved.best_epoch, saved.best_val_loss
-        result.steps, result.train_windows, bad_epochs = saved.steps, saved.train_windows, saved.bad_epochs
-        first, finished, before = saved.epoch + 1, saved.finished, saved.train_seconds
-        result.stopped = finished or result.stopped
+        best_state, bad_epochs, first, finished = _resume(resume_from, model, optimizer, generator, result)
+        before = resume_from.train_seconds
     started = time.monotonic() - before
     net = dist.wrap(_Origins(model)) if dist is not None else partial(_predict, model)
     result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
-                                  finished, before)
+                                       finished, before)
     try:
         for epoch in range(first, cfg.epochs + 1 if finished is None else first):
             model.train()
-            # A pass over every window in random order; small data draws with replacement.
-            if n_train >= size * MIN_BATCHES_PER_EPOCH:
-                # int32 where it counts them: the same permutation as int64, at half the memory;
-                # the part used is copied out so the whole permutation is not held through the epoch.
-                dtype = torch.int32 if n_train < 2**31 else torch.int64
-                order = torch.randperm(n_train, generator=generator, dtype=dtype)[: size * MAX_BATCHES_PER_EPOCH].clone()
-            else:
-                order = torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
-            epoch_loss, epoch_count = 0.0, 0
-            for lo in range(0, len(order), size):
-                batch = order[lo:lo + size]
-                start = train_idx((dist.share(batch) if dist else batch).to(device))
-                x, y, mask = gather_forking(data, valid, start, lookback, horizon, forking)
-                # bf16 matrix products where the hardware has them; the loss in float32.
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    c = gather_cov(covs, start, lookback, forking - 1 + horizon)
-                    pred, quant = net(x, c)  # [B, K, H], [B, K, H, Q] or None
-                weight = mask.unsqueeze(-1).float()
-                err = per_element(pred.float(), y)
-                if quant is not None:  # --quantiles: plus the pinball loss averaged over levels
-                    err = err + pinball(y.unsqueeze(-1), quant.float(), model.levels).mean(dim=-1)
-                if dist is None:
-                    used = int(mask.sum())
-                    loss = (err * weight).sum() / (weight.sum() * horizon)
-                    shown = loss
-                else:  # this share's sum over the global count, x world: DDP's average is the global mean
-                    part = (err * weight).sum()
-                    total, count = dist.sum([part.item(), float(mask.sum())])
-                    used, shown = int(count), torch.tensor(total / max(count * horizon, 1.0))
-                    loss = part * (dist.world / max(count * horizon, 1.0))
-                if not torch.isfinite(shown):
-                    raise _Diverged(f"training diverged at epoch {epoch} (loss is {shown.item()})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # Clipping keeps one spiky window from throwing the LSTM's recurrent weights off.
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(cfg, result.steps, total_steps)
-                optimizer.step()
-                epoch_loss += shown.item() * used
-                epoch_count += used
-                result.steps += 1
-                result.train_windows += used
-                if cfg.max_steps is not None and result.steps >= cfg.max_steps:
-                    break
+            order = _epoch_order(n_train, size, generator)
+            train_loss = _train_epoch(net, model, optimizer, b, order, cfg, lookback, horizon, total_steps, bf16,
+                                      epoch, result, device)
             val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, dist=dist, cov=covs)
             if not math.isfinite(val_loss):
                 raise _Diverged(f"training diverged at epoch {epoch} (validation loss is {val_loss})")
-            train_loss = epoch_loss / max(epoch_count, 1)
             result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
             if val_loss < result.best_val_loss:
                 result.best_val_loss, result.best_epoch, bad_epochs = val_loss, epoch, 0
@@ -270,7 +306,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
             elif bad_epochs >= cfg.patience:
                 finished = "early_stopping"
             result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, epoch,
-                                          finished, time.monotonic() - started)
+                                               finished, time.monotonic() - started)
             if progress is not None:
                 progress(EpochInfo(epoch, cfg.epochs, train_loss, val_loss, result.best_epoch,
                                    time.monotonic() - started))

@@ -170,33 +170,17 @@ def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
     Raises RunDirError when the run holds no usable state, InputError when its data file
     is gone or changed since (the result would no longer be the uninterrupted one).
     """
-    from lstmcast.run.rundir import load_meta
-    from lstmcast.config import (
-        DataConfig,
-        Fill,
-        ModelConfig,
-        TrainConfig,
-        from_json_dict,
-    )
     from lstmcast.errors import InputError
+    from lstmcast.run.rundir import RESUME_JSON, load_meta
 
-    meta = load_meta(run_dir)
+    record = load_meta(run_dir)
     state, info = read(run_dir)
     try:
         source, digest = Path(info["data"]["path"]), info["data"]["sha256"]
-        d = meta["data"]
-        pinned = d.get("target_given") or d.get("layout") == "long"
-        data_config = DataConfig(id_col=d.get("id_col"), time_col=d.get("time_col"), freq=d.get("freq"),
-                                 fill=Fill(d.get("fill", "interpolate")), target=tuple(d["target"]) if pinned else None,
-                                 past_covariates=tuple(d.get("past_covariates", ())),
-                                 future_covariates=tuple(d.get("future_covariates", ())),
-                                 static=tuple(d.get("static", ())), calendar=d.get("calendar", False))
-        model_config = from_json_dict(ModelConfig, meta["model"])
-        train_config = from_json_dict(TrainConfig, meta["train"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise RunDirError(f"{run_dir / 'run.json'}: cannot resume from it ({type(exc).__name__}: {exc})") from None
+        raise RunDirError(f"{run_dir / RESUME_JSON}: cannot resume from it ({type(exc).__name__}: {exc})") from None
     if not source.is_file():
         raise InputError(f"{source}: the data of run {run_dir} is gone; restore it to resume")
     if file_digest(source) != digest:
         raise InputError(f"{source}: changed since run {run_dir} was interrupted; train anew to use the new data")
-    return source, data_config, model_config, train_config, state
+    return source, record.data.read_config(), record.model, record.train, state

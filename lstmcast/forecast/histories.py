@@ -1,0 +1,101 @@
+"""What a forecast starts from: each series' history, cut where the forecast starts, and its scaler.
+
+predict, evaluate, backtests and detect all read new data the way training read its
+file (`read_like_run`), cut it (`fold_history`: nothing at or after the cut reaches the
+forecast) and scale it as trained (`scalers`: series the run never saw are scaled on
+their own history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstmcast.config import Fill
+from lstmcast.errors import InputError
+
+
+def read_like_run(run: Any, data: str | Path) -> Any:
+    """Read `data` (a `data.series.SeriesSet`) with the columns, frequency and fill the run was trained with."""
+    from lstmcast.data.series import load_series
+
+    return load_series(Path(data), run.record.data.read_config())
+
+
+def fold_history(values: np.ndarray, gaps: np.ndarray, cut: int, fill: Fill) -> np.ndarray:
+    """`values[:cut]` as a forecast from the cut may see it.
+
+    Interpolation filled a gap from the values on both sides; when the gap reaches the
+    cut-off, the value on its far side lies after the cut-off. Such a gap is filled again
+    as interpolation of the history alone fills it: with its last known value.
+    (ffill and zero fills only look back; leading gaps are trimmed on reading.)
+    """
+    history = values[:cut]
+    if fill is not Fill.interpolate or cut < 1:
+        return history
+    i = int(np.searchsorted(gaps, cut - 1))
+    if i == len(gaps) or gaps[i] != cut - 1:
+        return history
+    while i > 0 and gaps[i - 1] == gaps[i] - 1:
+        i -= 1
+    first = int(gaps[i])  # the trailing gap of the history is [first, cut)
+    history = history.copy()
+    history[first:] = history[first - 1] if first > 0 else np.nan
+    return history
+
+
+def cut_histories(run: Any, series: Any, cuts: list[int]) -> list[np.ndarray]:
+    """Each series' history before its cut, refilled from the history alone (`fold_history`)."""
+    fill = run.record.data.config.fill
+    gaps = series.gaps or [np.empty(0, dtype=np.int64)] * len(series)
+    return [fold_history(v, g, c, fill) for v, g, c in zip(series.values, gaps, cuts)]
+
+
+def scalers(run: Any, ids: list[str], histories: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(center, scale, ids the run never saw): stored scalers; new series scaled on their own history."""
+    from lstmcast.data import scaling
+
+    record = run.record
+    known = [record.get(i) for i in ids]
+    center = np.array([np.nan if s is None else s.center for s in known])
+    scale = np.array([np.nan if s is None else s.scale for s in known])
+    pos = [k for k, s in enumerate(known) if s is None]
+    if pos:
+        center[pos], scale[pos] = scaling.fit_scalers([histories[k] for k in pos], record.train.scaler)
+    return center, scale, [ids[k] for k in pos]
+
+
+@dataclass
+class Histories:
+    """What forecasting from the end of each history needs."""
+
+    ids: list[str]
+    values: list[np.ndarray]  # raw history of each series, up to the forecast start
+    center: np.ndarray
+    scale: np.ndarray
+    series: Any = None  # the SeriesSet read from --data (times, covariates); None: the run's stored tails
+    new: list[str] = field(default_factory=list)  # ids training never saw
+    notes: list[str] = field(default_factory=list)
+
+
+def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
+    """The histories to forecast from: the run's stored tails, or `data` less its last `cut` points."""
+    record = run.record
+    lookback = record.model.lookback
+    if data is None:
+        return Histories(ids=record.ids, values=[s.tail for s in record.series],
+                         center=np.array([s.center for s in record.series]),
+                         scale=np.array([s.scale for s in record.series]))
+    series = read_like_run(run, data)
+    values = cut_histories(run, series, [len(v) - cut for v in series.values])  # nothing after the cut
+    short = [(i, len(h)) for i, h in zip(series.ids, values) if len(h) < lookback]
+    if short:
+        raise InputError(
+            f"{data}: series {short[0][0]!r} has {short[0][1]} points before the forecast start, "
+            f"fewer than the run's lookback {lookback}; give more history"
+        )
+    center, scale, new = scalers(run, series.ids, values)
+    return Histories(series.ids, values, center, scale, series, new, list(series.notes))

@@ -1,0 +1,3 @@
+"""The version of lstmcast (written into every run.json)."""
+
+__version__ = "0.1.0"
