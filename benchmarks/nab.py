@@ -1,0 +1,168 @@
+"""NAB (Numenta Anomaly Benchmark) harness: score a detector's per-row anomaly scores.
+
+Scores with the NAB definition in ``nab_scoring.py`` and prints a markdown table
+of the three cost profiles beside NAB's published scoreboard::
+
+    python benchmarks/nab.py score --detector numenta
+    python benchmarks/nab.py score --detector numenta windowedGaussian random null
+    python benchmarks/nab.py score --scores my_scores.csv.gz --name mine
+    python benchmarks/nab.py score --detector numenta --optimiser twiddle
+
+``--detector`` reads NAB's published per-row scores
+(``results/DETECTOR_scores.csv.gz``); ``--scores`` reads any CSV (optionally
+gzipped) with columns ``file,timestamp,anomaly_score``, ``file`` being
+``CATEGORY/NAME.csv`` and the rows of each file in the data file's order.
+
+Columns: ``published`` (``final_results.json``), ``this scorer`` (threshold
+optimised here, ``--optimiser sweep`` by default, or NAB's older ``twiddle``),
+and ``at NAB threshold``: the same scorer at the threshold NAB's
+``config/thresholds.json`` records for that detector, which is how NAB's
+scoring step produced the board.
+
+The NAB folder is ``--nab-dir``, else ``$NAB_DATA_DIR``, else
+``../shared/data/nab`` next to the repository.
+
+Detectors come from :func:`run_detector`; a detector that computes its scores
+(lstmcast's ``detect``) is added there and given a subcommand beside ``score``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from nab_scoring import (
+    Corpus,
+    load_corpus,
+    load_scores_csv,
+    normalised_scores,
+    published_board,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_NAB_DIR = REPO_ROOT.parent / "shared" / "data" / "nab"
+#: Detectors whose published per-row scores are in ``results/``.
+PUBLISHED_DETECTORS = ("numenta", "windowedGaussian", "random", "null")
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def run_detector(name: str, corpus: Corpus, nab_dir: Path) -> dict[str, np.ndarray]:
+    """Anomaly scores ``{file: scores per row}`` of detector ``name`` on the whole corpus.
+
+    The published detectors are read from ``results/NAME_scores.csv.gz``. This
+    is the hook for a detector that runs here: it must return one score in
+    ``[0, 1]`` per row of every file of ``corpus`` (NaN allowed in the
+    probationary period), each row's score using only that row and the ones
+    before it.
+    """
+    if name in PUBLISHED_DETECTORS:
+        return load_scores_csv(nab_dir / "results" / f"{name}_scores.csv.gz", corpus)
+    raise ValueError(f"unknown detector {name!r} (known: {', '.join(PUBLISHED_DETECTORS)})")
+
+
+def score_detector(name: str, scores_by_file: Mapping[str, np.ndarray], corpus: Corpus,
+                   board: Mapping[str, Mapping[str, Mapping[str, float]]], optimiser: str) -> list[dict]:
+    """One row per profile: published, optimised here, and at NAB's threshold."""
+    ours = normalised_scores(scores_by_file, corpus, method=optimiser)
+    published = board.get(name, {})
+    nab_thresholds = {p: v["threshold"] for p, v in published.items() if not math.isnan(v["threshold"])}
+    at_nab = (normalised_scores(scores_by_file, corpus, method=optimiser, thresholds=nab_thresholds)
+              if set(PROFILES) <= set(nab_thresholds) else {})
+    rows = []
+    for profile in PROFILES:
+        pub = published.get(profile, {})
+        rows.append({
+            "detector": name, "profile": profile,
+            "published": pub.get("score", math.nan),
+            "score": ours[profile]["score"], "threshold": ours[profile]["threshold"], "raw": ours[profile]["raw"],
+            "at_nab_threshold": at_nab[profile]["score"] if at_nab else math.nan,
+            "nab_threshold": pub.get("threshold", math.nan),
+        })
+    return rows
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """The rows of :func:`score_detector` as a markdown table."""
+    def num(x: float, fmt: str) -> str:
+        return "—" if math.isnan(x) else format(round(x, 9) + 0.0, fmt)  # no "-0.000"
+
+    lines = ["| detector | profile | published | this scorer | Δ | threshold | at NAB threshold | NAB threshold |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['detector']} | {r['profile']} | {num(r['published'], '.3f')} | {r['score']:.3f} "
+            f"| {num(r['score'] - r['published'], '+.3f')} | {r['threshold']:.8g} "
+            f"| {num(r['at_nab_threshold'], '.3f')} | {num(r['nab_threshold'], '.8g')} |")
+    return "\n".join(lines)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    nab_dir = Path(args.nab_dir)
+    if not (nab_dir / "labels" / "combined_windows.json").is_file():
+        print(f"error: no NAB corpus at {nab_dir} (use --nab-dir or $NAB_DATA_DIR)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    corpus = load_corpus(nab_dir)
+    board = published_board(nab_dir)
+    t_corpus = time.perf_counter() - t0
+
+    if args.scores is not None:
+        name = args.name or Path(args.scores).name.split(".")[0].removesuffix("_scores")
+        sources = [(name, lambda: load_scores_csv(args.scores, corpus))]
+    else:
+        sources = [(d, lambda d=d: run_detector(d, corpus, nab_dir)) for d in args.detector]
+
+    rows, t_load, t_score = [], 0.0, 0.0
+    for name, get in sources:
+        t1 = time.perf_counter()
+        scores_by_file = get()
+        t2 = time.perf_counter()
+        rows += score_detector(name, scores_by_file, corpus, board, args.optimiser)
+        t_load += t2 - t1
+        t_score += time.perf_counter() - t2
+
+    print(markdown_table(rows))
+    print()
+    print(f"optimiser: {args.optimiser}; {len(corpus.files)} files, {corpus.n_windows} windows; "
+          f"time: corpus {t_corpus:.1f} s, scores read {t_load:.1f} s, scoring {t_score:.1f} s, "
+          f"total {time.perf_counter() - t0:.1f} s")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    score = sub.add_parser("score", help="score published or given per-row anomaly scores")
+    src = score.add_mutually_exclusive_group(required=True)
+    src.add_argument("--detector", nargs="+", choices=PUBLISHED_DETECTORS, metavar="NAME",
+                     help=f"NAB's published scores of these detectors ({', '.join(PUBLISHED_DETECTORS)})")
+    src.add_argument("--scores", type=Path, metavar="FILE.csv[.gz]",
+                     help="CSV with columns file,timestamp,anomaly_score")
+    score.add_argument("--name", help="name of the --scores detector (compared with the board if it is there)")
+    score.add_argument("--optimiser", choices=("sweep", "twiddle"), default="sweep",
+                       help="threshold search: every distinct score (NAB since 2019, default) or "
+                            "NAB's older hill climb from 0.5")
+    score.add_argument("--nab-dir", default=os.environ.get("NAB_DATA_DIR", str(DEFAULT_NAB_DIR)),
+                       help="NAB folder (default: $NAB_DATA_DIR or %(default)s)")
+    score.add_argument("--json-out", metavar="FILE", help="also write the rows as JSON")
+    score.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
