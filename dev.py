@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # create .venv, install, train/predict/evaluate on sample_data
     python3 dev.py test   # create .venv, install, run the test suite
+    python3 dev.py test --fast   # the fast tier only (pytest -m fast), under a minute
 
 Setup runs once: it is redone only when pyproject.toml or constraints.txt change.
 """
@@ -47,6 +48,8 @@ def demo() -> None:
 
 
 def test(args: list[str]) -> None:
+    if "--fast" in args:
+        args = ["-m", "fast", *(a for a in args if a != "--fast")]
     run(BIN / "python", "-m", "pytest", *args)
 
 

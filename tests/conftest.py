@@ -214,3 +214,10 @@ class Cli:
 @pytest.fixture
 def cli(lstmcast_exe: str, subprocess_env: dict[str, str]) -> Cli:
     return Cli(lstmcast_exe, subprocess_env)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier (`-m fast`, `python3 dev.py test --fast`) is every test not marked slow."""
+    for item in items:
+        if item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.fast)

@@ -7,6 +7,8 @@ sine uses 5 epochs instead of 50: it is learned within them); each test takes we
 
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 import pandas as pd
 from conftest import write_frame
@@ -24,6 +26,7 @@ def train_and_evaluate(full: pd.DataFrame, tmp_path, **train_kw) -> dict:
     return api.evaluate(report.run_dir, full_csv, test_size=HOLD_OUT)
 
 
+@pytest.mark.slow
 def test_beats_naive_on_airline_passengers(shared_data, tmp_path):
     full = pd.read_csv(shared_data("airline-passengers.csv"))
     result = train_and_evaluate(full, tmp_path)
@@ -32,6 +35,7 @@ def test_beats_naive_on_airline_passengers(shared_data, tmp_path):
     assert model < naive, f"model MAE {model:.2f} is not below naive MAE {naive:.2f}"
 
 
+@pytest.mark.slow
 def test_beats_naive_on_noisy_seasonal_sine(tmp_path):
     rng = np.random.default_rng(3)
     n = 144

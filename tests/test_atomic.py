@@ -60,6 +60,7 @@ def visible(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("can_exchange", [True, False])
+@pytest.mark.slow
 def test_run_directory_is_old_or_new_whenever_the_writer_dies(run_copy, tmp_path, monkeypatch, can_exchange):
     if not can_exchange:  # a filesystem without renameat2: the two-rename fallback
         monkeypatch.setattr(rundir, "exchange", lambda a, b: False)

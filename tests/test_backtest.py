@@ -158,6 +158,7 @@ def test_backtest_options_need_backtest(trained_run):
     assert "--folds, --refit only apply with --backtest" in result.stderr
 
 
+@pytest.mark.slow
 def test_real_process_backtest_with_plots(cli, trained_run, tmp_path):
     plot = ["--plot", tmp_path / "plots"] if HAS_MATPLOTLIB else []
     done = cli("evaluate", "--run", trained_run.run_dir, "--data", trained_run.data, "--backtest", "--folds", "2",

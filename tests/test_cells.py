@@ -104,6 +104,7 @@ def family_csv(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("cell", "bidirectional", "attention"), VARIANTS, ids=IDS)
+@pytest.mark.slow
 def test_every_variant_trains_saves_loads_predicts(family_csv, tmp_path, cell, bidirectional, attention):
     report = api.train(family_csv, horizon=4, lookback=10, hidden=4, layers=2, cell=cell,
                        bidirectional=bidirectional, attention=attention,
@@ -151,6 +152,7 @@ def test_resume_keeps_the_variant_and_matches_the_uninterrupted_run(family_csv, 
                                   api.predict(whole.run_dir).forecast["forecast"])
 
 
+@pytest.mark.slow
 def test_cli_process_config_file_and_torch_free_predict(cli, family_csv, tmp_path):
     config = tmp_path / "lstmcast.toml"
     config.write_text('[train]\ncell = "peephole"\nattention = true\nforking = 4\n', encoding="utf-8")

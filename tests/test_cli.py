@@ -341,6 +341,7 @@ def test_usage_errors_exit_2_with_one_line(lstmcast_exe, subprocess_env, args, e
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_installed_end_to_end_hourly_load(lstmcast_exe, subprocess_env, tmp_path):
     data = SAMPLE_DATA / "hourly_load.csv"
     run = tmp_path / "run"
@@ -368,6 +369,7 @@ def test_installed_end_to_end_hourly_load(lstmcast_exe, subprocess_env, tmp_path
     assert set(metrics["baselines"]) == {"naive", "seasonal_naive"}
 
 
+@pytest.mark.slow
 def test_installed_end_to_end_airline_quiet(lstmcast_exe, subprocess_env, shared_data, tmp_path):
     data = shared_data("airline-passengers.csv")
     run = tmp_path / "air"

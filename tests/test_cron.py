@@ -61,6 +61,7 @@ def visible(path: Path) -> list[str]:
 # --- Ctrl-C, SIGTERM and --resume ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_a_resumable_run_that_finishes_bit_identical(cli, daily, tmp_path):
     from conftest import TINY
 
@@ -136,7 +137,7 @@ def test_resume_refuses_changed_data_and_api_resume_works(tmp_path):
 # Runs the real CLI in a process whose model returns NaN from its n-th training batch on.
 NAN_DRIVER = """
 import sys
-from lstmcast import model
+from lstmcast.model import network as model
 forward, calls, n = model.LSTMForecaster.forward_origins, [0], int(sys.argv.pop(1))
 def poisoned(self, x, *cov):  # cov: calendar features (daily data)
     y = forward(self, x, *cov)
@@ -151,6 +152,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(cli, daily, tmp_path):
     run = tmp_path / "run"
     result = subprocess.run([sys.executable, "-c", NAN_DRIVER, "26", "train", str(daily), "--run-dir", str(run),
@@ -187,6 +189,7 @@ def test_nan_loss_in_the_first_epoch_writes_nothing_and_keeps_the_old_run(run_co
 # --- locks: one writer per run directory or output ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_writer_waits_or_exits_4(cli, daily, trained_run, tmp_path):
     run = tmp_path / "run"
     output = tmp_path / "out" / "fc.csv"
@@ -209,6 +212,7 @@ def test_second_writer_waits_or_exits_4(cli, daily, trained_run, tmp_path):
     assert visible(output.parent) == ["fc.csv"] and not locking.lock_path(output).exists()
 
 
+@pytest.mark.slow
 def test_same_target_exits_4_other_targets_run_in_parallel_and_ctrl_c_stops_cleanly(cli, daily, tmp_path):
     import os
 
@@ -236,6 +240,7 @@ def test_same_target_exits_4_other_targets_run_in_parallel_and_ctrl_c_stops_clea
 # --- SIGKILL at random moments: the previous complete file or the new complete one ---------------------
 
 
+@pytest.mark.slow
 def test_sigkill_during_train_leaves_old_or_new_complete_run(cli, daily, tmp_path):
     from conftest import TINY
 
@@ -260,6 +265,7 @@ def test_sigkill_during_train_leaves_old_or_new_complete_run(cli, daily, tmp_pat
     assert sorted(p.name for p in run.parent.iterdir()) == ["r"], "temporary files of killed runs are cleaned up"
 
 
+@pytest.mark.slow
 def test_sigkill_during_predict_leaves_old_or_new_complete_file(cli, trained_run, tmp_path):
     output = tmp_path / "forecasts" / "today.csv"
     started = time.monotonic()

@@ -31,6 +31,7 @@ def _torchrun() -> list[str]:
     pytest.skip("torchrun is not installed")
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_train_like_one_process_with_their_global_batch(hourly_csv, tmp_path, subprocess_env):
     run_dir = tmp_path / "ddp"
     cmd = [*_torchrun(), "--standalone", "--nproc-per-node", "2", "-m", "lstmcast", "train", str(hourly_csv),

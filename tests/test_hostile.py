@@ -98,6 +98,7 @@ def check_series(path: Path) -> None:
 
 @SETTINGS
 @given(data=hostile_csv())
+@pytest.mark.slow
 def test_loading_hostile_csv_gives_finite_series_or_one_input_error(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("h") / "in.csv"
     path.write_bytes(data)
@@ -106,6 +107,7 @@ def test_loading_hostile_csv_gives_finite_series_or_one_input_error(tmp_path_fac
 
 @settings(SETTINGS, max_examples=40)
 @given(data=hostile_csv())
+@pytest.mark.slow
 def test_training_on_hostile_csv_forecasts_finite_numbers_or_exits_2(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("h")
     path = root / "in.csv"
@@ -141,6 +143,7 @@ def test_daylight_saving_jumps_are_regular_steps(tmp_path, kind):
     assert any("daylight saving" in note for note in series.notes)
 
 
+@pytest.mark.slow
 def test_ten_thousand_columns_load_as_ten_thousand_series(tmp_path):
     n, cols = 30, 10_000
     rng = np.random.default_rng(0)
@@ -177,6 +180,7 @@ FIXED = {
 }
 
 
+@pytest.mark.slow
 def test_hostile_files_through_real_processes(cli, trained_run, tmp_path):
     running = {}
     for name, data in FIXED.items():  # all at once: they are independent
@@ -194,7 +198,7 @@ def test_hostile_files_through_real_processes(cli, trained_run, tmp_path):
 
 MEMORY_DRIVER = """
 import sys
-from lstmcast import csvfile
+from lstmcast.data import csvfile
 csvfile.available_memory = lambda: 10_000
 from lstmcast.cli import main
 main()

@@ -354,6 +354,7 @@ def test_resume_keeps_the_quantiles(tmp_path):
 # --- the command line, as real processes -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_train_predict_evaluate_with_quantiles(cli, tmp_path):
     data = write_frame(tmp_path / "hourly.csv", wide_frame(n=120, freq="h", time_col="timestamp",
                                                            fmt="%Y-%m-%d %H:%M:%S"))

@@ -222,6 +222,7 @@ def test_scores_are_checked():
 
 @pytest.mark.skipif(not (NAB_DIR / "labels" / "combined_windows.json").is_file(),
                     reason=f"the NAB corpus is not at {NAB_DIR} (set $NAB_DATA_DIR to point elsewhere)")
+@pytest.mark.slow
 def test_reproduces_the_published_standard_board():
     start = time.perf_counter()
     corpus = nab.load_corpus(NAB_DIR)

@@ -45,6 +45,7 @@ def toml_text(config: dict) -> str:
     return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
 
 
+@pytest.mark.slow
 def test_readme_cron_recipe_works_as_written(lstmcast_exe, subprocess_env, trained_run, tmp_path):
     if shutil.which("sh") is None:
         pytest.skip("no /bin/sh")

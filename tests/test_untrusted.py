@@ -4,6 +4,8 @@ one line naming the file, and the code never runs."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import pickle
 import shutil
@@ -33,6 +35,7 @@ def edit_json(path: Path, **changes) -> None:
     path.write_text(json.dumps(data))
 
 
+@pytest.mark.slow
 def test_hostile_run_directories_exit_3_naming_the_file(cli, trained_run, tmp_path):
     marker = tmp_path / "pwned"
     cases = {

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from lstmcast.config import Device, Precision
 from lstmcast.errors import InputError
 
 
-def pick_device(choice: Device) -> torch.device:
-    """cuda when asked (or when auto finds one), else cpu; under torchrun, the rank's own."""
-    from lstmcast.train.distributed import current
-
-    if (dist := current()) is not None:
+def pick_device(choice: Device, dist: Any = None) -> torch.device:
+    """cuda when asked (or when auto finds one), else cpu; under torchrun (`dist`, a
+    `train.distributed.Dist`), the rank's own."""
+    if dist is not None:
         return dist.device
     if choice is Device.cuda and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")

@@ -209,7 +209,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     from lstmcast.train import distributed, signals
     from lstmcast.train.device import pick_device
 
-    device = pick_device(train_config.device)  # a bad --device fails before any work
+    device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
     own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
     plan = _plan(path, series, horizon, lookback, arch["quantiles"], arch["bidirectional"], train_config)
     notes = plan.notes
