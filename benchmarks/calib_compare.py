@@ -18,7 +18,7 @@ from 50, as lstmcast does):
     abs      split conformal on absolute residuals around the median q0.5: constant width
     half     CQR on the band halfway between the head's interval and its middle
     blend    the mean of the add and the abs (around the middle) intervals: what `train`
-             writes (computed by lstmcast.intervals itself)
+             writes (computed by lstmcast.model.intervals itself)
 """
 
 from __future__ import annotations

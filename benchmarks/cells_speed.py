@@ -1,7 +1,7 @@
 """Seconds per training step of each encoder, and of the peephole loop compiled three ways.
 
 One step is what `lstmcast train` does per batch: the forking-sequence forward pass
-(`forward_origins`), the masked loss, backward, gradient clipping and Adam. The model is
+(`LSTMForecaster.forward_origins` of `lstmcast.model.network`), the masked loss, backward, gradient clipping and Adam. The model is
 the default one (2 layers x 64, lookback 168, horizon 48, 48 origins, batch 256) on
 random data; the variants run interleaved, round after round, and the median per
 variant is reported, so that load from other processes on shared cores hits all alike.
@@ -10,6 +10,11 @@ seconds are the work itself, and stay meaningful on a machine shared with other 
 
     python benchmarks/cells_speed.py [--rounds 5] [--steps 3] [--precision auto|bf16|fp32]
         [--variants lstm,gru,peephole-eager,peephole-script,peephole-compile-step,...]
+
+Variants: `lstm`, `gru`, `peephole-eager` (the plain Python loop of `lstmcast.model.cells`,
+what training uses), `peephole-script` (TorchScript), `peephole-compile-step` and
+`peephole-compile-loop` (`torch.compile` of one step or of the loop), `bi` (LSTM,
+bidirectional, one origin per sequence) and `attn` (LSTM + attention).
 """
 
 from __future__ import annotations

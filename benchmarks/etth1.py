@@ -8,8 +8,8 @@ back before the test start as far as the lookback needs).
 lstmcast trains through its command line on the train + validation rows, holding the
 validation rows out with `--val-size 2880` (so its scaler, fitted on the training part
 only, is exactly the z-score of the benchmark) and no tuning flags. The test windows
-are then forecast with the public Python API (`lstmcast.checkpoint.load_run` and
-`lstmcast.forecast.forecast_series`): 2,785 to 2,161 forecast origins are one batched
+are then forecast in-process with lstmcast's modules (`lstmcast.run.rundir.load_run` and
+`lstmcast.forecast.recursive.forecast_series`): 2,785 to 2,161 forecast origins are one batched
 call instead of thousands of `predict` processes.
 
     python benchmarks/etth1.py --horizons 96,192,336,720 [--json-out FILE] [--extra "FLAGS"]
