@@ -43,7 +43,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
           cell: Cell = ModelConfig.cell, bidirectional: bool = False, attention: bool = False, quantiles: str | Sequence[float] = (),
           train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress: ProgressFn | None = None, on_note: NoteFn | None = None,
-          wait: float = 0.0) -> TrainReport:
+          wait: float = 0.0, threads: int | None = None) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
 
     Args:
@@ -57,6 +57,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         progress: called with an `EpochInfo` after every epoch.
         on_note: called with each note (what was detected or repaired) before training starts.
         wait: seconds to wait while another lstmcast writes the same run directory (`BusyError` after).
+        threads: torch threads; default `train.device.choose_threads` (the free CPUs).
 
     Ctrl-C (KeyboardInterrupt) stops training and still writes the run, with the best
     weights so far and the state `resume` continues from; a NaN or infinite loss writes
@@ -75,11 +76,11 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         arch = dict(hidden=hidden, layers=layers, dropout=dropout, window_norm=window_norm, skip=skip, cell=cell,
                     bidirectional=bidirectional, attention=attention, quantiles=levels)
         return train_run(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
-                         on_note, None)
+                         on_note, None, threads=threads)
 
 
 def resume(run_dir: str | Path, *, progress: ProgressFn | None = None, on_note: NoteFn | None = None,
-           wait: float = 0.0) -> TrainReport:
+           wait: float = 0.0, threads: int | None = None) -> TrainReport:
     """Continue a run that Ctrl-C or SIGTERM stopped, with the options it was started with.
 
     The result is the one the run would have reached uninterrupted (same seed, CPU).
@@ -96,7 +97,7 @@ def resume(run_dir: str | Path, *, progress: ProgressFn | None = None, on_note: 
         source, data_config, model_config, train_config, state = state_io.load(run_dir)
         arch = {k: getattr(model_config, k) for k in ARCH_FIELDS}
         return train_run(source, data_config, model_config.horizon, model_config.lookback, arch, train_config,
-                         run_dir, True, progress, on_note, state)
+                         run_dir, True, progress, on_note, state, threads=threads)
 
 
 def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | None = None) -> PredictReport:

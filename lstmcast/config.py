@@ -153,13 +153,16 @@ ARCH_FIELDS = ("hidden", "layers", "dropout", "window_norm", "skip", "cell", "bi
 class TrainConfig:
     """How the network is trained.
 
-    An epoch is one pass over the training windows in random order, at least 20 and at
-    most 50 batches (drawn with replacement below 20, a random subset above 50).
+    `batch_size` and `epoch_steps` None are sized to the data when training starts
+    (`train.defaults.size_budget`) and stored resolved in run.json. A run written before
+    `epoch_steps` existed has none: its epochs were at least 20 and at most 50 batches, and
+    resuming or refitting it keeps that rule.
     """
 
-    epochs: int = 20
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, or TIME_LIMIT_EPOCHS with a time limit
     max_steps: int | None = None
-    batch_size: int = 256
+    batch_size: int | None = None  # None: sized to the data
+    epoch_steps: int | None = None  # optimiser steps per epoch; None: sized to the data
     lr: float = 1e-3
     schedule: Schedule = Schedule.constant
     patience: int = 5
@@ -171,10 +174,15 @@ class TrainConfig:
     seed: int = 0
     device: Device = Device.auto
     precision: Precision = Precision.auto
+    time_limit: float | None = None  # seconds for the whole training; the best model so far at the limit
+
+
+DEFAULT_EPOCHS = 20
+TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopping or the limit
 
 
 # Left out of run.json when empty, so that a run without them is written exactly as before they existed.
-OMIT_WHEN_EMPTY = frozenset({"quantiles"})
+OMIT_WHEN_EMPTY = frozenset({"quantiles", "time_limit"})
 
 
 def to_json_dict(config: Any) -> dict[str, Any]:

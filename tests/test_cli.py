@@ -71,8 +71,9 @@ def test_train_help_shows_key_defaults():
     text = flat(invoke("train", "--help").stdout)
     from lstmcast.config import TrainConfig
 
-    for expected in ("[default: 64;", "[default: 2;", f"[default: {TrainConfig.epochs};", "[default: 256;",
-                     "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
+    # Epochs, batch size and steps per epoch are sized to the data: the help says how.
+    for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20;", "a power of two from 16 to 256",
+                     "an epoch covers every training window 4 times over", "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
                      "[default: standard]", "[default: mae]", "[default: auto]", "[default: 0]",
                      "[default: revin]", "--skip"):
         assert expected in text, expected

@@ -113,9 +113,12 @@ def train(
     bidirectional: Annotated[bool, typer.Option("--bidirectional/--no-bidirectional", help="The encoder reads each window both ways. Trains one origin per sequence (forking 1).")] = False,
     attention: Annotated[bool, typer.Option("--attention/--no-attention", help="The head attends over all encoder states of the window, not only the last.")] = False,
     quantiles: Annotated[Optional[str], typer.Option(help="Quantile levels in (0, 1), comma-separated, e.g. 0.1,0.5,0.9: the model also learns them (pinball loss), calibrated on the validation windows; predict adds columns q0.1, q0.5, q0.9.")] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs. An epoch is a pass over the training windows in random order, at least 20 and at most 200 batches.")] = TrainConfig.epochs,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs (default 20; with --time-limit, until early stopping or the limit). Training stops earlier when the validation loss has not improved for --patience epochs.")] = None,
+    epoch_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps per epoch. Default: sized to the data: each step trains --batch-size sequences of --forking origins, and an epoch covers every training window 4 times over, at least 10 and at most 50 steps.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = TrainConfig.batch_size,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sequences per batch. Default: sized to the data, one per 32 training windows, a power of two from 16 to 256.")] = None,
+    time_limit: Annotated[Optional[float], typer.Option(min=1.0, help="Seconds the whole training may take, reading the data included: it stops at 95% of them with the best model so far (stop reason time_limit) and writes the run. Without --epochs it trains until early stopping or the limit.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads. Default: $OMP_NUM_THREADS, else the CPUs this process may use (affinity, cgroup quota) less the load of other processes, at least 1.")] = None,
     forking: Annotated[int, typer.Option(min=1, help="Forecast origins trained per sequence: one LSTM pass over lookback + K - 1 steps trains K consecutive origins (forking sequences). 1 trains one window per sequence.")] = TrainConfig.forking,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
     schedule: Annotated[Schedule, typer.Option(help="Learning rate over the planned steps (epochs x batches, or --max-steps): constant, or cosine decay to a tenth of --lr.")] = TrainConfig.schedule,
@@ -149,8 +152,9 @@ def train(
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill, target=_columns(target) or None,
                           past_covariates=_columns(past_covariates), future_covariates=_columns(future_covariates),
                           static=_columns(static), calendar=calendar)
-    train_cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, schedule=schedule, patience=patience,
-                            val_size=val_size, scaler=scaler, loss=loss, forking=forking, seed=seed, device=device, precision=precision)
+    train_cfg = TrainConfig(epochs=epochs, epoch_steps=epoch_steps, max_steps=max_steps, batch_size=batch_size, lr=lr,
+                            schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, loss=loss,
+                            forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit)
     progress = None
     if not quiet:
         from lstmcast.cli.progress import PlainProgress, RichProgress
@@ -162,11 +166,12 @@ def train(
 
         try:
             if resume is not None:
-                return api.resume(resume, progress=progress, on_note=out.note, wait=wait)
+                return api.resume(resume, progress=progress, on_note=out.note, wait=wait, threads=threads)
             return api.train(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
                              dropout=dropout, window_norm=window_norm, skip=skip, cell=cell, bidirectional=bidirectional,
                              attention=attention, quantiles=quantiles, train_config=train_cfg,
-                             run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait)
+                             run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait,
+                             threads=threads)
         finally:
             if progress is not None:
                 progress.close()

@@ -78,7 +78,8 @@ def _refit(run: Any, series: Any, histories: list[np.ndarray], data: Path) -> tu
     with tempfile.TemporaryDirectory(prefix="lstmcast-refit-") as tmp:
         arch = {k: getattr(cfg, k) for k in ARCH_FIELDS}
         report = train_run(data, record.data.read_config(), cfg.horizon, cfg.lookback, arch, record.train,
-                           Path(tmp) / "run", False, series=cut)
+                           Path(tmp) / "run", False, series=cut,
+                           keep_budget=record.train.epoch_steps is None)  # a run from before sized budgets
         if report.metrics["stopped"] == "interrupted" or signals.received() is not None:
             raise KeyboardInterrupt  # Ctrl-C/SIGTERM during training, or held back while it wrote
         fold_run = load_run(report.run_dir)

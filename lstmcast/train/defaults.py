@@ -1,4 +1,4 @@
-"""The default lookback: how many past steps the network reads per forecast."""
+"""Defaults sized to the data: the lookback, the batch size and the steps per epoch."""
 
 from __future__ import annotations
 
@@ -44,3 +44,25 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
     chosen = min(want, room)
     notes.append(f"lookback {chosen}" + (f" (capped by the shortest series; {want} wanted)" if chosen < want else ""))
     return chosen
+
+
+# The training budget. One step trains `batch` sequences of `forking` origins each, so it
+# covers batch x forking training windows. An epoch is PASSES such coverages of every
+# training window, at least MIN_EPOCH_STEPS and at most MAX_EPOCH_STEPS steps; training
+# runs up to `epochs` epochs and stops early when the validation loss has not improved
+# for `patience` of them. The batch grows with the data: one sequence per
+# BATCH_DIVISOR training windows, a power of two from MIN_BATCH to MAX_BATCH.
+MIN_BATCH, MAX_BATCH, BATCH_DIVISOR = 16, 256, 32
+MIN_EPOCH_STEPS, MAX_EPOCH_STEPS, PASSES = 10, 50, 4
+
+
+def size_budget(n_train: int, forking: int, batch_size: int | None, epoch_steps: int | None) -> tuple[int, int]:
+    """(batch size, optimiser steps per epoch) for `n_train` training windows; given values are kept."""
+    if batch_size is None:
+        batch_size = MIN_BATCH
+        while batch_size * 2 <= min(MAX_BATCH, n_train / BATCH_DIVISOR):
+            batch_size *= 2
+    if epoch_steps is None:
+        coverage = batch_size * max(forking, 1)
+        epoch_steps = int(min(MAX_EPOCH_STEPS, max(MIN_EPOCH_STEPS, -(-PASSES * n_train // coverage))))
+    return batch_size, epoch_steps

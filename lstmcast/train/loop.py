@@ -44,7 +44,7 @@ class TrainResult:
     steps: int = 0
     train_windows: int = 0
     train_seconds: float = 0.0
-    stopped: str = "completed"  # completed | early_stopping | max_steps | interrupted | diverged
+    stopped: str = "completed"  # completed | early_stopping | max_steps | time_limit | interrupted | diverged
     precision: str = "fp32"
     error: str = ""  # why training diverged
     state: train_state.TrainState | None = None  # at the last completed epoch; kept when interrupted
@@ -76,11 +76,19 @@ class _Diverged(Exception):
     """A NaN or infinite loss: training stops with the best weights so far."""
 
 
+def epoch_draws(cfg: TrainConfig, n_train: int, size: int) -> int:
+    """Sequences one epoch draws: `epoch_steps` global batches, or the rule of runs written before it
+    (a pass over the training windows, at least MIN and at most MAX_BATCHES_PER_EPOCH batches)."""
+    if cfg.epoch_steps is not None:
+        return cfg.epoch_steps * size
+    if n_train >= size * MIN_BATCHES_PER_EPOCH:
+        return min(n_train, size * MAX_BATCHES_PER_EPOCH)
+    return size * MIN_BATCHES_PER_EPOCH
+
+
 def planned_steps(cfg: TrainConfig, n_train: int, size: int) -> int:
     """Optimiser steps training will take if it does not stop early."""
-    per_epoch = min(-(-n_train // size), MAX_BATCHES_PER_EPOCH) if n_train >= size * MIN_BATCHES_PER_EPOCH \
-        else MIN_BATCHES_PER_EPOCH
-    total = cfg.epochs * per_epoch
+    total = cfg.epochs * -(-epoch_draws(cfg, n_train, size) // size)
     return min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
 
@@ -170,14 +178,15 @@ class _Batches:
     dist: Dist | None
 
 
-def _epoch_order(n_train: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """The training origins of one epoch: a pass in random order; small data draws with replacement."""
-    if n_train >= size * MIN_BATCHES_PER_EPOCH:
+def _epoch_order(n_train: int, draws: int, generator: torch.Generator) -> torch.Tensor:
+    """The training origins of one epoch in random order: a random subset of them when there are
+    at least `draws`, else `draws` drawn with replacement."""
+    if n_train >= draws:
         # int32 where it counts them: the same permutation as int64, at half the memory;
         # the part used is copied out so the whole permutation is not held through the epoch.
         dtype = torch.int32 if n_train < 2**31 else torch.int64
-        return torch.randperm(n_train, generator=generator, dtype=dtype)[: size * MAX_BATCHES_PER_EPOCH].clone()
-    return torch.randint(n_train, (size * MIN_BATCHES_PER_EPOCH,), generator=generator)
+        return torch.randperm(n_train, generator=generator, dtype=dtype)[:draws].clone()
+    return torch.randint(n_train, (draws,), generator=generator)
 
 
 def _share_loss(err: torch.Tensor, mask: torch.Tensor, horizon: int, dist: Dist | None
@@ -199,9 +208,13 @@ def _share_loss(err: torch.Tensor, mask: torch.Tensor, horizon: int, dist: Dist 
 
 def _train_epoch(net: Any, model: nn.Module, optimizer: torch.optim.Optimizer, b: _Batches, order: torch.Tensor,
                  cfg: TrainConfig, lookback: int, horizon: int, total_steps: int, bf16: bool, epoch: int,
-                 result: TrainResult, device: torch.device) -> float:
-    """One epoch of optimiser steps over `order`; the mean training loss (stops early at max_steps)."""
-    epoch_loss, epoch_count = 0.0, 0
+                 result: TrainResult, device: torch.device, deadline: float | None = None) -> tuple[float, bool]:
+    """One epoch of optimiser steps over `order`: (mean training loss, whether the deadline passed).
+
+    It ends early at max_steps, or when `time.monotonic()` passes `deadline` (under torchrun,
+    when it passes on any rank: every rank stops after the same step).
+    """
+    epoch_loss, epoch_count, late = 0.0, 0, False
     for lo in range(0, len(order), b.size):
         batch = order[lo:lo + b.size]
         start = b.train_idx((b.dist.share(batch) if b.dist else batch).to(device))
@@ -229,7 +242,13 @@ def _train_epoch(net: Any, model: nn.Module, optimizer: torch.optim.Optimizer, b
         result.train_windows += used
         if cfg.max_steps is not None and result.steps >= cfg.max_steps:
             break
-    return epoch_loss / max(epoch_count, 1)
+        if deadline is not None:
+            late = time.monotonic() >= deadline
+            if b.dist is not None:
+                late = b.dist.sum([float(late)])[0] > 0
+            if late:
+                break
+    return epoch_loss / max(epoch_count, 1), late
 
 
 def _resume(saved: train_state.TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -246,7 +265,7 @@ def _resume(saved: train_state.TrainState, model: nn.Module, optimizer: torch.op
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrigins, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
         progress: ProgressFn | None = None, resume_from: train_state.TrainState | None = None,
-        cov: np.ndarray | None = None) -> TrainResult:
+        cov: np.ndarray | None = None, deadline: float | None = None) -> TrainResult:
     """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
 
     Args:
@@ -256,6 +275,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
         resume_from: a state saved by an interrupted run; training goes on after its epoch.
         cov: covariate channels at the same flat positions, float32 [T, C] (data.covariates),
             or a `windows.SharedRows` standing for them.
+        deadline: a `time.monotonic()` time; training stops at the first step past it (after
+            scoring that epoch's validation loss), stop reason "time_limit".
 
     Under torchrun (`train.distributed.session`) every rank trains its share of each global
     batch of `batch_size` x world size sequences; see `lstmcast.train.distributed`.
@@ -276,6 +297,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     bf16 = use_bf16(cfg.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     total_steps = planned_steps(cfg, n_train, size)
+    draws = epoch_draws(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs, first, finished, before = 0, 1, None, 0.0
@@ -289,9 +311,9 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     try:
         for epoch in range(first, cfg.epochs + 1 if finished is None else first):
             model.train()
-            order = _epoch_order(n_train, size, generator)
-            train_loss = _train_epoch(net, model, optimizer, b, order, cfg, lookback, horizon, total_steps, bf16,
-                                      epoch, result, device)
+            order = _epoch_order(n_train, draws, generator)
+            train_loss, late = _train_epoch(net, model, optimizer, b, order, cfg, lookback, horizon, total_steps,
+                                            bf16, epoch, result, device, deadline)
             val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, dist=dist, cov=covs)
             if not math.isfinite(val_loss):
                 raise _Diverged(f"training diverged at epoch {epoch} (validation loss is {val_loss})")
@@ -303,6 +325,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
                 bad_epochs += 1
             if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                 finished = "max_steps"
+            elif late:
+                finished = "time_limit"
             elif bad_epochs >= cfg.patience:
                 finished = "early_stopping"
             result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, epoch,

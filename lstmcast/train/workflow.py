@@ -194,20 +194,41 @@ def _extra_files(path: Path, series: Any, data_config: DataConfig, record: Any, 
     return extra
 
 
+def _budget(cfg: TrainConfig, n_train: int, keep: bool) -> TrainConfig:
+    """The training config with the epochs, batch size and steps per epoch sized to the data
+    (`train.defaults.size_budget`); with `keep` (a resumed run, a refit of a run written
+    before the budget was sized) it stays as stored."""
+    from lstmcast.config import DEFAULT_EPOCHS, TIME_LIMIT_EPOCHS
+    from lstmcast.train.defaults import size_budget
+
+    if keep:
+        return cfg
+    batch, steps = size_budget(n_train, cfg.forking, cfg.batch_size, cfg.epoch_steps)
+    epochs = cfg.epochs or (TIME_LIMIT_EPOCHS if cfg.time_limit else DEFAULT_EPOCHS)
+    return replace(cfg, batch_size=batch, epoch_steps=steps, epochs=epochs)
+
+
 def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None,
               arch: dict[str, Any], train_config: TrainConfig, run_dir: Path, overwrite: bool,
               progress: ProgressFn | None = None, on_note: NoteFn | None = None, start: Any = None,
-              series: Any = None) -> TrainReport:
+              series: Any = None, threads: int | None = None, keep_budget: bool = False) -> TrainReport:
     """Train on `path` (or on `series` already read, for backtest refits) and write `run_dir`.
 
-    `arch` holds the `config.ARCH_FIELDS`; `start` a `train.state.TrainState` to resume from.
+    `arch` holds the `config.ARCH_FIELDS`; `start` a `train.state.TrainState` to resume from
+    (its budget is kept, as is one with `keep_budget`);
+    `threads` the torch threads (default: `train.device.choose_threads`). With a time limit
+    in `train_config`, the clock starts here: training stops at 95% of it, which leaves the
+    rest for scoring and writing the run.
     """
+    import time
+
+    began = time.monotonic()
     from lstmcast.data import widecsv
     from lstmcast.data.series import load_series
     from lstmcast.model import intervals
     from lstmcast.run import rundir
     from lstmcast.train import distributed, signals
-    from lstmcast.train.device import pick_device
+    from lstmcast.train.device import choose_threads, pick_device
 
     device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
     own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
@@ -215,6 +236,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     notes = plan.notes
     p, described = _prepare(path, series, data_config, plan, own)
     notes += [described] if described else []
+    plan.train_config = _budget(plan.train_config, len(p.train_origin), keep_budget or start is not None)
     if start is not None:
         notes.append(f"resuming after epoch {start.epoch} of {plan.train_config.epochs}")
     for note in notes if on_note is not None else ():
@@ -227,11 +249,17 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     model_config = ModelConfig(lookback=plan.lookback, horizon=plan.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
                                known_size=p.spec.known if p.spec else 0, **arch)
+    import torch
+
+    n_threads = choose_threads(threads)
+    torch.set_num_threads(n_threads)
     seed_everything(plan.train_config.seed)
     model = LSTMForecaster(model_config)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
+    limit = plan.train_config.time_limit
+    deadline = None if limit is None else began + 0.95 * limit
     result = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, plan.train_config, device,
-                 progress, start, p.cov)
+                 progress, start, p.cov, deadline)
     if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
         return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
     if result.stopped == "diverged" and result.best_epoch == 0:
@@ -243,6 +271,10 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         net = NumpyForecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
         metrics = _metrics(result, _validation_metrics(net, p, plan.lookback, plan.horizon), device)
+        metrics["threads"] = n_threads
+        metrics["budget"] = {"batch_size": plan.train_config.batch_size, "epoch_steps": plan.train_config.epoch_steps,
+                             "epochs": plan.train_config.epochs, "time_limit": limit,
+                             "seconds": round(time.monotonic() - began, 3)}
         record = _record(path, series, data_config, model_config, plan, p)
         if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
             stored, metrics["intervals"] = intervals.calibrate(net, p.flat, p.val_origin, p.cov, series=len(p.center))
