@@ -1,4 +1,9 @@
-"""The time column of a CSV: which column it is, and how its values are read."""
+"""The time column of a CSV: which column it is, and how its values are read.
+
+A numeric column named like time (`TIME_NAMES`) whose values are whole numbers is an
+integer time axis: integers always, floats (1871.0, 1872.0, ... as `to_csv` writes a
+year) when they are also evenly spaced and increasing.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +48,23 @@ def require(path: Path, df: pd.DataFrame, col: str, flag: str) -> None:
 # --- which column ---------------------------------------------------------------------------
 
 
+def whole_and_evenly_spaced(values: np.ndarray) -> bool:
+    """Whole numbers, strictly increasing by one constant step (1871.0, 1872.0, ...)."""
+    v = np.asarray(values, dtype="float64")
+    if len(v) < 2 or not np.isfinite(v).all() or (np.abs(v) >= 2.0 ** 53).any() or (v != np.round(v)).any():
+        return False
+    steps = np.diff(v)
+    return bool(steps[0] > 0 and (steps == steps[0]).all())
+
+
 def looks_like_time(series: pd.Series, name: str) -> bool:
     if pd.api.types.is_datetime64_any_dtype(series):
         return True
     if is_numeric(series):
-        return name.lower() in TIME_NAMES and pd.api.types.is_integer_dtype(series)
+        if name.lower() not in TIME_NAMES:
+            return False
+        return pd.api.types.is_integer_dtype(series) or whole_and_evenly_spaced(series.to_numpy(dtype="float64",
+                                                                                               na_value=np.nan))
     sample = series.dropna().astype(str).head(50)
     if sample.empty or sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
         return False
@@ -110,6 +127,14 @@ def parse_time_column(path: Path, df: pd.DataFrame, col: str | None, cfg: DataCo
         raise InputError(f"{path}: column {col!r} line {line(row)} has no timestamp; fill it or drop the row")
     if pd.api.types.is_integer_dtype(raw):
         return TimeColumn(col, "integer", raw.astype("int64"))
+    if is_numeric(raw):
+        values = raw.to_numpy(dtype="float64")
+        fraction = (values != np.round(values)) | (np.abs(values) >= 2.0 ** 53)
+        if fraction.any():
+            row = raw.index[np.flatnonzero(fraction)[0]]
+            raise InputError(f"{path}: column {col!r} line {line(row)}: cannot parse {str(raw[row])!r} as a "
+                             "date/time; fix the value or pass the right --time-col")
+        return TimeColumn(col, "integer", pd.Series(values.astype("int64"), index=raw.index))  # 1871.0 -> 1871
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
     else:
