@@ -55,6 +55,7 @@ class SeriesSet:
     gaps: list[np.ndarray] = field(default_factory=list)  # per series: positions the fill method filled
     frame: pd.DataFrame | None = None  # the file as read and parsed times: covariates come from them
     times: pd.Series | None = None
+    time_format: str | None = None  # the format a text time column was read with ("ISO8601", "%d/%m/%Y", ...)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -110,19 +111,26 @@ def _grid_positions(times: np.ndarray, freq: str | None, grids: dict) -> tuple[o
 
 
 def _regularize(path: Path, name: str, times: np.ndarray, kind: str, freq: str | None, step: int,
-                values: np.ndarray, grids: dict | None = None) -> tuple[object, np.ndarray]:
-    """Put one sorted series on its regular grid, NaN where a step is missing."""
+                values: np.ndarray, grids: dict | None = None, time: TimeColumn | None = None,
+                rows: np.ndarray | None = None) -> tuple[object, np.ndarray]:
+    """Put one sorted series on its regular grid, NaN where a step is missing.
+
+    `time` and `rows` (the row of each of `times`) let a message quote the line as read.
+    """
     if kind == "datetime":
         start, pos, size = _grid_positions(times, freq, {} if grids is None else grids)
         if pos is None:
             return start, values
         if (pos < 0).any():
             index = pd.DatetimeIndex(times)
-            off = index[pos < 0][0]
-            raise InputError(
-                f"{path}: series {name!r} has timestamp {off} off the {freq} grid; "
-                "pass the right --freq or fix the timestamps"
-            )
+            k = int(np.flatnonzero(pos < 0)[0])
+            where, fix = "", "pass the right --freq or fix the timestamps"
+            if time is not None and rows is not None:
+                where = f" ({time.where(int(rows[k]))})"
+                if time.format_may_be_wrong:  # read as %d/%m/%Y, say: the format may be what is wrong
+                    where = f" ({time.where(int(rows[k]))}, read as {time.fmt})"
+                    fix = "pass the right --freq or --date-format, or fix the timestamps"
+            raise InputError(f"{path}: series {name!r} has timestamp {index[k]}{where} off the {freq} grid; {fix}")
         out = np.full(size, np.nan, dtype=values.dtype)
         out[pos] = values
         return start, out
@@ -255,8 +263,9 @@ def series_frequency(path: Path, cfg: DataConfig, time: TimeColumn, per_series: 
         longest = max(per_series, key=lambda s: len(s[1]))
         freq = infer_freq(pd.DatetimeIndex(longest[1]))
         if freq is None:
+            hint = f" ({time.assumed})" if time.assumed else ""
             raise InputError(
-                f"{path}: cannot infer the frequency of column {time.name!r}; pass --freq (e.g. h, D, W, MS)"
+                f"{path}: cannot infer the frequency of column {time.name!r}; pass --freq (e.g. h, D, W, MS){hint}"
             )
         notes.append(f"frequency {freq} (inferred)")
         return freq, 1
@@ -276,7 +285,7 @@ def put_on_grids(path: Path, cfg: DataConfig, time: TimeColumn, per_series: list
         if kind == "row":
             start, regular = 0, vals
         else:
-            start, regular = _regularize(path, name, t, kind, freq, step, vals, grids)
+            start, regular = _regularize(path, name, t, kind, freq, step, vals, grids, time, rows)
         # A series that starts late or ends early (wide layout) spans only its own values.
         present = np.flatnonzero(~np.isnan(regular))
         if present.size and (present[0] > 0 or present[-1] < len(regular) - 1):
@@ -298,7 +307,7 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
 
     Args:
         path: CSV file, wide or long layout.
-        cfg: column names, frequency and fill method; None fields are detected.
+        cfg: column names, date format, frequency and fill method; None fields are detected.
     """
     path = Path(path)
     df = read_csv(path)
@@ -317,5 +326,5 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         ids=ids, values=values, starts=starts, time_kind=time.kind, freq=freq, step=step,
         layout=cols.layout, id_col=cols.id_col if cols.layout == "long" else "series",
         time_col=cols.time_col if cols.time_col is not None else "step", target_cols=cols.targets, notes=notes,
-        gaps=gaps, frame=covariate_source[0], times=covariate_source[1],
+        gaps=gaps, frame=covariate_source[0], times=covariate_source[1], time_format=time.fmt,
     )
