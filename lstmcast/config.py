@@ -90,6 +90,8 @@ class DataConfig:
     static: tuple[str, ...] = ()  # constant per series (numeric or categorical)
     calendar: bool = False  # sin/cos calendar features of the timestamps (datetime time axis only); opt-in:
     # on by default they were worse in 5 of 7 measured cases (benchmarks/RESULTS.md, "Calendar features on and off")
+    date_format: str | None = None  # strftime format of a text time column (e.g. %d/%m/%Y); None: inferred from its values
+    dayfirst: bool = False  # an inferred format reads day before month (01/02/1959 is 1 February)
 
     @property
     def covariates(self) -> tuple[str, ...]:

@@ -94,6 +94,8 @@ def train(
     data: Annotated[Optional[Path], typer.Argument(metavar="DATA", help="CSV file: wide (time column + one column per series) or long (id, time, value). Not with --resume.")] = None,
     id_col: Annotated[Optional[str], typer.Option(help="Series id column (long layout). Detected when unambiguous.")] = None,
     time_col: Annotated[Optional[str], typer.Option(help="Time column. Detected by name or content; without one, row order is time.")] = None,
+    date_format: Annotated[Optional[str], typer.Option(help="Format of the time column's text in strftime codes, e.g. %d/%m/%Y or '%d.%m.%Y %H:%M'. Default: inferred from all its values, one format for the whole column.")] = None,
+    dayfirst: Annotated[bool, typer.Option("--dayfirst", help="An inferred date format reads the day before the month (01/02/1959 is 1 February). Default: a day above 12 decides; where every date reads both ways, month first unless only day first gives regular steps (a note says which).")] = False,
     target: Annotated[Optional[str], typer.Option(help="Value column(s), comma-separated. Default: every numeric column (wide) or the one value column (long).")] = None,
     freq: Annotated[Optional[str], typer.Option(help="Frequency (pandas alias, old or new: h/H, D, W, MS, ME/M, QS, YS, 15min). Default: inferred.")] = None,
     fill: Annotated[Fill, typer.Option(help="How to fill missing values and gaps; 'error' refuses them.")] = Fill.interpolate,
@@ -151,7 +153,7 @@ def train(
         out.fail("missing argument DATA: the CSV file to train on (or --resume RUN_DIR)", EXIT_INPUT)
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill, target=_columns(target) or None,
                           past_covariates=_columns(past_covariates), future_covariates=_columns(future_covariates),
-                          static=_columns(static), calendar=calendar)
+                          static=_columns(static), calendar=calendar, date_format=date_format, dayfirst=dayfirst)
     train_cfg = TrainConfig(epochs=epochs, epoch_steps=epoch_steps, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, loss=loss,
                             forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit)

@@ -4,6 +4,11 @@ Two layouts:
 - wide: an optional time column and one numeric column per series;
 - long: an id column, a time column and one value column.
 
+`load_series` goes in four steps: choose the layout and columns (`choose_columns`),
+read the time column (`lstmcast.data.timecol`), group the rows into series in time
+order (`group_rows`, `order_series`), and put each series on its regular grid
+(`series_frequency`, `put_on_grids`).
+
 Every problem found becomes an `InputError` naming the file, the column and the row
 (as a CSV line number, header = line 1) or series, and what to do about it.
 """
@@ -17,15 +22,15 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.config import DataConfig, Fill
-from lstmcast.data.columns import is_numeric as _is_numeric
 from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
 from lstmcast.data.csvfile import read_csv
-from lstmcast.errors import InputError
 from lstmcast.data.frequency import infer_freq, normalize_freq
-
-_TIME_NAMES = {"date", "time", "timestamp", "datetime", "ds", "month", "week", "day",
-               "hour", "period", "year", "quarter", "date_time", "dt"}
+from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column
+from lstmcast.data.timecol import (
+    require as _require,  # lstmcast.data.covariates imports it from here
+)
+from lstmcast.errors import InputError
 
 
 @dataclass
@@ -50,6 +55,7 @@ class SeriesSet:
     gaps: list[np.ndarray] = field(default_factory=list)  # per series: positions the fill method filled
     frame: pd.DataFrame | None = None  # the file as read and parsed times: covariates come from them
     times: pd.Series | None = None
+    time_format: str | None = None  # the format a text time column was read with ("ISO8601", "%d/%m/%Y", ...)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,94 +71,6 @@ def times_from(kind: str, origin: object, freq: str | None, step: int, start: in
         rng = pd.date_range(pd.Timestamp(origin), periods=start + count, freq=freq)[start:]
         return list(rng)
     return [int(origin) + (start + k) * step for k in range(count)]
-
-
-def _require(path: Path, df: pd.DataFrame, col: str, flag: str) -> None:
-    if col not in df.columns:
-        raise InputError(f"{path}: column {col!r} ({flag}) not found; columns are {list(df.columns)}")
-
-
-def _looks_like_time(series: pd.Series, name: str) -> bool:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return True
-    if _is_numeric(series):
-        return name.lower() in _TIME_NAMES and pd.api.types.is_integer_dtype(series)
-    sample = series.dropna().astype(str).head(50)
-    if sample.empty or sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
-        return False
-    parsed = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True)  # utc: offsets may differ
-    # A column named like time may hold a bad value; parsing it later names the line.
-    needed = 0.8 if name.lower() in _TIME_NAMES else 1.0
-    return bool(parsed.notna().mean() >= needed)
-
-
-def _detect_time_col(path: Path, df: pd.DataFrame, cfg: DataConfig) -> str | None:
-    if cfg.time_col is not None:
-        _require(path, df, cfg.time_col, "--time-col")
-        return cfg.time_col
-    named = [c for c in df.columns if c.lower() in _TIME_NAMES and c != cfg.id_col]
-    candidates = named + [c for c in df.columns if c not in named and c != cfg.id_col]
-    for col in candidates:
-        if cfg.target and col in cfg.target:
-            continue
-        if _looks_like_time(df[col], col):
-            return col
-    return None
-
-
-_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
-
-
-def _unique_steps(times: pd.Series) -> int:
-    return int(pd.Series(np.diff(times.dropna().sort_values().to_numpy())).nunique())
-
-
-def _parse_zoned(text: pd.Series) -> tuple[pd.Series, str]:
-    """Parse timestamps; with UTC offsets that change (daylight saving), pick the regular clock.
-
-    Hourly data is regular in UTC (local time skips and repeats an hour); daily data at
-    local midnight is regular in local time (UTC moves by an hour). The clock with fewer
-    distinct steps wins, UTC on a tie.
-    """
-    try:
-        return pd.to_datetime(text, errors="coerce", format="mixed"), ""
-    except ValueError:  # offsets differ from row to row
-        pass
-    try:
-        utc = pd.to_datetime(text, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
-        wall = pd.to_datetime(text.str.replace(_OFFSET, "", regex=True), errors="coerce", format="mixed")
-    except (ValueError, OverflowError, TypeError):  # unparseable: the caller names the line
-        return pd.Series(pd.NaT, index=text.index), ""
-    if wall.notna().all() and _unique_steps(wall) < _unique_steps(utc):
-        return wall, "UTC offsets change (daylight saving): used local time, which is regular"
-    return utc, "UTC offsets change (daylight saving): converted to UTC"
-
-
-def _parse_times(path: Path, df: pd.DataFrame, col: str, notes: list[str]) -> tuple[str, pd.Series]:
-    """('datetime'|'integer', parsed column)."""
-    raw = df[col]
-    if raw.isna().any():
-        row = raw.index[raw.isna()][0]
-        raise InputError(f"{path}: column {col!r} line {_line(row)} has no timestamp; fill it or drop the row")
-    if pd.api.types.is_integer_dtype(raw):
-        return "integer", raw.astype("int64")
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw
-    else:
-        text = raw.astype(str).str.strip()
-        parsed, note = _parse_zoned(text)
-        if note:
-            notes.append(f"column {col!r}: {note}")
-        if parsed.isna().any():
-            row = parsed.index[parsed.isna()][0]
-            raise InputError(
-                f"{path}: column {col!r} line {_line(row)}: cannot parse {text[row]!r} as a date/time; "
-                "fix the value or pass the right --time-col"
-            )
-    if getattr(parsed.dt, "tz", None) is not None:
-        # Regular steps are defined in UTC: a daylight-saving jump is not a gap.
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return "datetime", parsed
 
 
 def _fill(path: Path, name: str, values: np.ndarray, method: Fill) -> tuple[np.ndarray, int]:
@@ -193,19 +111,26 @@ def _grid_positions(times: np.ndarray, freq: str | None, grids: dict) -> tuple[o
 
 
 def _regularize(path: Path, name: str, times: np.ndarray, kind: str, freq: str | None, step: int,
-                values: np.ndarray, grids: dict | None = None) -> tuple[object, np.ndarray]:
-    """Put one sorted series on its regular grid, NaN where a step is missing."""
+                values: np.ndarray, grids: dict | None = None, time: TimeColumn | None = None,
+                rows: np.ndarray | None = None) -> tuple[object, np.ndarray]:
+    """Put one sorted series on its regular grid, NaN where a step is missing.
+
+    `time` and `rows` (the row of each of `times`) let a message quote the line as read.
+    """
     if kind == "datetime":
         start, pos, size = _grid_positions(times, freq, {} if grids is None else grids)
         if pos is None:
             return start, values
         if (pos < 0).any():
             index = pd.DatetimeIndex(times)
-            off = index[pos < 0][0]
-            raise InputError(
-                f"{path}: series {name!r} has timestamp {off} off the {freq} grid; "
-                "pass the right --freq or fix the timestamps"
-            )
+            k = int(np.flatnonzero(pos < 0)[0])
+            where, fix = "", "pass the right --freq or fix the timestamps"
+            if time is not None and rows is not None:
+                where = f" ({time.where(int(rows[k]))})"
+                if time.format_may_be_wrong:  # read as %d/%m/%Y, say: the format may be what is wrong
+                    where = f" ({time.where(int(rows[k]))}, read as {time.fmt})"
+                    fix = "pass the right --freq or --date-format, or fix the timestamps"
+            raise InputError(f"{path}: series {name!r} has timestamp {index[k]}{where} off the {freq} grid; {fix}")
         out = np.full(size, np.nan, dtype=values.dtype)
         out[pos] = values
         return start, out
@@ -218,21 +143,23 @@ def _regularize(path: Path, name: str, times: np.ndarray, kind: str, freq: str |
     return int(ints[0]), out
 
 
-def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
-    """Read and validate `path` into a `SeriesSet`.
+@dataclass
+class Columns:
+    """What `choose_columns` picked: the layout and the id, time and value columns."""
 
-    Args:
-        path: CSV file, wide or long layout.
-        cfg: column names, frequency and fill method; None fields are detected.
-    """
-    path = Path(path)
-    df = read_csv(path)
-    notes: list[str] = []
+    layout: str  # "wide" | "long"
+    id_col: str | None
+    time_col: str | None
+    targets: list[str]
+
+
+def choose_columns(path: Path, df: pd.DataFrame, cfg: DataConfig, notes: list[str]) -> Columns:
+    """The layout (wide or long) and the id, time and value columns: given, or detected."""
     if cfg.id_col is not None:
         _require(path, df, cfg.id_col, "--id-col")
     for col in cfg.target or ():
         _require(path, df, col, "--target")
-    time_col = _detect_time_col(path, df, cfg)
+    time_col = detect_time_col(path, df, cfg)
 
     id_col = cfg.id_col
     others = [c for c in df.columns if c not in (time_col, id_col) and c not in cfg.covariates]
@@ -246,7 +173,6 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
             notes.append(f"long layout: id column {id_col!r}, time column {time_col!r}, value column {numeric_cols[0]!r}")
 
     if id_col is not None:
-        layout = "long"
         if time_col is None:
             raise InputError(f"{path}: long layout needs a time column; pass --time-col (columns: {list(df.columns)})")
         targets = list(cfg.target) if cfg.target else [c for c in others if c in numeric]
@@ -254,103 +180,112 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
             raise InputError(
                 f"{path}: long layout needs exactly one value column, found {targets or 'none'}; pass --target"
             )
+        return Columns("long", id_col, time_col, targets)
+
+    if cfg.target:
+        targets = list(cfg.target)
     else:
-        layout = "wide"
-        if cfg.target:
-            targets = list(cfg.target)
-        else:
-            targets = others
-            text = [c for c in targets if c not in numeric and pd.to_numeric(df[c], errors="coerce").isna().all()]
-            if text and len(text) == len(targets):
-                raise InputError(
-                    f"{path}: no numeric column to forecast (columns: {list(df.columns)}); "
-                    "pass --target, and --id-col for long layout"
-                )
-            if text:
-                raise InputError(
-                    f"{path}: column {text[0]!r} is not numeric; choose the value columns with --target "
-                    "or name the id column with --id-col for long layout"
-                )
-        if not targets:
-            raise InputError(f"{path}: no numeric column to forecast (columns: {list(df.columns)}); add one")
-        if time_col is None:
-            notes.append(f"no time column: row order is the time index; series {targets}")
-        else:
-            notes.append(f"wide layout: time column {time_col!r}, series {targets}")
-
-    matrix = numeric_matrix(path, df, targets)  # [series (wide) or 1 (long), rows] float64
-
-    # Parse time and put every series in order.
+        targets = others
+        text = [c for c in targets if c not in numeric and pd.to_numeric(df[c], errors="coerce").isna().all()]
+        if text and len(text) == len(targets):
+            raise InputError(
+                f"{path}: no numeric column to forecast (columns: {list(df.columns)}); "
+                "pass --target, and --id-col for long layout"
+            )
+        if text:
+            raise InputError(
+                f"{path}: column {text[0]!r} is not numeric; choose the value columns with --target "
+                "or name the id column with --id-col for long layout"
+            )
+    if not targets:
+        raise InputError(f"{path}: no numeric column to forecast (columns: {list(df.columns)}); add one")
     if time_col is None:
-        kind, times = "row", pd.Series(np.arange(len(df), dtype="int64"), index=df.index)
+        notes.append(f"no time column: row order is the time index; series {targets}")
     else:
-        kind, times = _parse_times(path, df, time_col, notes)
+        notes.append(f"wide layout: time column {time_col!r}, series {targets}")
+    return Columns("wide", None, time_col, targets)
 
-    groups: list[tuple[str, np.ndarray]]  # (name, row positions)
-    if layout == "long":
-        ids = df[id_col].astype(str).str.strip()
-        if df[id_col].isna().any():
-            row = df.index[df[id_col].isna()][0]
-            raise InputError(f"{path}: column {id_col!r} line {_line(row)} has no series id; fill it or drop the row")
-        codes, uniques = pd.factorize(ids, sort=False)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-        groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
-    else:
+
+def group_rows(path: Path, df: pd.DataFrame, cols: Columns) -> list[tuple[str, np.ndarray]]:
+    """(series name, its row positions): long layout, one per id in order of first appearance;
+    wide layout, one per value column, all rows."""
+    if cols.layout == "wide":
         every_row = np.arange(len(df))
-        groups = [(c, every_row) for c in targets]
+        return [(c, every_row) for c in cols.targets]
+    id_col = cols.id_col
+    ids = df[id_col].astype(str).str.strip()
+    if df[id_col].isna().any():
+        row = df.index[df[id_col].isna()][0]
+        raise InputError(f"{path}: column {id_col!r} line {_line(row)} has no series id; fill it or drop the row")
+    codes, uniques = pd.factorize(ids, sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
 
-    t_all = times.to_numpy()
-    sorted_note = False
-    per_series: list[tuple[str, np.ndarray, np.ndarray]] = []
+
+def order_series(path: Path, cols: Columns, time: TimeColumn, groups: list[tuple[str, np.ndarray]],
+                 matrix: np.ndarray) -> tuple[list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], bool]:
+    """Each series' (name, sorted times, values, rows) and whether any rows had to be sorted;
+    a duplicate timestamp is an error."""
+    t_all = time.values.to_numpy()
+    wide = cols.layout == "wide"
+    sorted_any = False
+    out: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    wide_order = None
     for k, (name, rows) in enumerate(groups):
-        vals = matrix[0][rows] if layout == "long" else matrix[k]  # wide: a view, no copy
-        if layout == "wide" and per_series:  # every column has the first one's times: sorted and checked once
-            per_series.append((name, per_series[0][1], vals if wide_order is None else vals[wide_order]))
+        vals = matrix[k] if wide else matrix[0][rows]  # wide: a view, no copy
+        if wide and out:  # every column has the first one's times: sorted and checked once
+            out.append((name, out[0][1], vals if wide_order is None else vals[wide_order], out[0][3]))
             continue
-        t, wide_order = t_all[rows], None
-        if kind != "row":
+        t = t_all[rows]
+        if time.kind != "row":
             order = np.argsort(t, kind="stable")
             if (order != np.arange(len(order))).any():
-                sorted_note = True
+                sorted_any = True
                 t, vals, rows, wide_order = t[order], vals[order], rows[order], order
             dup = np.flatnonzero(t[1:] == t[:-1])
             if dup.size:
-                row = df.index[rows[dup[0] + 1]]
-                where = f"series {name!r} " if layout == "long" else ""
+                where = f"series {name!r} " if not wide else ""
                 raise InputError(
-                    f"{path}: {where}duplicate timestamp {pd.Series(t).iloc[dup[0]]} in column {time_col!r} "
-                    f"(line {_line(row)}); remove or aggregate the duplicates"
+                    f"{path}: {where}duplicate timestamp {pd.Series(t).iloc[dup[0]]} in column {cols.time_col!r} "
+                    f"({time.where(int(rows[dup[0] + 1]))}); remove or aggregate the duplicates"
                 )
-        per_series.append((name, t, vals))
-    covariate_source = (df, times) if cfg.covariates else (None, None)  # lstmcast.covariates reads them
-    del df, matrix, times  # the frame's memory goes before the series are put on their grids
-    if sorted_note:
-        notes.append("rows were not in time order: sorted them")
+        out.append((name, t, vals, rows))
+    return out, sorted_any
 
-    freq: str | None = None
-    step = 1
-    if kind == "datetime":
+
+def series_frequency(path: Path, cfg: DataConfig, time: TimeColumn, per_series: list, notes: list[str]
+                     ) -> tuple[str | None, int]:
+    """(frequency of a datetime axis or None, step of an integer axis or 1): given, or inferred."""
+    if time.kind == "datetime":
         if cfg.freq is not None:
-            freq = normalize_freq(cfg.freq)
-        else:
-            longest = max(per_series, key=lambda s: len(s[1]))
-            freq = infer_freq(pd.DatetimeIndex(longest[1]))
-            if freq is None:
-                raise InputError(
-                    f"{path}: cannot infer the frequency of column {time_col!r}; pass --freq (e.g. h, D, W, MS)"
-                )
-            notes.append(f"frequency {freq} (inferred)")
-    elif kind == "integer":
-        diffs = np.concatenate([np.diff(t) for _, t, _ in per_series if len(t) > 1] or [np.array([1])])
-        step = int(np.gcd.reduce(diffs.astype("int64"))) or 1
+            return normalize_freq(cfg.freq), 1
+        longest = max(per_series, key=lambda s: len(s[1]))
+        freq = infer_freq(pd.DatetimeIndex(longest[1]))
+        if freq is None:
+            hint = f" ({time.assumed})" if time.assumed else ""
+            raise InputError(
+                f"{path}: cannot infer the frequency of column {time.name!r}; pass --freq (e.g. h, D, W, MS){hint}"
+            )
+        notes.append(f"frequency {freq} (inferred)")
+        return freq, 1
+    if time.kind == "integer":
+        diffs = np.concatenate([np.diff(t) for _, t, _, _ in per_series if len(t) > 1] or [np.array([1])])
+        return None, int(np.gcd.reduce(diffs.astype("int64"))) or 1
+    return None, 1
 
+
+def put_on_grids(path: Path, cfg: DataConfig, time: TimeColumn, per_series: list, freq: str | None, step: int,
+                 notes: list[str]) -> tuple[list[str], list[np.ndarray], list[object], list[np.ndarray]]:
+    """(ids, values, starts, gap positions): each series on its regular grid, trimmed to its
+    own first and last values, gaps filled with --fill."""
+    kind = time.kind
     out_ids, out_vals, out_starts, out_gaps, filled, grids = [], [], [], [], 0, {}
-    for name, t, vals in per_series:
+    for name, t, vals, rows in per_series:
         if kind == "row":
             start, regular = 0, vals
         else:
-            start, regular = _regularize(path, name, t, kind, freq, step, vals, grids)
+            start, regular = _regularize(path, name, t, kind, freq, step, vals, grids, time, rows)
         # A series that starts late or ends early (wide layout) spans only its own values.
         present = np.flatnonzero(~np.isnan(regular))
         if present.size and (present[0] > 0 or present[-1] < len(regular) - 1):
@@ -364,10 +299,32 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         out_starts.append(start)
     if filled:
         notes.append(f"filled {filled} missing values or gaps ({cfg.fill.value})")
+    return out_ids, out_vals, out_starts, out_gaps
 
+
+def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
+    """Read and validate `path` into a `SeriesSet`.
+
+    Args:
+        path: CSV file, wide or long layout.
+        cfg: column names, date format, frequency and fill method; None fields are detected.
+    """
+    path = Path(path)
+    df = read_csv(path)
+    notes: list[str] = []
+    cols = choose_columns(path, df, cfg, notes)
+    matrix = numeric_matrix(path, df, cols.targets)  # [series (wide) or 1 (long), rows] float64
+    time = parse_time_column(path, df, cols.time_col, cfg, notes)
+    per_series, sorted_any = order_series(path, cols, time, group_rows(path, df, cols), matrix)
+    covariate_source = (df, time.values) if cfg.covariates else (None, None)  # lstmcast.covariates reads them
+    del df, matrix  # the frame's memory goes before the series are put on their grids
+    if sorted_any:
+        notes.append("rows were not in time order: sorted them")
+    freq, step = series_frequency(path, cfg, time, per_series, notes)
+    ids, values, starts, gaps = put_on_grids(path, cfg, time, per_series, freq, step, notes)
     return SeriesSet(
-        ids=out_ids, values=out_vals, starts=out_starts, time_kind=kind, freq=freq, step=step,
-        layout=layout, id_col=id_col if layout == "long" else "series",
-        time_col=time_col if time_col is not None else "step", target_cols=targets, notes=notes, gaps=out_gaps,
-        frame=covariate_source[0], times=covariate_source[1],
+        ids=ids, values=values, starts=starts, time_kind=time.kind, freq=freq, step=step,
+        layout=cols.layout, id_col=cols.id_col if cols.layout == "long" else "series",
+        time_col=cols.time_col if cols.time_col is not None else "step", target_cols=cols.targets, notes=notes,
+        gaps=gaps, frame=covariate_source[0], times=covariate_source[1], time_format=time.fmt,
     )
