@@ -88,6 +88,7 @@ class DataConfig:
     past_covariates: tuple[str, ...] = ()  # observed up to the forecast origin only
     future_covariates: tuple[str, ...] = ()  # known for the forecast period too
     static: tuple[str, ...] = ()  # constant per series (numeric or categorical)
+    nonnegative: bool = True  # clip forecasts at 0 for series whose training values are all >= 0
     calendar: bool = False  # sin/cos calendar features of the timestamps (datetime time axis only); opt-in:
     # on by default they were worse in 5 of 7 measured cases (benchmarks/RESULTS.md, "Calendar features on and off")
     date_format: str | None = None  # strftime format of a text time column (e.g. %d/%m/%Y); None: inferred from its values
@@ -161,7 +162,7 @@ class TrainConfig:
     resuming or refitting it keeps that rule.
     """
 
-    epochs: int | None = None  # None: DEFAULT_EPOCHS, or TIME_LIMIT_EPOCHS with a time limit
+    epochs: int | None = None  # None: train.defaults.default_epochs, or TIME_LIMIT_EPOCHS with a time limit
     max_steps: int | None = None
     batch_size: int | None = None  # None: sized to the data
     epoch_steps: int | None = None  # optimiser steps per epoch; None: sized to the data
@@ -179,7 +180,6 @@ class TrainConfig:
     time_limit: float | None = None  # seconds for the whole training; the best model so far at the limit
 
 
-DEFAULT_EPOCHS = 20
 TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopping or the limit
 
 

@@ -118,7 +118,7 @@ def _style_axes(ax, dated: bool, xlabel: str, values: np.ndarray) -> None:
 
 
 def series_png(title: str, history: tuple[Any, np.ndarray], forecasts: list[Any], actual: tuple[Any, np.ndarray] | None,
-               origins: list[Any], time_label: str) -> bytes:
+               origins: list[Any], time_label: str, value_label: str = "", subtitle: str = "") -> bytes:
     """One series: its history, forecast segments, actuals.
 
     Args:
@@ -153,19 +153,26 @@ def series_png(title: str, history: tuple[Any, np.ndarray], forecasts: list[Any]
             label = f"fold {k + 1}"
         else:
             label = f"{folds} folds" if k == 0 else None
-        ax.plot(x, part["forecast"], color=color, linewidth=2.0, label=label, zorder=2)
+        fx, fy = list(x), list(part["forecast"])
+        if folds == 1 and len(hy) and origins and hx[-1] == origins[0]:  # the line goes on from the last point seen
+            fx, fy = [hx[-1], *fx], [hy[-1], *fy]
+        ax.plot(fx, fy, color=color, linewidth=2.0, label=label, zorder=2)
         shown.append(part["forecast"].to_numpy(float))
     for origin in origins:
         ax.axvline(origin, color="#8a8a8a", linewidth=0.9, linestyle=":", zorder=0)
     _style_axes(ax, bool(dated), time_label, np.concatenate(shown))
     ax.set_title(str(title), loc="left", fontsize=14, fontweight="bold")
+    if subtitle:
+        ax.set_title(subtitle, loc="right", fontsize=10, color="#6b6b6b")
+    if value_label:
+        ax.set_ylabel(value_label, fontsize=11)
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper right", ncols=len(labels), fontsize=10, frameon=False)
     return _png(fig)
 
 
 def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarray], freq: str | None,
-                   step: int = 1, max_plots: int = PLOT_MAX) -> list[Path]:
+                   step: int = 1, max_plots: int = PLOT_MAX, value_label: str = "", subtitle: str = "") -> list[Path]:
     """Write `<series>.png` into `out_dir` for the first `max_plots` series of `frame`.
 
     Args:
@@ -173,6 +180,7 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
             (evaluate) and "fold" (backtest: one forecast segment per fold).
         history: raw values of each series up to its first forecast time.
         freq, step: the grid of the time column (pandas alias for dates, step for integers).
+        value_label, subtitle: the y axis's label (the value column) and a note beside the title (the run).
     """
     from lstmcast.run.atomic import write_bytes
 
@@ -193,7 +201,7 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
             known = part.drop_duplicates(time_col).sort_values(time_col)
             actual = (list(known[time_col]), known["actual"].to_numpy(float))
         origins = [_history_times(p.iloc[0, 0], 1, freq, step)[0] for p in segments]
-        png = series_png(sid, (list(hx), past), segments, actual, origins, time_col)
+        png = series_png(sid, (list(hx), past), segments, actual, origins, time_col, value_label or str(sid), subtitle)
         target = out_dir / names[sid]
         write_bytes(target, png)
         written.append(target)
@@ -206,7 +214,10 @@ def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[
     from lstmcast.run.rundir import load_meta
 
     data = load_meta(run_dir).data
-    return forecast_plots(out_dir, frame, history, data.freq, data.step, max_plots)
+    # Long files name their value column; in a wide file each series is its own column.
+    value = data.config.target[0] if data.layout == "long" and data.config.target else ""
+    return forecast_plots(out_dir, frame, history, data.freq, data.step, max_plots, value,
+                          f"run {Path(run_dir).resolve().name}")
 
 
 def loss_png(history: list[dict[str, Any]], best_epoch: int | None = None, loss: str = "") -> bytes:

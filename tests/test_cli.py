@@ -72,7 +72,7 @@ def test_train_help_shows_key_defaults():
     from lstmcast.config import TrainConfig
 
     # Epochs, batch size and steps per epoch are sized to the data: the help says how.
-    for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20;", "a power of two from 16 to 256",
+    for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20, or up to 40", "a power of two from 16 to 256",
                      "an epoch covers every training window 4 times over", "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
                      "[default: standard]", "[default: mae]", "[default: auto]", "[default: 0]",
                      "[default: revin]", "--skip"):
@@ -87,7 +87,7 @@ def test_train_writes_run_and_reports(hourly_csv, tmp_path):
     result = train_tiny(hourly_csv, run, "--horizon", "6", "--lookback", "12")
     assert sorted(p.name for p in run.iterdir()) == RUN_FILES
     assert f"run: {run}" in result.stdout
-    assert "validation: MAE" in result.stdout and "max_steps" in result.stdout
+    assert "validation: MASE" in result.stdout and "(MAE, RMSE: means over series)" in result.stdout and "max_steps" in result.stdout
     assert "epoch 1/1 train_loss=" in result.stderr  # plain progress: stderr is not a terminal here
     assert "frequency h (inferred)" in result.stderr and "lookback 12" in result.stderr
     assert "\x1b" not in result.output

@@ -102,6 +102,7 @@ def train(
     past_covariates: Annotated[Optional[str], typer.Option(help="Columns observed up to now only (comma-separated): the encoder reads them over the lookback window. Wide layout: shared by all series.")] = None,
     future_covariates: Annotated[Optional[str], typer.Option(help="Columns known for the forecast period too (planned promotions, holidays); predict --data must give the next H steps of them. Wide layout: shared by all series.")] = None,
     static: Annotated[Optional[str], typer.Option(help="Per-series attributes, numeric or categorical (one-hot), constant per series (long layout).")] = None,
+    nonnegative: Annotated[bool, typer.Option("--nonnegative/--no-nonnegative", help="Clip forecasts and interval bounds at 0 for every series whose training values are all 0 or more (counts, sales, demand). --no-nonnegative keeps what the network says.")] = True,
     calendar: Annotated[bool, typer.Option("--calendar/--no-calendar", help="Calendar features of the timestamps (hour, day of week/month, month; sin/cos; chosen by the frequency). Off by default: they made the forecasts worse on most measured data sets (benchmarks/RESULTS.md).")] = False,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps forecast at once. Default by frequency: 48 hourly, 14 daily, 13 weekly, 12 monthly, 8 quarterly, 6 yearly, 12 otherwise.")] = None,
     lookback: Annotated[Optional[int], typer.Option(min=1, help="Input steps per window. Default: three seasons (a week for hourly data) and at least two horizons, or four horizons when there is no season (that part at most 512); capped by the shortest series.")] = None,
@@ -115,7 +116,7 @@ def train(
     bidirectional: Annotated[bool, typer.Option("--bidirectional/--no-bidirectional", help="The encoder reads each window both ways. Trains one origin per sequence (forking 1).")] = False,
     attention: Annotated[bool, typer.Option("--attention/--no-attention", help="The head attends over all encoder states of the window, not only the last.")] = False,
     quantiles: Annotated[Optional[str], typer.Option(help="Quantile levels in (0, 1), comma-separated, e.g. 0.1,0.5,0.9: the model also learns them (pinball loss), calibrated on the validation windows; predict adds columns q0.1, q0.5, q0.9.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs (default 20; with --time-limit, until early stopping or the limit). Training stops earlier when the validation loss has not improved for --patience epochs.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs (default 20, or up to 40 when an epoch is under 20 steps, so that 400 steps are planned; with --time-limit, until early stopping or the limit). Training stops earlier when the validation loss has not improved for --patience epochs.")] = None,
     epoch_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps per epoch. Default: sized to the data: each step trains --batch-size sequences of --forking origins, and an epoch covers every training window 4 times over, at least 10 and at most 50 steps.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sequences per batch. Default: sized to the data, one per 32 training windows, a power of two from 16 to 256.")] = None,
@@ -153,7 +154,8 @@ def train(
         out.fail("missing argument DATA: the CSV file to train on (or --resume RUN_DIR)", EXIT_INPUT)
     data_cfg = DataConfig(id_col=id_col, time_col=time_col, freq=freq, fill=fill, target=_columns(target) or None,
                           past_covariates=_columns(past_covariates), future_covariates=_columns(future_covariates),
-                          static=_columns(static), calendar=calendar, date_format=date_format, dayfirst=dayfirst)
+                          static=_columns(static), calendar=calendar, date_format=date_format, dayfirst=dayfirst,
+                          nonnegative=nonnegative)
     train_cfg = TrainConfig(epochs=epochs, epoch_steps=epoch_steps, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, loss=loss,
                             forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit)
@@ -223,6 +225,10 @@ def predict(
         report, written, target = api.predict_to_file(run, data=data, horizon=horizon, output=output, wait=wait,
                                                       whole=plot is not None)
         pngs = [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
+        if pngs and data is None:
+            shown = len(next(iter(report.history.values())))
+            report.notes.append(f"the plots show the {shown} points of history the run stores (its lookback); "
+                                "pass --data with the series' history to plot more of it")
         return report, written, target, pngs
 
     report, written, target, pngs = out.run(work)

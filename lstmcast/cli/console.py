@@ -98,8 +98,9 @@ def fmt(value: float | None, pct: bool = False) -> str:
 
 
 def metrics_line(m: dict[str, Any]) -> str:
-    return (f"MAE {fmt(m['mae'])}  RMSE {fmt(m['rmse'])}  MAPE {fmt(m['mape'], True)}  "
-            f"sMAPE {fmt(m['smape'], True)}  MASE {fmt(m['mase'])}")
+    """Scale-free metrics first: MAE and RMSE are means over series, which may be in different units."""
+    return (f"MASE {fmt(m['mase'])}  sMAPE {fmt(m['smape'], True)}  MAPE {fmt(m['mape'], True)}  "
+            f"MAE {fmt(m['mae'])}  RMSE {fmt(m['rmse'])} (MAE, RMSE: means over series)")
 
 
 def _pct(share: float | None) -> str:
@@ -155,7 +156,7 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _cells(m: dict[str, Any]) -> list[str]:
-    return [fmt(m["mae"]), fmt(m["rmse"]), fmt(m["mape"], True), fmt(m["smape"], True), fmt(m["mase"])]
+    return [fmt(m["mase"]), fmt(m["smape"], True), fmt(m["mape"], True), fmt(m["mae"]), fmt(m["rmse"])]
 
 
 def _table(title: str, sections: list[tuple[list[str], dict[str, Any]]], first: list[str] = ()) -> None:
@@ -163,8 +164,8 @@ def _table(title: str, sections: list[tuple[list[str], dict[str, Any]]], first: 
     from rich.console import Console as RichConsole
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in [*first, "forecast", "MAE", "RMSE", "MAPE", "sMAPE", "MASE"]:
+    table = Table(title=title, caption="MAE and RMSE are means over series (each in its own units)")
+    for col in [*first, "forecast", "MASE", "sMAPE", "MAPE", "MAE", "RMSE"]:
         table.add_column(col, justify="left" if col in (*first, "forecast") else "right", no_wrap=col in first)
     for k, (labels, result) in enumerate(sections):
         for j, (name, m) in enumerate(_rows(result)):

@@ -28,7 +28,7 @@ import numpy as np
 
 from lstmcast.config import ARCH_FIELDS
 from lstmcast.errors import InputError, LstmcastError
-from lstmcast.forecast.histories import cut_histories, read_like_run, scalers
+from lstmcast.forecast.histories import cut_histories, floors, read_like_run, scalers
 
 FORECASTERS = ("lstmcast", "naive", "seasonal_naive")
 
@@ -112,7 +112,8 @@ def score_fold(run: Any, net: Any, series: Any, histories: list[np.ndarray], cut
 
     levels = run.model_config.quantiles
     cov = covariates.for_forecast(run, series, cuts, steps, data)  # None: the target alone
-    predicted, quant = forecast_series_all(net, histories, center, scale, steps, run.correction, cov)
+    floor = floors(run, series.ids, histories)  # counts are never forecast below zero
+    predicted, quant = forecast_series_all(net, histories, center, scale, steps, run.correction, cov, floor)
     rows: dict[str, list] = {name: [] for name in FORECASTERS}
     by_series, fold_intervals = {}, []
     for i, sid in enumerate(series.ids):
@@ -162,12 +163,33 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
     cuts = [len(v) for v in h.values]
     fold = score_fold(run, run.model, h.series, h.values, cuts, h.center, h.scale, steps, m, data)
     levels = run.model_config.quantiles
+    if _inside_training(run, h.series, cuts):
+        h.notes.append(f"the last {steps} points lie inside the run's training data (the last horizon was its "
+                       "validation window, on which early stopping chose the weights): these scores are in-sample; "
+                       "for an honest score use --backtest --refit, or evaluate on data after the training file")
     result = {**_summary(fold.rows), "series": fold.by_series, "test_size": steps, "season": m, "notes": h.notes,
               **({"intervals": intervals.overall(fold.intervals, levels)} if fold.quant is not None else {})}
     if keep_forecasts:
         result.update(forecast=forecast_frame(h.series, fold.predicted, cuts, steps, quant=fold.quant, levels=levels),
                       history=dict(zip(h.ids, h.values)))
     return result
+
+
+def _inside_training(run: Any, series: Any, cuts: list[int]) -> bool:
+    """Whether the first held-out point of a series training saw is at or before its last training time."""
+    import pandas as pd
+
+    kind = run.record.data.time_kind
+    for k, sid in enumerate(series.ids):
+        stored = run.record.get(sid)
+        if stored is None:
+            continue
+        first = series.times_after(k, cuts[k], 1)[0]
+        if kind == "row":
+            return cuts[k] < stored.length
+        last = pd.Timestamp(stored.last_time) if kind == "datetime" else int(stored.last_time)
+        return first <= last
+    return False
 
 
 def _check_lengths(series: Any, data: str | Path, need: int, steps: int, folds: int, step: int, refit: bool) -> None:

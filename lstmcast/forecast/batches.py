@@ -74,8 +74,9 @@ def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = N
     for lo in range(0, len(ids), batch):
         hi = min(lo + batch, len(ids))
         part = None if cov is None else cov[lo:hi]
+        floor = None if h.floor is None else h.floor[lo:hi]
         values, quant = forecast_series_all(run.model, h.values[lo:hi], h.center[lo:hi], h.scale[lo:hi], steps,
-                                            run.correction, part)  # [b, steps], [b, steps, Q] or None
+                                            run.correction, part, floor)  # [b, steps], [b, steps, Q] or None
         times: list[object] = []
         for k in range(lo, hi):
             if series is None:

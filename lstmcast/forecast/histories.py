@@ -68,6 +68,21 @@ def scalers(run: Any, ids: list[str], histories: list[np.ndarray]) -> tuple[np.n
     return center, scale, [ids[k] for k in pos]
 
 
+def floors(run: Any, ids: list[str], histories: list[np.ndarray]) -> np.ndarray | None:
+    """Per series, 0 where forecasts are clipped at zero, else -inf; None when nothing is clipped.
+
+    A series training saw is clipped when all its training values were >= 0 (run.json's
+    "nonnegative"); one it never saw when all of its history is, if the run clips at all.
+    """
+    record = run.record
+    out = np.full(len(ids), -np.inf)
+    for k, (sid, h) in enumerate(zip(ids, histories)):
+        stored = record.get(sid)
+        if stored.nonnegative if stored is not None else record.data.config.nonnegative and h.min() >= 0:
+            out[k] = 0.0
+    return out if np.isfinite(out).any() else None
+
+
 @dataclass
 class Histories:
     """What forecasting from the end of each history needs."""
@@ -79,6 +94,7 @@ class Histories:
     series: Any = None  # the SeriesSet read from --data (times, covariates); None: the run's stored tails
     new: list[str] = field(default_factory=list)  # ids training never saw
     notes: list[str] = field(default_factory=list)
+    floor: np.ndarray | None = None  # per series: 0 where forecasts are clipped at zero (`floors`)
 
 
 def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
@@ -86,9 +102,9 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
     record = run.record
     lookback = record.model.lookback
     if data is None:
-        return Histories(ids=record.ids, values=[s.tail for s in record.series],
-                         center=np.array([s.center for s in record.series]),
-                         scale=np.array([s.scale for s in record.series]))
+        values = [s.tail for s in record.series]
+        return Histories(ids=record.ids, values=values, center=np.array([s.center for s in record.series]),
+                         scale=np.array([s.scale for s in record.series]), floor=floors(run, record.ids, values))
     series = read_like_run(run, data)
     values = cut_histories(run, series, [len(v) - cut for v in series.values])  # nothing after the cut
     short = [(i, len(h)) for i, h in zip(series.ids, values) if len(h) < lookback]
@@ -98,4 +114,5 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
             f"fewer than the run's lookback {lookback}; give more history"
         )
     center, scale, new = scalers(run, series.ids, values)
-    return Histories(series.ids, values, center, scale, series, new, list(series.notes))
+    return Histories(series.ids, values, center, scale, series, new, list(series.notes),
+                     floors(run, series.ids, values))

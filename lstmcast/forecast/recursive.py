@@ -55,13 +55,14 @@ def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
 
 
 def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
-                        steps: int, correction: np.ndarray | None = None, cov: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
+                        steps: int, correction: np.ndarray | None = None, cov: np.ndarray | None = None,
+                        floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Point forecasts [S, steps] and calibrated quantiles [S, steps, Q] in original units.
 
     Quantiles beyond the trained horizon are NaN; `correction` [Q, H] is the run's
     calibration in scaled units (`intervals.stored_correction`). Quantiles are None
-    without a quantile head.
+    without a quantile head. `floor` [S] clips each series' forecasts and quantiles from
+    below (0 for counts; -inf leaves a series as it is).
     """
     from lstmcast.model import intervals
 
@@ -69,9 +70,13 @@ def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarra
     scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])
     point, quant = forecast_scaled_all(net, scaled, steps, cov)
     point = invert(point.astype(np.float64), center[:, None], scale[:, None])
+    if floor is not None:
+        point = np.maximum(point, floor[:, None])
     if quant is None:
         return point, None
     full = np.full((len(scaled), steps, quant.shape[-1]), np.nan)
     calibrated = intervals.apply(quant.astype(np.float64), correction)
     full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None])
+    if floor is not None:
+        full[:, : quant.shape[1]] = np.maximum(full[:, : quant.shape[1]], floor[:, None, None])
     return point, full

@@ -89,6 +89,10 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     for key in ("past_covariates", "future_covariates", "static"):
         out[key] = ",".join(getattr(data_config, key)) or None
     out["calendar"] = data_config.calendar
+    out["date_format"] = data_config.date_format or (series.time_format if getattr(series, "time_format", None)
+                                                     not in (None, "ISO8601") else None)
+    out["dayfirst"] = data_config.dayfirst
+    out["nonnegative"] = data_config.nonnegative
     model = to_json_dict(model_config)
     out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip", "cell",
                                     "bidirectional", "attention")})

@@ -120,7 +120,7 @@ class DataRecord:
         if not isinstance(d, Mapping):
             raise _Bad("data", "not an object")
         try:
-            config = from_json_dict(DataConfig, d)
+            config = from_json_dict(DataConfig, {"nonnegative": False, **d})  # runs before clipping: none
         except (TypeError, ValueError, AttributeError) as exc:
             raise _Bad("data", f"invalid ({exc})") from None
         for name in ("id_col", "time_col", "freq"):
@@ -173,6 +173,7 @@ class SeriesRecord:
     tail: np.ndarray  # float64 [>= lookback]
     cov_tail: list[list[float]] | None = None  # the last lookback rows of the covariate columns
     static: dict[str, Any] | None = None  # static covariate values
+    nonnegative: bool = False  # every training value was >= 0: forecasts are clipped at 0 (absent in old runs)
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "center": self.center, "scale": self.scale, "length": self.length,
@@ -181,6 +182,8 @@ class SeriesRecord:
             out["cov_tail"] = self.cov_tail
         if self.static is not None:
             out["static"] = self.static
+        if self.nonnegative:
+            out["nonnegative"] = True
         return out
 
     @classmethod
@@ -213,8 +216,12 @@ class SeriesRecord:
             raise _Bad(where + "cov_tail", "not a list")
         if static is not None and not isinstance(static, Mapping):
             raise _Bad(where + "static", "not an object")
+        nonnegative = s.get("nonnegative", False)
+        if not isinstance(nonnegative, bool):
+            raise _Bad(where + "nonnegative", "not true or false")
         return cls(id=sid, center=center, scale=scale, length=_integer(s.get("length", len(tail)), where + "length"),
-                   last_time=last, tail=tail, cov_tail=cov_tail, static=None if static is None else dict(static))
+                   last_time=last, tail=tail, cov_tail=cov_tail, static=None if static is None else dict(static),
+                   nonnegative=nonnegative)
 
 
 def _check_time(text: str, where: str) -> None:

@@ -84,7 +84,7 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, qu
 
 
 def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.ndarray,
-                    cov_meta: list[dict[str, Any]]) -> list[Any]:
+                    cov_meta: list[dict[str, Any]], clip: bool) -> list[Any]:
     from lstmcast.run.record import SeriesRecord
 
     out = []
@@ -96,6 +96,7 @@ def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.nd
             last_time=last.isoformat() if hasattr(last, "isoformat") else int(last),
             tail=np.asarray(values[-lookback:], dtype=np.float64),
             cov_tail=extra["cov_tail"][-lookback:] if "cov_tail" in extra else None, static=extra.get("static"),
+            nonnegative=bool(clip and values.min() >= 0),
         ))
     return out
 
@@ -115,7 +116,7 @@ def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: 
     train_origin = windows.TrainOrigins.of(offsets, lengths, lookback, horizon, val_size)  # no table of them
     val_origin, val_series = windows.val_origins(offsets, lengths, lookback, horizon, val_size)
     naive = [mase_scale(v[:-val_size], plan.season) for v in series.values]  # all the metrics need of the series
-    records = _series_records(series, lookback, center, scale, cov_meta)
+    records = _series_records(series, lookback, center, scale, cov_meta, data_config.nonnegative)
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
     prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, naive, spec, records)
@@ -164,7 +165,10 @@ def _record(path: Path, series: Any, data_config: DataConfig, model_config: Mode
 
     resolved = replace(data_config, freq=series.freq, id_col=series.id_col if series.layout == "long" else None,
                        time_col=None if series.time_kind == "row" else series.time_col,
-                       target=tuple(series.target_cols))
+                       target=tuple(series.target_cols),
+                       # new data is read with the format training found: dates that read both ways read the same
+                       date_format=data_config.date_format or (series.time_format if series.time_format not in
+                                                                (None, "ISO8601") else None))
     data = DataRecord(config=resolved, source=str(path), layout=series.layout, time_kind=series.time_kind,
                       step=series.step, season=plan.season, output_id_col=series.id_col,
                       output_time_col=series.time_col, target_given=data_config.target is not None)
@@ -198,13 +202,13 @@ def _budget(cfg: TrainConfig, n_train: int, keep: bool) -> TrainConfig:
     """The training config with the epochs, batch size and steps per epoch sized to the data
     (`train.defaults.size_budget`); with `keep` (a resumed run, a refit of a run written
     before the budget was sized) it stays as stored."""
-    from lstmcast.config import DEFAULT_EPOCHS, TIME_LIMIT_EPOCHS
-    from lstmcast.train.defaults import size_budget
+    from lstmcast.config import TIME_LIMIT_EPOCHS
+    from lstmcast.train.defaults import default_epochs, size_budget
 
     if keep:
         return cfg
     batch, steps = size_budget(n_train, cfg.forking, cfg.batch_size, cfg.epoch_steps)
-    epochs = cfg.epochs or (TIME_LIMIT_EPOCHS if cfg.time_limit else DEFAULT_EPOCHS)
+    epochs = cfg.epochs or (TIME_LIMIT_EPOCHS if cfg.time_limit else default_epochs(steps))
     return replace(cfg, batch_size=batch, epoch_steps=steps, epochs=epochs)
 
 

@@ -1,0 +1,107 @@
+"""The training recipe sized to the data, the time limit, the thread count, and what a new user sees first:
+forecasts of counts clipped at zero, in-sample evaluation said so, scale-free metrics first."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY, TINY_MODEL
+
+from lstmcast import api
+from lstmcast.config import TrainConfig
+from lstmcast.train import device
+from lstmcast.train.defaults import default_epochs, size_budget
+
+
+@pytest.mark.parametrize(("n_train", "batch", "steps"), [
+    (73, 16, 10),  # airline-passengers, h 12: one series of 132 months
+    (2162, 64, 10),  # the demo: 2 hourly series of 1,344 points
+    (263_000, 256, 50),  # M4 Hourly: 414 series
+])
+def test_budget_follows_the_training_signal(n_train, batch, steps):
+    assert size_budget(n_train, 48, None, None) == (batch, steps)
+
+
+def test_given_budget_is_kept_and_short_epochs_get_more_of_them():
+    assert size_budget(10_000, 48, 32, 7) == (32, 7)
+    assert size_budget(10_000, 1, 32, None) == (32, 50)  # one origin per sequence: more steps to cover the data
+    assert default_epochs(10) == 40 and default_epochs(20) == 20 and default_epochs(50) == 20
+
+
+def test_trained_budget_is_stored_resolved(hourly_csv, tmp_path):
+    cfg = replace(TINY, batch_size=None, epochs=None)
+    report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
+    stored = json.loads((report.run_dir / "run.json").read_text())["train"]
+    assert stored["batch_size"] in (16, 32, 64, 128, 256) and stored["epoch_steps"] >= 10 and stored["epochs"] >= 20
+    assert report.metrics["budget"]["batch_size"] == stored["batch_size"]
+
+
+@pytest.mark.slow
+def test_time_limit_ends_training_with_the_best_model_by_then(hourly_csv, tmp_path):
+    cfg = TrainConfig(time_limit=4.0, epoch_steps=10, batch_size=16, patience=10_000, device=TINY.device)
+    started = time.monotonic()
+    report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
+    took = time.monotonic() - started
+    assert report.metrics["stopped"] == "time_limit" and report.metrics["best_epoch"] >= 1
+    assert took < 4.0 + 3.0, took  # stops at 95% of the limit; scoring and writing the run come after
+    assert api.predict(report.run_dir).forecast["forecast"].notna().all()
+
+
+def test_threads_follow_the_request_the_environment_and_the_load(monkeypatch):
+    assert device.choose_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert device.choose_threads() == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(device, "available_cpus", lambda: 2)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (3.5, 3.0, 2.0))
+    assert device.choose_threads() == 1  # busy: one thread, not two fighting
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert device.choose_threads() == 2
+
+
+def declining_counts(path, n=120):
+    """Counts that fall to zero and stay there for a while: a trend the network may carry below zero."""
+    t = np.arange(n)
+    values = np.maximum(0, 200 - 2.2 * t + 15 * np.sin(2 * np.pi * t / 12)).round()
+    pd.DataFrame({"month": pd.date_range("2010-01-01", periods=n, freq="MS").strftime("%Y-%m-%d"),
+                  "count": values}).to_csv(path, index=False)
+    return path
+
+
+def test_counts_are_never_forecast_below_zero(tmp_path):
+    data = declining_counts(tmp_path / "counts.csv")
+    cfg = replace(TINY, max_steps=20)
+    kept = api.train(data, horizon=12, lookback=24, train_config=cfg, run_dir=tmp_path / "clip", **TINY_MODEL)
+    raw = api.train(data, api.DataConfig(nonnegative=False), horizon=12, lookback=24, train_config=cfg,
+                    run_dir=tmp_path / "raw", **TINY_MODEL)
+    assert json.loads((kept.run_dir / "run.json").read_text())["series"][0]["nonnegative"] is True
+    assert "nonnegative" not in json.loads((raw.run_dir / "run.json").read_text())["series"][0]
+    clipped = api.predict(kept.run_dir, horizon=24).forecast["forecast"].to_numpy()
+    unclipped = api.predict(raw.run_dir, horizon=24).forecast["forecast"].to_numpy()
+    assert (clipped >= 0).all()
+    np.testing.assert_array_equal(clipped, np.maximum(unclipped, 0))  # same seed: the same network, clipped
+
+
+def test_series_with_negative_values_are_not_clipped(tmp_path):
+    path = tmp_path / "temps.csv"
+    t = np.arange(100)
+    pd.DataFrame({"temp": 3 * np.sin(2 * np.pi * t / 10) - 1}).to_csv(path, index=False)  # row order is time
+    report = api.train(path, horizon=5, lookback=20, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    assert "nonnegative" not in json.loads((report.run_dir / "run.json").read_text())["series"][0]
+
+
+def test_evaluate_on_the_training_file_says_it_is_in_sample(hourly_csv, tmp_path):
+    report = api.train(hourly_csv, horizon=6, lookback=12, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    notes = api.evaluate(report.run_dir, hourly_csv)["notes"]
+    assert any("in-sample" in n and "--backtest --refit" in n for n in notes), notes
+    # Data that goes on after the training file: the held-out points are new, no such note.
+    frame = pd.read_csv(hourly_csv)
+    head = tmp_path / "head.csv"
+    frame.iloc[:-24].to_csv(head, index=False)
+    early = api.train(head, horizon=6, lookback=12, train_config=TINY, run_dir=tmp_path / "early", **TINY_MODEL)
+    assert not any("in-sample" in n for n in api.evaluate(early.run_dir, hourly_csv)["notes"])
