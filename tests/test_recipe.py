@@ -105,3 +105,20 @@ def test_evaluate_on_the_training_file_says_it_is_in_sample(hourly_csv, tmp_path
     frame.iloc[:-24].to_csv(head, index=False)
     early = api.train(head, horizon=6, lookback=12, train_config=TINY, run_dir=tmp_path / "early", **TINY_MODEL)
     assert not any("in-sample" in n for n in api.evaluate(early.run_dir, hourly_csv)["notes"])
+
+
+def test_progress_hears_of_every_step_so_the_time_left_shows_from_the_first_batch(hourly_csv, tmp_path):
+    steps, epochs = [], []
+
+    class Recorder:
+        def __call__(self, info):
+            epochs.append(info.epoch)
+
+        def on_step(self, done, planned, elapsed):
+            steps.append((done, planned, elapsed))
+
+    cfg = replace(TINY, max_steps=6, epochs=3, epoch_steps=2)
+    api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", progress=Recorder(),
+              **TINY_MODEL)
+    assert [s[0] for s in steps] == [1, 2, 3, 4, 5, 6] and {s[1] for s in steps} == {6} and epochs == [1, 2, 3]
+    assert all(b[2] >= a[2] >= 0 for a, b in zip(steps, steps[1:]))

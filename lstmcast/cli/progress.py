@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
+
 from lstmcast.train.progress import EpochInfo
-
-
 
 
 class PlainProgress:
@@ -28,25 +27,36 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A rich progress bar with epoch, losses and time left, on stderr."""
+    """A rich progress bar over the planned optimiser steps, with the epoch, losses and time left, on stderr.
+
+    The bar moves with every step, so the time left is estimated from the first batches,
+    not only after the first epoch.
+    """
 
     def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
-            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
+            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps  {task.fields[losses]}"),
             TimeRemainingColumn(), console=Console(stderr=True), transient=False,
         )
         self._task = None
         self._started = time.monotonic()
 
-    def __call__(self, info: EpochInfo) -> None:
+    def _start(self, total: int) -> None:
         if self._task is None:
             self._progress.start()
-            self._task = self._progress.add_task("train", total=info.epochs, losses="")
-        losses = f"train {info.train_loss:.4f}  val {info.val_loss:.4f}  best@{info.best_epoch}"
-        self._progress.update(self._task, completed=info.epoch, losses=losses)
+            self._task = self._progress.add_task("train", total=total, losses="")
+
+    def on_step(self, done: int, planned: int, elapsed: float) -> None:
+        self._start(planned)
+        self._progress.update(self._task, completed=done, total=max(planned, done))
+
+    def __call__(self, info: EpochInfo) -> None:
+        self._start(info.epochs)
+        losses = f"epoch {info.epoch}/{info.epochs}  train {info.train_loss:.4f}  val {info.val_loss:.4f}  best@{info.best_epoch}"
+        self._progress.update(self._task, losses=losses)
 
     def close(self) -> None:
         if self._task is not None:

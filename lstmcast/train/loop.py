@@ -176,6 +176,8 @@ class _Batches:
     size: int  # the global batch
     per_element: nn.Module
     dist: Dist | None
+    on_step: Any = None  # progress.on_step(done, planned, elapsed), where the display has one
+    started: float = 0.0  # time.monotonic() when training began (less the seconds of a resumed run)
 
 
 def _epoch_order(n_train: int, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -240,6 +242,8 @@ def _train_epoch(net: Any, model: nn.Module, optimizer: torch.optim.Optimizer, b
         epoch_count += used
         result.steps += 1
         result.train_windows += used
+        if b.on_step is not None:
+            b.on_step(result.steps, total_steps, time.monotonic() - b.started)
         if cfg.max_steps is not None and result.steps >= cfg.max_steps:
             break
         if deadline is not None:
@@ -305,6 +309,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
         best_state, bad_epochs, first, finished = _resume(resume_from, model, optimizer, generator, result)
         before = resume_from.train_seconds
     started = time.monotonic() - before
+    b.on_step, b.started = getattr(progress, "on_step", None), started
     net = dist.wrap(_Origins(model)) if dist is not None else partial(_predict, model)
     result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, first - 1,
                                        finished, before)

@@ -1,4 +1,5 @@
-"""Training progress events: the loop calls `progress(EpochInfo)` after every epoch; it never prints.
+"""Training progress events: the loop calls `progress(EpochInfo)` after every epoch (and
+`progress.on_step(...)` after every step, where it has one); it never prints.
 
 How they are shown is the edge's business (`lstmcast.cli.progress`).
 """
@@ -20,3 +21,6 @@ class EpochInfo:
 
 
 ProgressFn = Callable[[EpochInfo], None]
+# A progress callable may also have `on_step(done, planned, elapsed)`: called after every
+# optimiser step, so that a display can estimate the time left from the first batches.
+StepFn = Callable[[int, int, float], None]
