@@ -122,9 +122,10 @@ class ModelConfig:
     attention: bool = False  # the head attends over all encoder states of the window
     known_size: int = 0  # future-known input channels the head reads for the forecast steps
     quantiles: tuple[float, ...] = ()  # levels of the quantile head, increasing; () = point forecast only
+    members: int = 1  # networks of this config trained with different seeds; forecasts are their median
 
     def __post_init__(self) -> None:
-        for name in ("lookback", "horizon", "input_size", "hidden", "layers"):
+        for name in ("lookback", "horizon", "input_size", "hidden", "layers", "members"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -178,20 +179,22 @@ class TrainConfig:
     device: Device = Device.auto
     precision: Precision = Precision.auto
     time_limit: float | None = None  # seconds for the whole training; the best model so far at the limit
+    ensemble: int | None = None  # members to train (seeds seed, seed+1, ...); None: 1, or what a time limit fits
 
 
 TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopping or the limit
 
 
 # Left out of run.json when empty, so that a run without them is written exactly as before they existed.
-OMIT_WHEN_EMPTY = frozenset({"quantiles", "time_limit"})
+OMIT_WHEN_EMPTY = frozenset({"quantiles", "time_limit", "ensemble"})
+OMIT_WHEN_DEFAULT = {"members": 1}  # a single network is written as before ensembles existed
 
 
 def to_json_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (enums as their values, tuples as lists)."""
     out: dict[str, Any] = {}
     for key, value in asdict(config).items():
-        if key in OMIT_WHEN_EMPTY and not value:
+        if key in OMIT_WHEN_EMPTY and not value or OMIT_WHEN_DEFAULT.get(key, object()) == value:
             continue
         if isinstance(value, Enum):
             value = value.value

@@ -122,3 +122,58 @@ def test_progress_hears_of_every_step_so_the_time_left_shows_from_the_first_batc
               **TINY_MODEL)
     assert [s[0] for s in steps] == [1, 2, 3, 4, 5, 6] and {s[1] for s in steps} == {6} and epochs == [1, 2, 3]
     assert all(b[2] >= a[2] >= 0 for a, b in zip(steps, steps[1:]))
+
+
+def test_ensemble_forecasts_the_median_of_its_members(hourly_csv, tmp_path):
+    from safetensors.numpy import load_file
+
+    from lstmcast.model.numpy_forward import NumpyForecaster
+    from lstmcast.run.rundir import load_run
+
+    cfg = replace(TINY, ensemble=3)
+    report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
+    stored = json.loads((report.run_dir / "run.json").read_text())
+    assert stored["model"]["members"] == 3 and [m["seed"] for m in report.metrics["members"]] == [0, 1, 2]
+    weights = load_file(report.run_dir / "weights.safetensors")
+    assert {n.split(".", 1)[0] for n in weights} == {"member0", "member1", "member2"}
+    run = load_run(report.run_dir)
+    one = replace(run.model_config, members=1)
+    nets = [NumpyForecaster(one, {n.split(".", 1)[1]: v for n, v in weights.items() if n.startswith(f"member{k}.")})
+            for k in range(3)]
+    x = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(run.model(x), np.median(np.stack([net(x) for net in nets]), axis=0))
+    # Member 0 is the single network of the same seed: an ensemble of one is the plain run.
+    single = api.train(hourly_csv, horizon=6, lookback=12, train_config=TINY, run_dir=tmp_path / "one", **TINY_MODEL)
+    np.testing.assert_array_equal(load_run(single.run_dir).model(x), nets[0](x))
+    assert "members" not in json.loads((single.run_dir / "run.json").read_text())["model"]
+    assert api.evaluate(report.run_dir, hourly_csv)["overall"]["mae"] is not None
+
+
+def test_interrupted_ensemble_resumes_to_the_uninterrupted_result(hourly_csv, tmp_path):
+    cfg = replace(TINY, ensemble=3, max_steps=None, epochs=2, epoch_steps=2, batch_size=16)
+    whole = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "whole", **TINY_MODEL)
+    calls = []
+
+    def stop_in_member_two(info):
+        calls.append(info.epoch)
+        if len(calls) == 3:  # member 1 (the second), after its first epoch
+            raise KeyboardInterrupt
+
+    cut = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "cut",
+                    progress=stop_in_member_two, **TINY_MODEL)
+    assert cut.metrics["stopped"] == "interrupted" and len(cut.metrics["members"]) == 2
+    resumed = api.resume(cut.run_dir)
+    assert len(resumed.metrics["members"]) == 3 and resumed.metrics["stopped"] != "interrupted"
+    a = api.predict(whole.run_dir).forecast["forecast"].to_numpy()
+    b = api.predict(resumed.run_dir).forecast["forecast"].to_numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_time_limit_fills_the_time_with_ensemble_members(hourly_csv, tmp_path):
+    cfg = TrainConfig(time_limit=8.0, epoch_steps=5, batch_size=16, patience=1, device=TINY.device)
+    report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
+    members = report.metrics["members"]
+    assert 2 <= len(members) <= 5 and [m["seed"] for m in members] == list(range(len(members)))
+    assert json.loads((report.run_dir / "run.json").read_text())["model"]["members"] == len(members)
+    assert report.metrics["budget"]["seconds"] < 8.0

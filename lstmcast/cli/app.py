@@ -121,6 +121,7 @@ def train(
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sequences per batch. Default: sized to the data, one per 32 training windows, a power of two from 16 to 256.")] = None,
     time_limit: Annotated[Optional[float], typer.Option(min=1.0, help="Seconds the whole training may take, reading the data included: it stops at 95% of them with the best model so far (stop reason time_limit) and writes the run. Without --epochs it trains until early stopping or the limit.")] = None,
+    ensemble: Annotated[Optional[int], typer.Option(min=1, max=100, help="Train N networks with seeds --seed, --seed + 1, ... and forecast their median (one run directory, one weights file). Default: 1; with --time-limit, members are added while the time allows one more, at most 5.")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads. Default: $OMP_NUM_THREADS, else the CPUs this process may use (affinity, cgroup quota) less the load of other processes, at least 1.")] = None,
     forking: Annotated[int, typer.Option(min=1, help="Forecast origins trained per sequence: one LSTM pass over lookback + K - 1 steps trains K consecutive origins (forking sequences). 1 trains one window per sequence.")] = TrainConfig.forking,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
@@ -158,7 +159,8 @@ def train(
                           nonnegative=nonnegative)
     train_cfg = TrainConfig(epochs=epochs, epoch_steps=epoch_steps, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, loss=loss,
-                            forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit)
+                            forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit,
+                            ensemble=ensemble)
     progress = None
     if not quiet:
         from lstmcast.cli.progress import PlainProgress, RichProgress

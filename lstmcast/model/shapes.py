@@ -6,6 +6,8 @@ anything is built from it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lstmcast.config import Cell, ModelConfig
 
 # In per-series scaled units: a flat window is not blown up by dividing by its tiny spread.
@@ -17,8 +19,16 @@ def directions(config: ModelConfig) -> tuple[str, ...]:
     return ("", "_reverse") if config.bidirectional else ("",)
 
 
+def member_prefix(k: int) -> str:
+    """Tensor names of ensemble member k start with this (a single network's have no prefix)."""
+    return f"member{k}."
+
+
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The tensor names and shapes `LSTMForecaster(config).state_dict()` has."""
+    """The tensor names and shapes `LSTMForecaster(config).state_dict()` has (each member's, prefixed)."""
+    if config.members > 1:
+        one = expected_shapes(replace(config, members=1))
+        return {member_prefix(k) + name: shape for k in range(config.members) for name, shape in one.items()}
     shapes: dict[str, tuple[int, ...]] = {}
     name, gates, hidden = config.cell.value, GATES[config.cell] * config.hidden, config.hidden
     dirs = directions(config)

@@ -35,7 +35,7 @@ LAYOUTS = ("wide", "long")
 # Sizes no trained run reaches: a run.json beyond them is corrupt or hostile, and is refused
 # before anything is allocated or looped over.
 LIMITS = {"lookback": 100_000, "horizon": 100_000, "input_size": 10_000, "hidden": 16_384, "layers": 64,
-          "known_size": 10_000}
+          "known_size": 10_000, "members": 100}
 
 
 class _Bad(Exception):

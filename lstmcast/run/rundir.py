@@ -232,7 +232,7 @@ def load_run(run_dir: str | Path) -> Run:
     from safetensors.numpy import load
 
     from lstmcast.model.intervals import stored_correction
-    from lstmcast.model.numpy_forward import NumpyForecaster
+    from lstmcast.model.ensemble import forecaster
     from lstmcast.model.shapes import expected_shapes
 
     path = Path(run_dir)
@@ -263,7 +263,7 @@ def load_run(run_dir: str | Path) -> Run:
     if bad is not None:
         raise RunDirError(f"{weights}: tensor {bad} holds values that are not finite numbers; retrain the run")
     correction = stored_correction(record.intervals, record.model, path / RUN_JSON)
-    return Run(path=path, record=record, model=NumpyForecaster(record.model, state), correction=correction)
+    return Run(path=path, record=record, model=forecaster(record.model, state), correction=correction)
 
 
 def _read_weights(path: Path, expected: dict[str, tuple[int, ...]]) -> bytes:

@@ -44,6 +44,7 @@ class TrainState:
     torch_rng: torch.Tensor
     batch_rng: torch.Tensor
     numpy_rng: dict[str, Any] = field(default_factory=dict)
+    member: int = 0  # the ensemble member being trained (members before it are in the run's weights)
 
 
 def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -118,6 +119,7 @@ def to_files(state: TrainState, data: Path) -> dict[str, bytes]:
         "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
         "bad_epochs": state.bad_epochs, "finished": state.finished, "history": state.history,
         "numpy_rng": state.numpy_rng,
+        **({"member": state.member} if state.member else {}),
         "data": {"path": str(data.resolve()), "sha256": file_digest(data)},
     }
     return {RESUME_TENSORS: save({k: v.contiguous() for k, v in tensors.items()}),
@@ -157,7 +159,7 @@ def read(run_dir: Path) -> tuple[TrainState, dict[str, Any]]:
             best_val_loss=math.inf if best_val is None else float(best_val), bad_epochs=int(info["bad_epochs"]),
             finished=info["finished"], history=list(info["history"]), model=part("model."), best=part("best."),
             optimizer=part("optimizer."), torch_rng=tensors["rng.torch"], batch_rng=tensors["rng.batch"],
-            numpy_rng=dict(info["numpy_rng"]),
+            numpy_rng=dict(info["numpy_rng"]), member=int(info.get("member", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"{json_path}: corrupt ({type(exc).__name__}: {exc}); train anew") from None

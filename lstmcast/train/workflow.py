@@ -20,6 +20,7 @@ import numpy as np
 from lstmcast.config import DataConfig, ModelConfig, TrainConfig, to_json_dict
 from lstmcast.data.frequency import default_horizon, season_length
 from lstmcast.errors import InputError, LstmcastError
+from lstmcast.model.shapes import member_prefix
 from lstmcast.train.defaults import pick_lookback
 from lstmcast.train.progress import ProgressFn
 
@@ -246,47 +247,143 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     for note in notes if on_note is not None else ():
         on_note(note)
 
-    from lstmcast.model.network import LSTMForecaster
-    from lstmcast.model.numpy_forward import NumpyForecaster
-    from lstmcast.train.loop import fit, seed_everything
+    import torch
 
     model_config = ModelConfig(lookback=plan.lookback, horizon=plan.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
                                known_size=p.spec.known if p.spec else 0, **arch)
-    import torch
-
     n_threads = choose_threads(threads)
     torch.set_num_threads(n_threads)
-    seed_everything(plan.train_config.seed)
-    model = LSTMForecaster(model_config)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
     limit = plan.train_config.time_limit
     deadline = None if limit is None else began + 0.95 * limit
-    result = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, plan.train_config, device,
-                 progress, start, p.cov, deadline)
+    states, results = _train_members(model_config, p, plan, device, progress, start, deadline, run_dir, notes,
+                                     on_note)
+    result = results[0]
     if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
         return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
-    if result.stopped == "diverged" and result.best_epoch == 0:
-        raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
-                            "Lower --lr or check the data for extreme values")
     # A signal from here on must not throw the finished training away: it is recorded, the run written.
     with signals.writing():
-        model.cpu()
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        net = NumpyForecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
+        from lstmcast.model.ensemble import forecaster
+
+        model_config = replace(model_config, members=len(states))
+        state = states[0] if len(states) == 1 else \
+            {member_prefix(k) + name: v for k, s in enumerate(states) for name, v in s.items()}
+        net = forecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
         metrics = _metrics(result, _validation_metrics(net, p, plan.lookback, plan.horizon), device)
-        metrics["threads"] = n_threads
-        metrics["budget"] = {"batch_size": plan.train_config.batch_size, "epoch_steps": plan.train_config.epoch_steps,
-                             "epochs": plan.train_config.epochs, "time_limit": limit,
-                             "seconds": round(time.monotonic() - began, 3)}
+        earlier = _earlier_members(run_dir, start.member) if start is not None and start.member else []
+        _account(metrics, results, n_threads, plan.train_config, limit, time.monotonic() - began, earlier)
         record = _record(path, series, data_config, model_config, plan, p)
         if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
             stored, metrics["intervals"] = intervals.calibrate(net, p.flat, p.val_origin, p.cov, series=len(p.center))
             record = replace(record, intervals=stored)
-        extra = _extra_files(path, series, data_config, record, result, metrics, notes, on_note)
+        last = results[-1]  # an interrupted member carries the resume state
+        extra = _extra_files(path, series, data_config, record, last, metrics, notes, on_note)
         out = rundir.save_run(run_dir, state, record, metrics, overwrite=overwrite, extra=extra)
-    if result.stopped == "diverged":
-        raise LstmcastError(f"{result.error}; kept the best weights so far (epoch {result.best_epoch}) in {out}. "
+    if last.stopped == "diverged":
+        raise LstmcastError(f"{last.error}; kept the best weights so far (epoch {last.best_epoch}) in {out}. "
                             "Lower --lr or check the data for extreme values")
     files = sorted(q for q in out.iterdir() if q.name in rundir.OWN_FILES)
     return TrainReport(run_dir=out, metrics=metrics, notes=notes, files=files, model=to_json_dict(model_config))
+
+
+MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while time remains, at most this many
+
+
+def _members_planned(cfg: TrainConfig) -> int:
+    return cfg.ensemble or (MAX_TIME_MEMBERS if cfg.time_limit else 1)
+
+
+def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: Any, progress: ProgressFn | None,
+                   start: Any, deadline: float | None, run_dir: Path, notes: list[str], on_note: NoteFn | None
+                   ) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Train the ensemble's members one after the other (seed, seed + 1, ...): their weights and results.
+
+    Member k starts only while time remains for one more of the length the ones before took
+    (with a time limit); an interrupted member ends the loop, and a resumed run first loads
+    the members finished before the one it continues.
+    """
+    import time
+
+    from lstmcast.model.network import LSTMForecaster
+    from lstmcast.train.loop import fit, seed_everything
+
+    cfg = plan.train_config
+    planned, first = _members_planned(cfg), start.member if start is not None else 0
+    states: list[dict[str, Any]] = _finished_members(run_dir, first) if first else []
+    results: list[Any] = []
+    loop_began = time.monotonic()
+    for k in range(first, planned):
+        now = time.monotonic()
+        if k > first and deadline is not None and now + (now - loop_began) / (k - first) > deadline:
+            notes.append(f"time limit: {k} of up to {planned} ensemble members trained")
+            on_note(notes[-1]) if on_note is not None else None
+            break
+        member_cfg = replace(cfg, seed=cfg.seed + k)
+        seed_everything(member_cfg.seed)
+        model = LSTMForecaster(model_config)
+        result = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, member_cfg, device,
+                     progress, start if k == first else None, p.cov, deadline)
+        if result.stopped == "diverged" and result.best_epoch == 0:
+            if not states:
+                raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
+                                    "Lower --lr or check the data for extreme values")
+            notes.append(f"ensemble member {k + 1} diverged before its first epoch; left out")
+            break
+        if k > 0 and result.stopped == "time_limit":  # cut short, it would pull the median towards an untrained net
+            notes.append(f"time limit: ensemble member {k + 1} was cut short and is left out")
+            on_note(notes[-1]) if on_note is not None else None
+            break
+        if result.state is not None:
+            result.state.member = k
+        model.cpu()
+        states.append({n: v.detach().contiguous() for n, v in model.state_dict().items()})
+        results.append(result)
+        if result.stopped in ("interrupted", "diverged", "time_limit"):
+            break
+    return states, results
+
+
+def _earlier_members(run_dir: Path, count: int) -> list[dict[str, Any]]:
+    """metrics.json's entries of the first `count` members of the interrupted run being resumed."""
+    import json
+
+    from lstmcast.run.rundir import METRICS_JSON
+
+    try:
+        members = json.loads((run_dir / METRICS_JSON).read_text(encoding="utf-8")).get("members", [])
+    except (OSError, ValueError, AttributeError):
+        members = []
+    return [m for m in members if isinstance(m, dict)][:count]
+
+
+def _finished_members(run_dir: Path, count: int) -> list[dict[str, Any]]:
+    """The first `count` members' weights from the interrupted run being resumed."""
+    from safetensors.torch import load_file
+
+    from lstmcast.run.rundir import WEIGHTS
+
+    weights = load_file(run_dir / WEIGHTS)
+    if not any(n.startswith(member_prefix(0)) for n in weights):
+        return [weights]
+    return [{n[len(member_prefix(k)):]: v for n, v in weights.items() if n.startswith(member_prefix(k))}
+            for k in range(count)]
+
+
+def _account(metrics: dict[str, Any], results: list[Any], threads: int, cfg: TrainConfig, limit: float | None,
+             seconds: float, earlier: list[dict[str, Any]]) -> None:
+    """How the time was spent: threads, the budget, and each member's steps and stop reason
+    (`earlier`: the members a resumed run had finished before it was interrupted)."""
+    metrics["threads"] = threads
+    metrics["budget"] = {"batch_size": cfg.batch_size, "epoch_steps": cfg.epoch_steps, "epochs": cfg.epochs,
+                         "time_limit": limit, "seconds": round(seconds, 3)}
+    if len(results) > 1 or _members_planned(cfg) > 1 or earlier:
+        metrics["members"] = list(earlier) + [
+            {"seed": cfg.seed + k, "steps": r.steps, "best_epoch": r.best_epoch, "stopped": r.stopped,
+             "train_seconds": round(r.train_seconds, 3)} for k, r in enumerate(results, start=len(earlier))]
+        metrics["steps"] = sum(r.steps for r in results) + sum(int(m.get("steps", 0)) for m in earlier)
+        metrics["train_windows"] = sum(r.train_windows for r in results)
+        metrics["train_seconds"] = round(sum(r.train_seconds for r in results), 3)
+        metrics["windows_per_second"] = round(metrics["train_windows"] / max(metrics["train_seconds"], 1e-9), 1)
+        stops = [r.stopped for r in results]
+        metrics["stopped"] = next((s for s in ("interrupted", "diverged", "time_limit") if s in stops), stops[0])
