@@ -177,3 +177,23 @@ def test_time_limit_fills_the_time_with_ensemble_members(hourly_csv, tmp_path):
     assert 2 <= len(members) <= 5 and [m["seed"] for m in members] == list(range(len(members)))
     assert json.loads((report.run_dir / "run.json").read_text())["model"]["members"] == len(members)
     assert report.metrics["budget"]["seconds"] < 8.0
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_real_nile_export_reads_its_float_year_as_the_time_axis(tmp_path):
+    from lstmcast.data.series import load_series
+
+    series = load_series(FIXTURES / "nile.csv")
+    assert series.ids == ["volume"] and series.time_kind == "integer" and series.starts == [1871]
+    report = api.train(FIXTURES / "nile.csv", horizon=3, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    assert api.predict(report.run_dir).forecast["year"].tolist() == [1971, 1972, 1973]
+
+
+def test_real_lynx_counts_are_never_forecast_below_zero(tmp_path):
+    report = api.train(FIXTURES / "lynx.csv", horizon=10, train_config=replace(TINY, max_steps=30),
+                       run_dir=tmp_path / "run", **TINY_MODEL)
+    assert json.loads((report.run_dir / "run.json").read_text())["series"][0]["nonnegative"] is True
+    forecast = api.predict(report.run_dir, horizon=30).forecast["forecast"]
+    assert (forecast >= 0).all()
