@@ -20,7 +20,7 @@ from lstmcast.config import DataConfig, Fill
 from lstmcast.data.columns import is_numeric as _is_numeric
 from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
-from lstmcast.data.csvfile import read_csv
+from lstmcast.data.csvfile import read_csv, text_column
 from lstmcast.errors import InputError
 from lstmcast.data.frequency import infer_freq, normalize_freq
 
@@ -288,9 +288,9 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
 
     groups: list[tuple[str, np.ndarray]]  # (name, row positions)
     if layout == "long":
-        ids = df[id_col].astype(str).str.strip()
-        if df[id_col].isna().any():
-            row = df.index[df[id_col].isna()][0]
+        ids = df[id_col] = text_column(path, df, id_col)  # as written: 007, NA, " a "; only empty is missing
+        if ids.isna().any():
+            row = df.index[ids.isna()][0]
             raise InputError(f"{path}: column {id_col!r} line {_line(row)} has no series id; fill it or drop the row")
         codes, uniques = pd.factorize(ids, sort=False)
         order = np.argsort(codes, kind="stable")
