@@ -39,6 +39,30 @@ app.add_typer(runs_app, name="runs")
 CONFIG_COMMANDS = ("train", "predict", "evaluate")
 
 
+def _wrong_type(param, given: object) -> str | None:
+    """What is wrong with a config file's value that click would silently convert: true/false for
+    a number or text (`horizon = true` is not 1), a fraction for an integer (`epochs = 2.5` is not 2)."""
+    kind = _value_type(param)
+    if isinstance(given, bool):
+        if getattr(param, "is_flag", False) or kind is bool:
+            return None
+        what = {int: "an integer", float: "a number"}.get(kind, "a string")
+        return f"true/false is not {what}; give {what}"
+    if kind is int and isinstance(given, float) and not given.is_integer():
+        return "not an integer; give a whole number"
+    return None
+
+
+def _value_type(param) -> object:
+    """The Python type an option's value has: int, float, bool, str, an Enum... (typer's own
+    parameters carry the annotation; click's carry a ParamType)."""
+    described = getattr(param, "type_descriptor", None)
+    if described is not None:
+        return getattr(described, "annotation", None)
+    name = getattr(getattr(param, "type", None), "name", "")
+    return {"integer": int, "integer range": int, "float": float, "float range": float, "boolean": bool}.get(name, str)
+
+
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
     """Eager: read the TOML file into the defaults of the options parsed after it."""
     if value is None:
@@ -54,10 +78,14 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional
         raise typer.BadParameter(str(exc)) from None
     params = {q.name: q for q in ctx.command.params}
     for key, given in defaults.items():  # check types and ranges here, so the message names the file
+        shown = ("true" if given else "false") if isinstance(given, bool) else repr(given)
+        wrong = _wrong_type(params[key], given)
+        if wrong:
+            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {shown}: {wrong}")
         try:
             params[key].process_value(ctx, given)
         except typer.BadParameter as exc:
-            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {given!r}: {exc.message}") from None
+            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {shown}: {exc.message}") from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
@@ -189,8 +217,8 @@ def train(
 def predict(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by train.")],
     data: Annotated[Optional[Path], typer.Option(help="CSV with recent history, same columns as training. Default: the history stored in the run.")] = None,
-    horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps to forecast. Default: the trained horizon. Longer horizons feed forecasts back as inputs (recursive).")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory. Missing directories are created.")] = None,
+    horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps to forecast. Default: the trained horizon. Longer horizons feed forecasts back as inputs (recursive), up to 100 x the trained horizon and at most 1,000,000 steps.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO (/dev/null, a named pipe) is written to in place; the run's own files (run.json, weights...) are refused.")] = None,
     plot: PlotDir = None,
     plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
@@ -267,8 +295,12 @@ def evaluate(
         from lstmcast.run import locking
         from lstmcast.run.atomic import clean_stale, write_json
 
+        from lstmcast.run.rundir import check_output
+
         if plot is not None:
             plots.require()  # before the work, not after it
+        if output is not None:
+            check_output(run, output, allowed=frozenset())  # RUN/metrics.json is the run's, not evaluate's
 
         def compute():
             if backtest:

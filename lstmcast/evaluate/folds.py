@@ -106,12 +106,13 @@ def score_fold(run: Any, net: Any, series: Any, histories: list[np.ndarray], cut
     """
     from lstmcast.data import covariates
     from lstmcast.evaluate.metrics import mase_scale, naive, seasonal_naive, series_metrics
-    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.forecast.recursive import forecast_series_all, require_finite
     from lstmcast.model import intervals
 
     levels = run.model_config.quantiles
     cov = covariates.for_forecast(run, series, cuts, steps, data)  # None: the target alone
     predicted, quant = forecast_series_all(net, histories, center, scale, steps, run.correction, cov)
+    require_finite(run.path, series.ids, predicted, quant, run.model_config.horizon)
     rows: dict[str, list] = {name: [] for name in FORECASTERS}
     by_series, fold_intervals = {}, []
     for i, sid in enumerate(series.ids):

@@ -18,6 +18,16 @@ import numpy as np
 from lstmcast.errors import InputError
 
 BATCH_SERIES = 2048  # series per batch: a few MB of rows at a time
+# The longest forecast predict makes: 100 trained horizons, and never more than a million
+# steps per series. Fed back 100 times, a forecast says nothing any more; a horizon of a
+# billion only ran out of memory.
+HORIZON_FACTOR = 100
+MAX_STEPS = 1_000_000
+
+
+def max_horizon(trained: int) -> int:
+    """The longest --horizon a run trained with horizon `trained` forecasts."""
+    return min(HORIZON_FACTOR * trained, MAX_STEPS)
 
 
 @dataclass
@@ -50,6 +60,10 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
     steps = horizon or run.model_config.horizon
     if steps < 1:
         raise InputError(f"--horizon {steps}: must be at least 1")
+    if steps > max_horizon(run.model_config.horizon):
+        raise InputError(f"--horizon {steps}: beyond the limit of {max_horizon(run.model_config.horizon)} steps "
+                         f"({HORIZON_FACTOR} x the trained horizon {run.model_config.horizon}, at most {MAX_STEPS:,}); "
+                         "forecast fewer steps, or train a run with a longer --horizon")
     h = histories(run, data)
     notes = h.notes
     # Covariate and calendar channels (None: the target alone); missing future covariates fail here.
@@ -65,7 +79,7 @@ def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = N
     import pandas as pd
 
     from lstmcast.data.series import times_from
-    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.forecast.recursive import forecast_series_all, require_finite
     from lstmcast.model.quantiles import column_name
 
     d = run.record.data
@@ -76,6 +90,7 @@ def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = N
         part = None if cov is None else cov[lo:hi]
         values, quant = forecast_series_all(run.model, h.values[lo:hi], h.center[lo:hi], h.scale[lo:hi], steps,
                                             run.correction, part)  # [b, steps], [b, steps, Q] or None
+        require_finite(run.path, ids[lo:hi], values, quant, run.model_config.horizon)  # never a CSV of NaN
         times: list[object] = []
         for k in range(lo, hi):
             if series is None:
@@ -116,13 +131,15 @@ def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | 
     """Forecast and write the CSV to `output` ('-': stdout; None: forecast.csv in the run directory).
 
     A file is locked while it is written and replaced atomically when complete, batch by
-    batch. Returns (Forecasts, or a PredictReport when `whole`; what was written; the path or None).
+    batch; a device or FIFO (/dev/null, a named pipe) is written to in place (`run.atomic`).
+    The run's own files (run.json, weights...) are refused as `output`: forecast.csv only.
+    Returns (Forecasts, or a PredictReport when `whole`; what was written; the path or None).
     """
     import sys
 
     from lstmcast.run import locking
     from lstmcast.run.atomic import atomic_writer, clean_stale
-    from lstmcast.run.rundir import load_meta
+    from lstmcast.run.rundir import check_output, load_meta
 
     def make() -> tuple[Any, Iterator[Any]]:  # in batches; `whole` keeps every forecast at once (plots)
         made = forecasts(run_dir, data=data, horizon=horizon)
@@ -133,6 +150,8 @@ def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | 
         frame = pd.concat(list(made.chunks), ignore_index=True)
         return PredictReport(frame, made.new_series, made.notes, made.history), iter([frame])
 
+    if output is not None:
+        check_output(run_dir, output)  # before any work: RUN/run.json would destroy the run
     if output is not None and str(output) == "-":
         report, chunks = make()
         return report, write_csv(sys.stdout, chunks), None
