@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from lstmcast.config import DataConfig, ModelConfig, TrainConfig, to_json_dict
 from lstmcast.data.frequency import default_horizon, season_length
-from lstmcast.errors import InputError, LstmcastError
+from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, LstmcastError
 from lstmcast.train.defaults import pick_lookback
 from lstmcast.train.progress import ProgressFn
 
@@ -237,6 +238,13 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     if result.stopped == "diverged" and result.best_epoch == 0:
         raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
                             "Lower --lr or check the data for extreme values")
+    if result.stopped == "interrupted" and result.best_epoch == 0:
+        # Nothing learned yet: no weights worth a run, no validation loss (it is inf), nothing to resume.
+        signum = signals.received()
+        how, code = ("SIGTERM", EXIT_SIGTERM) if signum == signal.SIGTERM else ("Ctrl-C", EXIT_SIGINT)
+        kept = f"; the run already at {run_dir} is unchanged" if rundir.is_run(Path(run_dir)) else ""
+        raise Interrupted(f"stopped by {how} before the first epoch finished: nothing to keep yet, no run "
+                          f"written{kept}; train again and let at least one epoch finish", code)
     # A signal from here on must not throw the finished training away: it is recorded, the run written.
     with signals.writing():
         model.cpu()
