@@ -177,3 +177,10 @@ def test_train_overwrite_through_a_link_replaces_the_run_where_it_points(cli, tr
     rundir.load_run(link)  # a complete, loadable run at the link
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "runs"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["real"]  # no temporary, no lock left
+
+
+def test_evaluate_output_dash_is_stdout(cli, trained_run, tmp_path):
+    done = cli("evaluate", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", "-", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) >= {"overall", "baselines", "series", "test_size", "season"}
+    assert list(tmp_path.iterdir()) == []  # no file named '-', no lock

@@ -237,3 +237,20 @@ def test_a_horizon_beyond_any_use_is_refused_up_front(cli, trained_run, tmp_path
     assert not out.exists()
     at_limit = cli("predict", "--run", trained_run.run_dir, "--horizon", str(limit), "--output", out, "-q")
     assert at_limit.returncode == 0 and len(out.read_text().splitlines()) == 1 + 2 * limit, at_limit.stderr
+
+
+@pytest.mark.slow
+def test_runs_list_and_latest_never_hang_on_fifos(cli, trained_run, tmp_path):
+    runs = tmp_path / "runs"
+    good, fifo_metrics, fifo_record = runs / "good", runs / "fifo-metrics", runs / "fifo-record"
+    for run in (good, fifo_metrics, fifo_record):
+        shutil.copytree(trained_run.run_dir, run)
+    (fifo_metrics / "metrics.json").unlink()
+    os.mkfifo(fifo_metrics / "metrics.json")
+    (fifo_record / "run.json").unlink()
+    os.mkfifo(fifo_record / "run.json")
+    listed = cli("runs", "list", runs, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(line.split("\t")[0] for line in listed.stdout.splitlines()) == [str(fifo_metrics), str(good)]
+    latest = cli("runs", "latest", runs, timeout=60)
+    assert latest.returncode == 0 and latest.stdout.strip() == str(good), latest.stderr

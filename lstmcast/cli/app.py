@@ -23,7 +23,8 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 usage or input error (bad option, bad CSV); "
     "3 run directory unusable (missing, corrupt, unsafe, newer format); "
     "4 busy (another lstmcast is writing the same run directory or output; see --wait); "
-    "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run); 1 anything else."
+    "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run once an epoch has finished); "
+    "1 anything else."
 )
 
 app = typer.Typer(
@@ -272,7 +273,7 @@ def evaluate(
     folds: Annotated[int, typer.Option(min=1, help="With --backtest: number of cut-offs.")] = 3,
     step: Annotated[Optional[int], typer.Option(min=1, help="With --backtest: steps between cut-offs. Default: --test-size (folds do not overlap).")] = None,
     refit: Annotated[bool, typer.Option("--refit", help="With --backtest: train a new network with the run's configuration on each fold's history alone (in a temporary directory, removed after). Default: the run as trained.")] = False,
-    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series; with --backtest also folds). Missing directories are created.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series; with --backtest also folds); '-' for stdout. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO is written to in place; the run's own files are refused.")] = None,
     plot: PlotDir = None,
     plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
@@ -289,12 +290,16 @@ def evaluate(
     loose = [f"--{n}" for n in ("folds", "step", "refit") if ctx.get_parameter_source(n).name != "DEFAULT"]
     if loose and not backtest:
         out.fail(f"{', '.join(loose)} only apply with --backtest; add --backtest or drop them", EXIT_INPUT)
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and json_:
+        out.fail("--output - and --json both want stdout; write the metrics to a file with --output FILE", EXIT_INPUT)
 
     def work():
+        import json
+
         from lstmcast import api, plots
         from lstmcast.run import locking
         from lstmcast.run.atomic import clean_stale, write_json
-
         from lstmcast.run.rundir import check_output
 
         if plot is not None:
@@ -310,6 +315,10 @@ def evaluate(
 
         if output is None:
             result = compute()
+        elif to_stdout:
+            result = compute()
+            print(json.dumps({k: v for k, v in result.items() if k not in ("notes", "forecast", "history")},
+                             indent=2, allow_nan=False))
         else:
             with locking.hold(output, wait, "output"):
                 clean_stale(output)
@@ -326,7 +335,7 @@ def evaluate(
                   "metrics": metrics_summary(result), "series": len(result["folds"][0]["series"] if backtest else result["series"]),
                   "test_size": result["horizon" if backtest else "test_size"], "season": result["season"],
                   "notes": result["notes"], "timings": {}})
-    elif not quiet:
+    elif not quiet and not to_stdout:
         print_backtest(result) if backtest else print_evaluation(result)
         for path in ([output] if output is not None else []) + ([plot] if plot is not None else []):
             print(f"wrote {path}" + (f" ({len(pngs)} PNG file{'s' * (len(pngs) != 1)})" if path == plot else ""))

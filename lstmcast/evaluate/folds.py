@@ -172,7 +172,7 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
 
 def _check_lengths(series: Any, data: str | Path, need: int, steps: int, folds: int, step: int, refit: bool) -> None:
     for sid, values in zip(series.ids, series.values):
-        first = cutoffs(len(values), steps, folds, step)[0]
+        first = len(values) - steps - (folds - 1) * step  # cutoffs()[0], without a list of --folds cut-offs
         if first < need:
             why = "lookback + horizon + validation that a refit trains on" if refit else "run's lookback"
             raise InputError(

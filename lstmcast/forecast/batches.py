@@ -18,6 +18,7 @@ import numpy as np
 from lstmcast.errors import InputError
 
 BATCH_SERIES = 2048  # series per batch: a few MB of rows at a time
+BATCH_ROWS = 1_000_000  # and at most this many rows: long horizons take fewer series per batch
 # The longest forecast predict makes: 100 trained horizons, and never more than a million
 # steps per series. Fed back 100 times, a forecast says nothing any more; a horizon of a
 # billion only ran out of memory.
@@ -72,6 +73,7 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
         notes.append(f"{len(h.new)} series not seen in training, scaled on their own history: {h.new[:10]}")
     if run.model_config.quantiles and steps > run.model_config.horizon:
         notes.append(f"quantile columns are empty after step {run.model_config.horizon} (the trained horizon)")
+    batch = max(1, min(batch, BATCH_ROWS // steps))  # a batch's arrays, times and CSV text stay a few tens of MB
     return Forecasts(_chunks(run, h, steps, batch, cov), h.new, notes, dict(zip(h.ids, h.values)))
 
 
