@@ -115,6 +115,7 @@ def test_outputs_naming_the_runs_own_files_are_refused(cli, trained_run, run_cop
     assert done.returncode == 0 and (run_copy / "forecast.csv").is_file(), done.stderr
 
 
+@pytest.mark.slow
 def test_a_planted_lock_link_is_never_followed(cli, trained_run, run_copy, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -134,6 +135,7 @@ def test_a_planted_lock_link_is_never_followed(cli, trained_run, run_copy, tmp_p
     assert (tmp_path / ".fc.csv.lock").is_symlink()  # and nothing of the user's is removed
 
 
+@pytest.mark.slow
 def test_a_replaced_file_keeps_its_mode_and_owner(cli, run_copy, tmp_path):
     out, metrics = tmp_path / "private.csv", tmp_path / "private.json"
     for path in (out, metrics):
@@ -179,8 +181,29 @@ def test_train_overwrite_through_a_link_replaces_the_run_where_it_points(cli, tr
     assert sorted(p.name for p in target.parent.iterdir()) == ["real"]  # no temporary, no lock left
 
 
+@pytest.mark.slow
 def test_evaluate_output_dash_is_stdout(cli, trained_run, tmp_path):
     done = cli("evaluate", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", "-", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) >= {"overall", "baselines", "series", "test_size", "season"}
     assert list(tmp_path.iterdir()) == []  # no file named '-', no lock
+
+
+@pytest.mark.slow
+def test_a_link_planted_as_the_default_output_is_refused(cli, trained_run, tmp_path):
+    """predict without --output writes RUN/forecast.csv: in an untrusted run it is never followed."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    device = null_device(tmp_path)
+    runs = {}
+    for name, plant in (("file", lambda p: p.symlink_to(victim)), ("device", lambda p: p.symlink_to(device)),
+                        ("fifo", os.mkfifo)):
+        run = tmp_path / name
+        shutil.copytree(trained_run.run_dir, run)
+        plant(run / "forecast.csv")
+        runs[name] = (run, cli.start("predict", "--run", run))
+    for name, (run, proc) in runs.items():
+        _, err = proc.communicate(timeout=120)
+        line = one_error(proc.returncode, err, EXIT_RUN)
+        assert str(run / "forecast.csv") in line and "--output" in line, line
+    assert victim.read_text() == "precious\n" and stat.S_ISCHR(os.stat(device).st_mode)

@@ -208,6 +208,7 @@ def test_resume_state_is_read_only_from_regular_files(cli, trained_run, tmp_path
         assert "Traceback" not in stderr, name
 
 
+@pytest.mark.slow
 def test_config_files_nested_or_with_booleans_for_numbers_exit_2(cli, trained_run, tmp_path):
     nested = tmp_path / "nested.toml"
     nested.write_text("horizon = " + "[" * 5000 + "]" * 5000 + "\n")
@@ -226,6 +227,7 @@ def test_config_files_nested_or_with_booleans_for_numbers_exit_2(cli, trained_ru
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_horizon_beyond_any_use_is_refused_up_front(cli, trained_run, tmp_path):
     out = tmp_path / "fc.csv"
     result = cli("predict", "--run", trained_run.run_dir, "--horizon", "1000000000", "--output", out, timeout=60)

@@ -128,6 +128,28 @@ def write_csv(handle: IO[str], chunks: Iterator[Any], head_rows: int = 6) -> Wri
     return Written(rows, n_series, head)
 
 
+def _check_default_output(path: Path) -> None:
+    """RUN/forecast.csv, written without --output, must be a regular file (or absent).
+
+    A run directory is untrusted: an --output the user names is followed where it links
+    (`run.atomic`), but a link planted at the default output could point at any file (or
+    device) the user may write, and would be replaced (or written) by a plain `predict`.
+    """
+    import os
+    import stat
+
+    from lstmcast.errors import RunDirError
+
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise RunDirError(f"{path}: is {what}; predict writes its default output only as a regular file inside the "
+                          "run. Remove it, or name the file to write with --output")
+
+
 def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | None, output: str | Path | None,
                    wait: float = 0.0, whole: bool = False) -> tuple[Any, Written, Path | None]:
     """Forecast and write the CSV to `output` ('-': stdout; None: forecast.csv in the run directory).
@@ -159,6 +181,7 @@ def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | 
         return report, write_csv(sys.stdout, chunks), None
     if output is None:
         load_meta(run_dir)  # a missing run must not gain a directory for its forecast's lock
+        _check_default_output(Path(run_dir) / "forecast.csv")
     target = Path(output) if output is not None else Path(run_dir) / "forecast.csv"
     with locking.hold(target, wait, "output"):
         clean_stale(target)  # temporary files of a killed predict; we hold the lock
