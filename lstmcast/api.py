@@ -60,7 +60,9 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         threads: torch threads; default `train.device.choose_threads` (the free CPUs).
 
     Ctrl-C (KeyboardInterrupt) stops training and still writes the run, with the best
-    weights so far and the state `resume` continues from; a NaN or infinite loss writes
+    weights so far and the state `resume` continues from; before the first epoch has
+    finished there is nothing to keep, and it raises `lstmcast.errors.Interrupted` (exit
+    code 130, or 143 for SIGTERM) without writing anything. A NaN or infinite loss writes
     the best weights of the epochs before it and raises `LstmcastError`.
     """
     from lstmcast.train import distributed

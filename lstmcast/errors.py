@@ -33,6 +33,16 @@ class RunDirError(LstmcastError):
     exit_code = EXIT_RUN
 
 
+class Interrupted(LstmcastError):
+    """Ctrl-C or SIGTERM stopped a command before it had anything to keep; exit 130 or 143."""
+
+    exit_code = EXIT_SIGINT
+
+    def __init__(self, message: str, exit_code: int = EXIT_SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class BusyError(LstmcastError):
     """The run directory or output is locked by another lstmcast process."""
 

@@ -51,15 +51,17 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def file_names(ids: list[str]) -> dict[str, str]:
+def file_names(ids: list[str], reserved: frozenset[str] = frozenset()) -> dict[str, str]:
     """A safe, unique PNG file name for every series id.
 
     Letters, digits, '.', '_' and '-' are kept (at most 80); an id that needed changes, or
     whose name another id already took (compared case-insensitively, as macOS and Windows
-    do), gets a short hash of the id so that no two series share a file.
+    do), gets a short hash of the id so that no two series share a file. So does an id
+    whose file would be one of the `reserved` names (a run's own loss.png, when the plots go
+    into the run directory).
     """
     names: dict[str, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = {n.lower().removesuffix(".png") for n in reserved}
     for sid in ids:
         base = re.sub(r"[^A-Za-z0-9._-]+", "_", str(sid)).strip("._")[:80] or "series"
         name = base
@@ -172,7 +174,8 @@ def series_png(title: str, history: tuple[Any, np.ndarray], forecasts: list[Any]
 
 
 def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarray], freq: str | None,
-                   step: int = 1, max_plots: int = PLOT_MAX, value_label: str = "", subtitle: str = "") -> list[Path]:
+                   step: int = 1, max_plots: int = PLOT_MAX, value_label: str = "", subtitle: str = "",
+                   reserved: frozenset[str] = frozenset()) -> list[Path]:
     """Write `<series>.png` into `out_dir` for the first `max_plots` series of `frame`.
 
     Args:
@@ -188,7 +191,7 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
     out_dir = Path(out_dir)
     id_col, time_col = frame.columns[0], frame.columns[1]
     groups = list(frame.groupby(id_col, sort=False))[:max_plots]
-    names = file_names([sid for sid, _ in groups])
+    names = file_names([sid for sid, _ in groups], reserved)
     written = []
     for sid, part in groups:
         segments = [p for _, p in part.groupby("fold", sort=True)] if "fold" in part else [part]
@@ -211,13 +214,16 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
 def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[str, np.ndarray],
             max_plots: int = PLOT_MAX) -> list[Path]:
     """`forecast_plots` on the time grid of the run in `run_dir`."""
-    from lstmcast.run.rundir import load_meta
+    import os
+
+    from lstmcast.run.rundir import OWN_FILES, load_meta
 
     data = load_meta(run_dir).data
     # Long files name their value column; in a wide file each series is its own column.
     value = data.config.target[0] if data.layout == "long" and data.config.target else ""
+    inside = os.path.realpath(out_dir) == os.path.realpath(run_dir)  # --plot RUN: a series 'loss' must not be loss.png
     return forecast_plots(out_dir, frame, history, data.freq, data.step, max_plots, value,
-                          f"run {Path(run_dir).resolve().name}")
+                          f"run {Path(run_dir).resolve().name}", OWN_FILES if inside else frozenset())
 
 
 def loss_png(history: list[dict[str, Any]], best_epoch: int | None = None, loss: str = "") -> bytes:

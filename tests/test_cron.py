@@ -97,6 +97,54 @@ def test_sigterm_leaves_a_resumable_run_that_finishes_bit_identical(cli, daily, 
     assert history == whole.metrics["history"]
 
 
+# Runs the real CLI with a first epoch that cannot end before the test signals it: every training
+# batch sleeps, and the first one says so on stderr.
+SLOW_DRIVER = """
+import sys, time
+from lstmcast.model import network as model
+forward, calls = model.LSTMForecaster.forward_origins, [0]
+def slow(self, x, *cov):
+    if self.training:
+        calls[0] += 1
+        if calls[0] == 1:
+            print("training batch 1", file=sys.stderr, flush=True)
+        time.sleep(0.2)
+    return forward(self, x, *cov)
+model.LSTMForecaster.forward_origins = slow
+from lstmcast.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_in_the_first_epoch_exits_143_and_keeps_what_was_there(cli, daily, trained_run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(trained_run.run_dir, old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    fresh = tmp_path / "fresh"
+    procs = {run: subprocess.Popen([sys.executable, "-c", SLOW_DRIVER, "train", str(daily), "--run-dir", str(run),
+                                    "--overwrite", "--json", "--epochs", "3", *FAST_CLI], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=cli.env) for run in (old, fresh)}
+    for run, proc in procs.items():
+        seen = wait_for_line(proc, "training batch 1")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        err = "".join(seen) + err
+        assert proc.returncode == EXIT_SIGTERM, err
+        line = one_error_line(err.replace("training batch 1\n", ""))
+        assert line.startswith("lstmcast: error: stopped by SIGTERM before the first epoch finished: nothing to keep "
+                               "yet, no run written"), line
+        assert ("the run already at" in line) == (run == old), line
+        summary = json.loads(out)
+        assert summary["status"] == "interrupted" and summary["exit_code"] == EXIT_SIGTERM
+        assert "inf" not in out.lower() and "nan" not in out.lower()
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before, "the old run must stay as it was"
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["daily.csv", "old"]  # no temporary, no lock left
+
+
 def test_resume_refuses_other_options_and_runs_without_state(trained_run):
     from typer.testing import CliRunner
 

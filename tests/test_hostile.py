@@ -214,3 +214,34 @@ def test_too_large_for_memory_in_a_real_process(cli, trained_run):
                             timeout=60, check=False)
     assert result.returncode == EXIT_INPUT
     assert "MB of memory to load" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def wide_with_empty_columns(path: Path, columns: int = 100_000, rows: int = 30) -> Path:
+    """c0 .. c{columns-1}, only c0 and c1 filled: a header line of ~700 kB."""
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(",".join(f"c{k}" for k in range(columns)) + "\n")
+        for r in range(rows):
+            handle.write(f"{10 + r % 5 + r / 10:.2f},{r % 7}" + "," * (columns - 2) + "\n")
+    return path
+
+
+def test_a_header_longer_than_the_sniffed_bytes_is_read_whole(tmp_path):
+    from lstmcast.data.csvfile import SNIFF_BYTES, _sniff
+
+    path = wide_with_empty_columns(tmp_path / "wide.csv", columns=20_000, rows=2)
+    _, sep, _, header = _sniff(path)
+    assert len(",".join(header)) > SNIFF_BYTES and sep == ","
+    assert header == [f"c{k}" for k in range(20_000)]  # the last name is not cut off ('c10' of 'c10947')
+
+
+@pytest.mark.slow
+def test_100000_columns_two_filled_through_a_real_process(cli, tmp_path):
+    """Refused as "duplicate column names ['c10']" once; now the first empty column is named."""
+    path = wide_with_empty_columns(tmp_path / "wide.csv")
+    assert path.stat().st_size > 3_000_000
+    result = cli("train", path, "--run-dir", tmp_path / "run", "--epochs", "1", "--max-steps", "2", "--hidden", "8",
+                 "--device", "cpu", "--horizon", "3", "--lookback", "6", timeout=300)
+    assert result.returncode == EXIT_INPUT, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("lstmcast: error:")]
+    assert lines == [f"lstmcast: error: {path}: series 'c2' has no values at all; drop it or fill it"], result.stderr
+    assert "duplicate column" not in result.stderr and "Traceback" not in result.stderr

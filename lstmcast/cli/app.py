@@ -23,7 +23,8 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 usage or input error (bad option, bad CSV); "
     "3 run directory unusable (missing, corrupt, unsafe, newer format); "
     "4 busy (another lstmcast is writing the same run directory or output; see --wait); "
-    "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run); 1 anything else."
+    "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run once an epoch has finished); "
+    "1 anything else."
 )
 
 app = typer.Typer(
@@ -37,6 +38,30 @@ app = typer.Typer(
 runs_app = typer.Typer(help="List, find and prune the runs in a directory.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 CONFIG_COMMANDS = ("train", "predict", "evaluate")
+
+
+def _wrong_type(param, given: object) -> str | None:
+    """What is wrong with a config file's value that click would silently convert: true/false for
+    a number or text (`horizon = true` is not 1), a fraction for an integer (`epochs = 2.5` is not 2)."""
+    kind = _value_type(param)
+    if isinstance(given, bool):
+        if getattr(param, "is_flag", False) or kind is bool:
+            return None
+        what = {int: "an integer", float: "a number"}.get(kind, "a string")
+        return f"true/false is not {what}; give {what}"
+    if kind is int and isinstance(given, float) and not given.is_integer():
+        return "not an integer; give a whole number"
+    return None
+
+
+def _value_type(param) -> object:
+    """The Python type an option's value has: int, float, bool, str, an Enum... (typer's own
+    parameters carry the annotation; click's carry a ParamType)."""
+    described = getattr(param, "type_descriptor", None)
+    if described is not None:
+        return getattr(described, "annotation", None)
+    name = getattr(getattr(param, "type", None), "name", "")
+    return {"integer": int, "integer range": int, "float": float, "float range": float, "boolean": bool}.get(name, str)
 
 
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
@@ -54,10 +79,14 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional
         raise typer.BadParameter(str(exc)) from None
     params = {q.name: q for q in ctx.command.params}
     for key, given in defaults.items():  # check types and ranges here, so the message names the file
+        shown = ("true" if given else "false") if isinstance(given, bool) else repr(given)
+        wrong = _wrong_type(params[key], given)
+        if wrong:
+            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {shown}: {wrong}")
         try:
             params[key].process_value(ctx, given)
         except typer.BadParameter as exc:
-            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {given!r}: {exc.message}") from None
+            raise typer.BadParameter(f"{value}: [{ctx.info_name}] {key} = {shown}: {exc.message}") from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
@@ -200,8 +229,8 @@ def train(
 def predict(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by train.")],
     data: Annotated[Optional[Path], typer.Option(help="CSV with recent history, same columns as training. Default: the history stored in the run.")] = None,
-    horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps to forecast. Default: the trained horizon. Longer horizons feed forecasts back as inputs (recursive).")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory. Missing directories are created.")] = None,
+    horizon: Annotated[Optional[int], typer.Option(min=1, help="Steps to forecast. Default: the trained horizon. Longer horizons feed forecasts back as inputs (recursive), up to 100 x the trained horizon and at most 1,000,000 steps.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Forecast CSV to write ('-' for stdout). Default: forecast.csv in the run directory. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO (/dev/null, a named pipe) is written to in place; the run's own files (run.json, weights...) are refused.")] = None,
     plot: PlotDir = None,
     plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
@@ -259,7 +288,7 @@ def evaluate(
     folds: Annotated[int, typer.Option(min=1, help="With --backtest: number of cut-offs.")] = 3,
     step: Annotated[Optional[int], typer.Option(min=1, help="With --backtest: steps between cut-offs. Default: --test-size (folds do not overlap).")] = None,
     refit: Annotated[bool, typer.Option("--refit", help="With --backtest: train a new network with the run's configuration on each fold's history alone (in a temporary directory, removed after). Default: the run as trained.")] = False,
-    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series; with --backtest also folds). Missing directories are created.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write metrics JSON here (keys overall, baselines, series; with --backtest also folds); '-' for stdout. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO is written to in place; the run's own files are refused.")] = None,
     plot: PlotDir = None,
     plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
@@ -276,14 +305,22 @@ def evaluate(
     loose = [f"--{n}" for n in ("folds", "step", "refit") if ctx.get_parameter_source(n).name != "DEFAULT"]
     if loose and not backtest:
         out.fail(f"{', '.join(loose)} only apply with --backtest; add --backtest or drop them", EXIT_INPUT)
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and json_:
+        out.fail("--output - and --json both want stdout; write the metrics to a file with --output FILE", EXIT_INPUT)
 
     def work():
+        import json
+
         from lstmcast import api, plots
         from lstmcast.run import locking
         from lstmcast.run.atomic import clean_stale, write_json
+        from lstmcast.run.rundir import check_output
 
         if plot is not None:
             plots.require()  # before the work, not after it
+        if output is not None:
+            check_output(run, output, allowed=frozenset())  # RUN/metrics.json is the run's, not evaluate's
 
         def compute():
             if backtest:
@@ -293,6 +330,10 @@ def evaluate(
 
         if output is None:
             result = compute()
+        elif to_stdout:
+            result = compute()
+            print(json.dumps({k: v for k, v in result.items() if k not in ("notes", "forecast", "history")},
+                             indent=2, allow_nan=False))
         else:
             with locking.hold(output, wait, "output"):
                 clean_stale(output)
@@ -309,7 +350,7 @@ def evaluate(
                   "metrics": metrics_summary(result), "series": len(result["folds"][0]["series"] if backtest else result["series"]),
                   "test_size": result["horizon" if backtest else "test_size"], "season": result["season"],
                   "notes": result["notes"], "timings": {}})
-    elif not quiet:
+    elif not quiet and not to_stdout:
         print_backtest(result) if backtest else print_evaluation(result)
         for path in ([output] if output is not None else []) + ([plot] if plot is not None else []):
             print(f"wrote {path}" + (f" ({len(pngs)} PNG file{'s' * (len(pngs) != 1)})" if path == plot else ""))

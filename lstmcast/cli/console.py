@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from lstmcast.train import signals
-from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_SIGINT, LstmcastError
+from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_SIGINT, EXIT_SIGTERM, LstmcastError
 
 T = TypeVar("T")
 
@@ -56,7 +56,8 @@ class Console:
     def fail(self, message: str, code: int) -> NoReturn:
         print(f"lstmcast: error: {message}", file=sys.stderr, flush=True)
         if self.as_json:
-            self.emit({"status": "error", "exit_code": code, "error": message})
+            status = "interrupted" if code in (EXIT_SIGINT, EXIT_SIGTERM) else "error"
+            self.emit({"status": status, "exit_code": code, "error": message})
         raise typer.Exit(code)
 
     def run(self, fn: Callable[[], T]) -> T:
@@ -280,4 +281,16 @@ def run_app(app: typer.Typer) -> NoReturn:
         code = stop_code() or EXIT_SIGINT
         print("lstmcast: error: interrupted", file=sys.stderr)
         sys.exit(code)
+    except LstmcastError as exc:  # raised while options were parsed (an option's callback)
+        print(f"lstmcast: error: {exc}", file=sys.stderr)
+        json_error(str(exc), exc.exit_code)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 -- a bug while parsing options: still one line, no traceback
+        if "--verbose" in sys.argv[1:]:
+            traceback.print_exc()
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        message = f"{type(exc).__name__}: {detail} (rerun with --verbose for the traceback)"
+        print(f"lstmcast: error: {message}", file=sys.stderr)
+        json_error(message, EXIT_FAILURE)
+        sys.exit(EXIT_FAILURE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -111,7 +111,7 @@ class _Source:
         self.values = np.stack([_numeric(path, series, c, _FLAGS["future" if c in spec.future else "past"])
                                 for c in spec.dynamic], axis=1) if spec.dynamic else np.zeros((len(frame), 0))
         if series.layout == "long":
-            ids = frame[series.id_col].astype(str).str.strip()
+            ids = frame[series.id_col]  # the ids as written (data.series put the text column there)
             self.rows = {str(k): v for k, v in ids.groupby(ids, sort=False).indices.items()}
         else:
             self.rows = None

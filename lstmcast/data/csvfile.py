@@ -28,10 +28,31 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 ARROW_MAX_COLUMNS = 64
 
 
-def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
-    """Encoding, delimiter, decimal mark and raw header names, from the file's first bytes."""
+# The sniffed bytes: at least this many, and then as many more as the header line needs
+# (100,000 column names are about 700 kB), up to MAX_HEADER_BYTES.
+SNIFF_BYTES = 65536
+MAX_HEADER_BYTES = 64 * 2**20
+
+
+def _head(path: Path) -> bytes:
+    """The file's first SNIFF_BYTES, extended to the end of the header line (UTF-8 or UTF-16)."""
     with path.open("rb") as handle:
-        head = handle.read(65536)
+        head = handle.read(SNIFF_BYTES)
+        while b"\n" not in head[1:] and len(head) < MAX_HEADER_BYTES:  # [1:]: UTF-16-BE "\0\n" needs a byte before
+            more = handle.read(len(head))
+            if not more:
+                break
+            head += more
+    return head
+
+
+def _sniff(path: Path) -> tuple[str, str, str, list[str]]:
+    """Encoding, delimiter, decimal mark and raw header names, from the file's first bytes.
+
+    The whole header line is read, however long: a name cut off at the end of a fixed-size
+    sample looked like a duplicate of a shorter one ('c10' of 'c10947').
+    """
+    head = _head(path)
     sample = head[:4096]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
@@ -175,6 +196,38 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return _finish(path, df, header)
 
 
+def text_column(path: str | Path, df: pd.DataFrame, col: str) -> pd.Series:
+    """Column `col` of the file read by `read_csv`, as the text the file holds: series ids.
+
+    An id is data, not a number or a missing-value word: `007` stays `007` (not 7), `NA`
+    (Namibia) stays `NA`, and ` padded ` keeps its spaces. Only an empty field is missing
+    (NaN). The CSV's column is read again for this, with nothing parsed; a Parquet
+    file's typed column is written as text (an integer 7 is `7`).
+    """
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return _as_text(df[col])
+    encoding, sep, _decimal, header = _sniff(path)
+    if header.count(col) != 1:
+        return _as_text(df[col])
+    try:
+        raw = pd.read_csv(path, sep=sep, encoding=encoding, usecols=[header.index(col)], dtype=str,
+                          keep_default_na=False, na_filter=False, index_col=False, skipinitialspace=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError, ValueError):
+        return _as_text(df[col])
+    if len(raw) != len(df) or raw.shape[1] != 1:  # lines the two readers split differently: keep the first read
+        return _as_text(df[col])
+    text = raw.iloc[:, 0]
+    text = text.where(text != "")  # missing: an empty field, nothing else
+    text.index, text.name = df.index, col
+    return text
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """A typed column as text, missing where it is missing."""
+    return column.astype(str).where(column.notna())
+
+
 def _finish(path: Path, df: pd.DataFrame, header: list[str]) -> pd.DataFrame:
     if df.empty:
         raise InputError(f"{path}: no data rows below the header; add data")
@@ -182,7 +235,8 @@ def _finish(path: Path, df: pd.DataFrame, header: list[str]) -> pd.DataFrame:
     # pandas renames a repeated header 'a' to 'a.1': check the names as written.
     dupes = sorted(c for c, k in Counter(header).items() if c and k > 1)  # Counter: 10,000 columns are common
     unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
-    df = df.drop(columns=unnamed)
+    if unnamed:  # drop(columns=[]) still copies: seconds for 100,000 columns
+        df = df.drop(columns=unnamed)
     if dupes:
         raise InputError(f"{path}: duplicate column names {dupes}; rename them so each is unique")
     return df

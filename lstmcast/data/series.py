@@ -24,7 +24,7 @@ import pandas as pd
 from lstmcast.config import DataConfig, Fill
 from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
-from lstmcast.data.csvfile import read_csv
+from lstmcast.data.csvfile import read_csv, text_column
 from lstmcast.data.frequency import infer_freq, normalize_freq
 from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column
 from lstmcast.data.timecol import (
@@ -213,9 +213,9 @@ def group_rows(path: Path, df: pd.DataFrame, cols: Columns) -> list[tuple[str, n
         every_row = np.arange(len(df))
         return [(c, every_row) for c in cols.targets]
     id_col = cols.id_col
-    ids = df[id_col].astype(str).str.strip()
-    if df[id_col].isna().any():
-        row = df.index[df[id_col].isna()][0]
+    ids = df[id_col] = text_column(path, df, id_col)  # as written: 007, NA, " a "; only empty is missing
+    if ids.isna().any():
+        row = df.index[ids.isna()][0]
         raise InputError(f"{path}: column {id_col!r} line {_line(row)} has no series id; fill it or drop the row")
     codes, uniques = pd.factorize(ids, sort=False)
     order = np.argsort(codes, kind="stable")

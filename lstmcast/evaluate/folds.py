@@ -107,13 +107,14 @@ def score_fold(run: Any, net: Any, series: Any, histories: list[np.ndarray], cut
     """
     from lstmcast.data import covariates
     from lstmcast.evaluate.metrics import mase_scale, naive, seasonal_naive, series_metrics
-    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.forecast.recursive import forecast_series_all, require_finite
     from lstmcast.model import intervals
 
     levels = run.model_config.quantiles
     cov = covariates.for_forecast(run, series, cuts, steps, data)  # None: the target alone
     floor = floors(run, series.ids, histories)  # counts are never forecast below zero
     predicted, quant = forecast_series_all(net, histories, center, scale, steps, run.correction, cov, floor)
+    require_finite(run.path, series.ids, predicted, quant, run.model_config.horizon)
     rows: dict[str, list] = {name: [] for name in FORECASTERS}
     by_series, fold_intervals = {}, []
     for i, sid in enumerate(series.ids):
@@ -194,7 +195,7 @@ def _inside_training(run: Any, series: Any, cuts: list[int]) -> bool:
 
 def _check_lengths(series: Any, data: str | Path, need: int, steps: int, folds: int, step: int, refit: bool) -> None:
     for sid, values in zip(series.ids, series.values):
-        first = cutoffs(len(values), steps, folds, step)[0]
+        first = len(values) - steps - (folds - 1) * step  # cutoffs()[0], without a list of --folds cut-offs
         if first < need:
             why = "lookback + horizon + validation that a refit trains on" if refit else "run's lookback"
             raise InputError(

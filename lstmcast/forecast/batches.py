@@ -18,6 +18,17 @@ import numpy as np
 from lstmcast.errors import InputError
 
 BATCH_SERIES = 2048  # series per batch: a few MB of rows at a time
+BATCH_ROWS = 1_000_000  # and at most this many rows: long horizons take fewer series per batch
+# The longest forecast predict makes: 100 trained horizons, and never more than a million
+# steps per series. Fed back 100 times, a forecast says nothing any more; a horizon of a
+# billion only ran out of memory.
+HORIZON_FACTOR = 100
+MAX_STEPS = 1_000_000
+
+
+def max_horizon(trained: int) -> int:
+    """The longest --horizon a run trained with horizon `trained` forecasts."""
+    return min(HORIZON_FACTOR * trained, MAX_STEPS)
 
 
 @dataclass
@@ -50,6 +61,10 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
     steps = horizon or run.model_config.horizon
     if steps < 1:
         raise InputError(f"--horizon {steps}: must be at least 1")
+    if steps > max_horizon(run.model_config.horizon):
+        raise InputError(f"--horizon {steps}: beyond the limit of {max_horizon(run.model_config.horizon)} steps "
+                         f"({HORIZON_FACTOR} x the trained horizon {run.model_config.horizon}, at most {MAX_STEPS:,}); "
+                         "forecast fewer steps, or train a run with a longer --horizon")
     h = histories(run, data)
     notes = h.notes
     # Covariate and calendar channels (None: the target alone); missing future covariates fail here.
@@ -58,6 +73,7 @@ def forecasts(run_dir: str | Path, data: str | Path | None = None, horizon: int 
         notes.append(f"{len(h.new)} series not seen in training, scaled on their own history: {h.new[:10]}")
     if run.model_config.quantiles and steps > run.model_config.horizon:
         notes.append(f"quantile columns are empty after step {run.model_config.horizon} (the trained horizon)")
+    batch = max(1, min(batch, BATCH_ROWS // steps))  # a batch's arrays, times and CSV text stay a few tens of MB
     return Forecasts(_chunks(run, h, steps, batch, cov), h.new, notes, dict(zip(h.ids, h.values)))
 
 
@@ -65,7 +81,7 @@ def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = N
     import pandas as pd
 
     from lstmcast.data.series import times_from
-    from lstmcast.forecast.recursive import forecast_series_all
+    from lstmcast.forecast.recursive import forecast_series_all, require_finite
     from lstmcast.model.quantiles import column_name
 
     d = run.record.data
@@ -77,6 +93,7 @@ def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = N
         floor = None if h.floor is None else h.floor[lo:hi]
         values, quant = forecast_series_all(run.model, h.values[lo:hi], h.center[lo:hi], h.scale[lo:hi], steps,
                                             run.correction, part, floor)  # [b, steps], [b, steps, Q] or None
+        require_finite(run.path, ids[lo:hi], values, quant, run.model_config.horizon)  # never a CSV of NaN
         times: list[object] = []
         for k in range(lo, hi):
             if series is None:
@@ -112,18 +129,42 @@ def write_csv(handle: IO[str], chunks: Iterator[Any], head_rows: int = 6) -> Wri
     return Written(rows, n_series, head)
 
 
+def _check_default_output(path: Path) -> None:
+    """RUN/forecast.csv, written without --output, must be a regular file (or absent).
+
+    A run directory is untrusted: an --output the user names is followed where it links
+    (`run.atomic`), but a link planted at the default output could point at any file (or
+    device) the user may write, and would be replaced (or written) by a plain `predict`.
+    """
+    import os
+    import stat
+
+    from lstmcast.errors import RunDirError
+
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise RunDirError(f"{path}: is {what}; predict writes its default output only as a regular file inside the "
+                          "run. Remove it, or name the file to write with --output")
+
+
 def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | None, output: str | Path | None,
                    wait: float = 0.0, whole: bool = False) -> tuple[Any, Written, Path | None]:
     """Forecast and write the CSV to `output` ('-': stdout; None: forecast.csv in the run directory).
 
     A file is locked while it is written and replaced atomically when complete, batch by
-    batch. Returns (Forecasts, or a PredictReport when `whole`; what was written; the path or None).
+    batch; a device or FIFO (/dev/null, a named pipe) is written to in place (`run.atomic`).
+    The run's own files (run.json, weights...) are refused as `output`: forecast.csv only.
+    Returns (Forecasts, or a PredictReport when `whole`; what was written; the path or None).
     """
     import sys
 
     from lstmcast.run import locking
     from lstmcast.run.atomic import atomic_writer, clean_stale
-    from lstmcast.run.rundir import load_meta
+    from lstmcast.run.rundir import check_output, load_meta
 
     def make() -> tuple[Any, Iterator[Any]]:  # in batches; `whole` keeps every forecast at once (plots)
         made = forecasts(run_dir, data=data, horizon=horizon)
@@ -134,11 +175,14 @@ def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | 
         frame = pd.concat(list(made.chunks), ignore_index=True)
         return PredictReport(frame, made.new_series, made.notes, made.history), iter([frame])
 
+    if output is not None:
+        check_output(run_dir, output)  # before any work: RUN/run.json would destroy the run
     if output is not None and str(output) == "-":
         report, chunks = make()
         return report, write_csv(sys.stdout, chunks), None
     if output is None:
         load_meta(run_dir)  # a missing run must not gain a directory for its forecast's lock
+        _check_default_output(Path(run_dir) / "forecast.csv")
     target = Path(output) if output is not None else Path(run_dir) / "forecast.csv"
     with locking.hold(target, wait, "output"):
         clean_stale(target)  # temporary files of a killed predict; we hold the lock

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from lstmcast.data.scaling import apply, invert
+from lstmcast.errors import RunDirError
 
 _BATCH = 1024  # windows per forward pass: bounds memory at a few tens of MB
 
@@ -68,15 +69,34 @@ def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarra
 
     lookback = net.config.lookback
     scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])
-    point, quant = forecast_scaled_all(net, scaled, steps, cov)
-    point = invert(point.astype(np.float64), center[:, None], scale[:, None])
-    if floor is not None:
-        point = np.maximum(point, floor[:, None])
-    if quant is None:
-        return point, None
-    full = np.full((len(scaled), steps, quant.shape[-1]), np.nan)
-    calibrated = intervals.apply(quant.astype(np.float64), correction)
-    full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None])
-    if floor is not None:
-        full[:, : quant.shape[1]] = np.maximum(full[:, : quant.shape[1]], floor[:, None, None])
+    # Overflow is not warned about: the caller checks the result (`require_finite`) and names the series.
+    with np.errstate(over="ignore", invalid="ignore"):
+        point, quant = forecast_scaled_all(net, scaled, steps, cov)
+        point = invert(point.astype(np.float64), center[:, None], scale[:, None])
+        if floor is not None:
+            point = np.maximum(point, floor[:, None])
+        if quant is None:
+            return point, None
+        full = np.full((len(scaled), steps, quant.shape[-1]), np.nan)
+        calibrated = intervals.apply(quant.astype(np.float64), correction)
+        full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None])
+        if floor is not None:
+            full[:, : quant.shape[1]] = np.maximum(full[:, : quant.shape[1]], floor[:, None, None])
     return point, full
+
+
+def require_finite(run_dir: object, ids: list[str], point: np.ndarray, quant: np.ndarray | None = None,
+                   horizon: int | None = None) -> None:
+    """RunDirError naming the run and the first series whose forecast is not a finite number.
+
+    The run's weights and scalers are checked when it is loaded, but finite weights can still
+    overflow (a weight of 1e30 times a window); such a forecast is an error, never a CSV of NaN.
+    `quant` is checked over its first `horizon` steps (after them it is empty by design).
+    """
+    bad = ~np.isfinite(point).all(axis=1)
+    if quant is not None:
+        bad |= ~np.isfinite(quant[:, :horizon]).all(axis=(1, 2))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise RunDirError(f"{run_dir}: the forecast of series {ids[k]!r} is not a finite number (the run's weights "
+                          f"overflow on its history); retrain the run")

@@ -4,6 +4,12 @@ Every file goes to a hidden temporary name in its own directory (`.NAME.XXXXXXXX
 is flushed and fsynced, and is renamed over NAME; the directory is fsynced so the rename
 survives a power cut. A process killed mid-write leaves such a temporary file behind;
 `clean_stale` removes the ones of one target while its lock is held.
+
+Only a regular file, or a path where nothing is yet, is replaced that way; an existing
+file keeps its mode (and owner and group, where this process may set them). A device,
+FIFO or socket at the path (`/dev/null`, `/dev/stdout`, a named pipe) is written to in
+place, as a stream: it is never replaced by a regular file. A symbolic link is followed:
+the file it points to is replaced, and the link stays a link.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import ctypes.util
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +65,26 @@ def public_mode(path: Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def is_stream(path: str | Path) -> bool:
+    """Whether `path` (links followed) is a character or block device, a FIFO or a socket:
+    something to write into, never to replace."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def real_target(path: str | Path) -> Path:
+    """The path a write to `path` replaces: where a symbolic link at `path` points, else `path`.
+
+    Replacing the link itself would turn the user's link into a copy and leave the file it
+    pointed to stale (or, for a run directory, emptied).
+    """
+    path = Path(path)
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
 def _check_target(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name to write")
@@ -65,11 +92,48 @@ def _check_target(path: Path) -> None:
         raise InputError(f"{path.parent}: is a file, not a directory; choose another output path")
 
 
+def _keep_mode(tmp: Path, path: Path) -> None:
+    """Give the temporary file the mode (and owner, group) of the file it replaces, or the mode
+    a plain `open` would give a new file."""
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        public_mode(tmp)
+        return
+    if hasattr(os, "chown"):
+        try:
+            os.chown(tmp, old.st_uid, old.st_gid)  # before chmod: chown may clear set-id bits
+        except OSError:
+            try:
+                os.chown(tmp, -1, old.st_gid)  # not root: the group, where we are in it
+            except OSError:
+                pass
+    os.chmod(tmp, stat.S_IMODE(old.st_mode))
+
+
+@contextmanager
+def _stream(path: Path, binary: bool) -> Iterator[IO[Any]]:
+    """Write into a device or FIFO in place (no temporary file, no rename, no fsync)."""
+    try:
+        handle = open(path, "wb") if binary else open(path, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write to it ({exc.strerror}); choose another output path") from None
+    with handle:
+        yield handle
+
+
 @contextmanager
 def atomic_writer(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
     """An open temporary file in `path`'s directory (UTF-8 text, or bytes), renamed over `path`
-    once the block ends without an error: write in as many pieces as needed."""
-    path = Path(path)
+    once the block ends without an error: write in as many pieces as needed.
+
+    A device or FIFO at `path` is written to directly instead (see the module's docstring).
+    """
+    if is_stream(path):
+        with _stream(Path(path), binary) as handle:
+            yield handle
+        return
+    path = real_target(path)
     _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -78,7 +142,7 @@ def atomic_writer(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        public_mode(Path(tmp))
+        _keep_mode(Path(tmp), path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -127,9 +191,11 @@ def clean_stale(path: str | Path, own_names: frozenset[str] = frozenset()) -> li
     `path` too, and is removed when that empties it: anything else was not written by
     lstmcast and stays.
     """
-    path = Path(path)
-    pattern = temp_pattern(path.name)
     removed: list[Path] = []
+    if is_stream(path):
+        return removed  # nothing is ever built beside a device or FIFO
+    path = real_target(path)
+    pattern = temp_pattern(path.name)
     if not path.parent.is_dir():
         return removed
     for item in path.parent.iterdir():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmcast.run.rundir import METRICS_JSON, OWN_FILES, RUN_JSON, load_meta
+from lstmcast.run.rundir import METRICS_JSON, OWN_FILES, RUN_JSON, load_meta, read_file
 from lstmcast.errors import BusyError, InputError, RunDirError
 
 UNFINISHED = ("interrupted", "diverged")
@@ -41,10 +41,10 @@ def _info(path: Path) -> RunInfo | None:
         record = load_meta(path)
     except RunDirError:
         return None
-    try:
-        metrics = json.loads((path / METRICS_JSON).read_text(encoding="utf-8"))
+    try:  # a regular file of a plausible size only: a FIFO here must not hang `runs list`
+        metrics = json.loads(read_file(path / METRICS_JSON).decode("utf-8"))
         metrics = metrics if isinstance(metrics, dict) else {}
-    except (OSError, UnicodeError, ValueError):
+    except (RunDirError, UnicodeError, ValueError, RecursionError):
         metrics = {}
     return RunInfo(path=path, created=record.created, stopped=metrics.get("stopped"),
                    best_epoch=metrics.get("best_epoch"), validation=metrics.get("validation"))

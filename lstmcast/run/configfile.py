@@ -53,6 +53,9 @@ def load_defaults(path: str | Path, command: str, options: Mapping[str, set[str]
         raise InputError(f"{path}: cannot read the config file ({exc}); save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays recursively: [[[[...]]]] 5,000 deep
+        raise InputError(f"{path}: not a usable config file (values nested too deeply); "
+                         "give option = value lines (see lstmcast COMMAND --help)") from None
     known_anywhere = set().union(*options.values()) - NOT_IN_FILE
     tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
     top = {_key(k): v for k, v in doc.items() if not isinstance(v, dict)}

@@ -11,7 +11,12 @@ A run directory holds:
 
 It is built in a hidden temporary directory beside its destination (every file fsynced)
 and renamed into place; an existing run is swapped with the new one in one atomic
-exchange, so at every moment the path holds a complete run: the old or the new.
+exchange, so at every moment the path holds a complete run: the old or the new. A run
+directory given as a symbolic link is written where the link points; the link stays.
+
+Reading one trusts nothing: only regular files of a plausible size are opened (a link to
+/dev/zero, a FIFO nobody writes, a file of gigabytes are refused before a byte is read),
+and run.json goes through `RunRecord.from_json`, which checks every field.
 """
 
 from __future__ import annotations
@@ -28,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from lstmcast.config import ModelConfig
-from lstmcast.errors import RunDirError
-from lstmcast.run.atomic import clean_stale, exchange, fsync_dir, public_mode, temp_pattern
+from lstmcast.errors import InputError, RunDirError
+from lstmcast.run.atomic import clean_stale, exchange, fsync_dir, public_mode, real_target, temp_pattern
 from lstmcast.run.record import FORMAT_VERSION, RUN_JSON, RunRecord
 
-__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_target", "is_run", "load_meta", "load_run",
-           "save_run"]
+__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_output", "check_target", "is_run", "load_meta",
+           "load_run", "read_file", "save_run"]
 
 WEIGHTS = "weights.safetensors"
 METRICS_JSON = "metrics.json"
@@ -117,7 +122,9 @@ def check_target(target: Path, overwrite: bool) -> bool:
     """Whether `target` is occupied; RunDirError if it is and may not be replaced.
 
     Call it holding the run directory's lock: it may put back a run a killed writer left.
+    A symbolic link is followed: the run where it points is the one checked (and replaced).
     """
+    target = real_target(target)
     _recover(target)
     if target.exists() and not target.is_dir():
         raise RunDirError(f"{target}: exists and is not a directory; choose another --run-dir")
@@ -138,7 +145,7 @@ def save_run(run_dir: str | Path, state: dict[str, Any], record: RunRecord, metr
     """
     from safetensors.torch import save
 
-    target = Path(run_dir)
+    target = real_target(run_dir)  # a link to a run: replace the run there, keep the link
     occupied = check_target(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(target, OWN_FILES)  # left by a killed run; we hold the lock, so nobody owns them
@@ -169,7 +176,7 @@ def save_run(run_dir: str | Path, state: dict[str, Any], record: RunRecord, metr
     finally:
         if tmp.exists():
             clean_stale(target, OWN_FILES)
-    return target
+    return Path(run_dir)
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -189,25 +196,45 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, Any]:
 
 
 MAX_RUN_JSON_BYTES = 2**30  # a million series with long tails stays far below
+# Never block in open(): on a FIFO nobody writes, a plain open for reading waits forever.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
-    """A regular file's bytes; a device, FIFO or directory is refused before anything is read."""
+def read_file(path: Path, what: str = "retrain or restore the run", limit: int = MAX_RUN_JSON_BYTES) -> bytes:
+    """A run file's bytes: a regular file of at most `limit` bytes.
+
+    The file is opened without blocking and checked through its open descriptor, so a device,
+    FIFO or directory (or one swapped in after a check) is refused before anything is read.
+    RunDirError (exit 3) names the file; `what` says what to do when it is missing.
+    """
     try:
-        info = os.stat(path)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError
-        if not stat.S_ISREG(info.st_mode):
-            raise RunDirError(f"{path}: not a regular file; retrain or restore the run")
-        if info.st_size > MAX_RUN_JSON_BYTES:
-            raise RunDirError(f"{path}: {info.st_size} bytes, too large to be an lstmcast file; retrain or restore the run")
-        return path.read_bytes()
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; {what}") from None
     except IsADirectoryError:
         raise RunDirError(f"{path}: is a directory; retrain or restore the run") from None
     except OSError as exc:
         raise RunDirError(f"{path}: unreadable ({exc.strerror}); check its permissions") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise RunDirError(f"{path}: is a directory; retrain or restore the run")
+        if not stat.S_ISREG(info.st_mode):
+            raise RunDirError(f"{path}: not a regular file (a device, FIFO or socket); retrain or restore the run")
+        if info.st_size > limit:
+            raise RunDirError(f"{path}: {info.st_size} bytes, more than an lstmcast file of this run can hold "
+                              f"({limit}); retrain or restore the run")
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise RunDirError(f"{path}: unreadable ({exc.strerror}); retrain or restore the run") from None
+    if len(data) > limit:  # it grew since fstat
+        raise RunDirError(f"{path}: more than {limit} bytes; retrain or restore the run")
+    return data
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    return read_file(path, what)
 
 
 def _meta_bytes(path: Path) -> bytes:
@@ -272,17 +299,25 @@ def _read_weights(path: Path, expected: dict[str, tuple[int, ...]]) -> bytes:
     A link to /dev/zero, a FIFO nobody writes or a file of many gigabytes is refused
     before a byte is read.
     """
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: missing; retrain or restore the run") from None
-    except OSError as exc:
-        raise RunDirError(f"{path}: unreadable ({exc.strerror}); check its permissions") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise RunDirError(f"{path}: not a regular file; retrain or restore the run")
-    # float64 tensors at most, plus the safetensors header (names, dtypes, shapes).
-    limit = 8 * sum(math.prod(shape) for shape in expected.values()) + 64 * 1024 + 256 * len(expected)
-    if info.st_size > limit:
-        raise RunDirError(f"{path}: {info.st_size} bytes, more than the model config's tensors can fill "
-                          f"({limit}); retrain or restore the run")
-    return _read_bytes(path, "retrain or restore the run")
+    return read_file(path, "retrain or restore the run", tensor_bytes(expected))
+
+
+def tensor_bytes(expected: dict[str, tuple[int, ...]], copies: int = 1) -> int:
+    """The most bytes a safetensors file of these tensors can take: float64 values, plus the
+    header (names, dtypes, shapes); `copies` sets of them (the resume state holds several)."""
+    return copies * (8 * sum(math.prod(shape) for shape in expected.values()) + 256 * len(expected)) + 64 * 1024
+
+
+def check_output(run_dir: str | Path, output: str | Path, allowed: frozenset[str] = frozenset({FORECAST_CSV}),
+                 flag: str = "--output") -> None:
+    """InputError when `output` is one of the run's own files (run.json, weights, metrics...):
+    writing there would destroy the run. `allowed` names the ones this output may replace.
+
+    Links are followed, so a link to the run's run.json is refused too.
+    """
+    if str(output) == "-":
+        return
+    out, run = Path(os.path.realpath(output)), Path(os.path.realpath(run_dir))
+    if out.parent == run and out.name in OWN_FILES - allowed:
+        raise InputError(f"{flag} {output}: is the run's own {out.name} in {run_dir}; writing it would destroy "
+                         f"the run. Choose another path (the default is {Path(run_dir) / FORECAST_CSV})")

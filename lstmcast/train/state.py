@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,28 +127,49 @@ def to_files(state: TrainState, data: Path) -> dict[str, bytes]:
             RESUME_JSON: (json.dumps(info, indent=1, allow_nan=False) + "\n").encode("utf-8")}
 
 
-def read(run_dir: Path) -> tuple[TrainState, dict[str, Any]]:
-    """The saved state of an interrupted run, and its resume.json; RunDirError if unusable."""
+# resume.safetensors holds the weights, the best weights and Adam's two moments: four sets.
+RESUME_COPIES = 4
+MAX_RESUME_JSON_BYTES = 64 * 2**20  # the loss history of a million epochs stays below
+
+
+def read(run_dir: Path, model: Any = None) -> tuple[TrainState, dict[str, Any]]:
+    """The saved state of an interrupted run, and its resume.json; RunDirError if unusable.
+
+    Like the run's own files, both are read only as regular files of a plausible size (the
+    tensors of `model`, a ModelConfig, bound resume.safetensors): a link to /dev/zero or a
+    FIFO is refused before a byte is read.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from lstmcast.run.rundir import RESUME_JSON, RESUME_TENSORS
+    from lstmcast.run.rundir import MAX_RUN_JSON_BYTES, RESUME_JSON, RESUME_TENSORS, read_file, tensor_bytes
 
     json_path, tensor_path = run_dir / RESUME_JSON, run_dir / RESUME_TENSORS
-    if not json_path.is_file() or not tensor_path.is_file():
+    if not os.path.lexists(json_path) and not os.path.lexists(tensor_path):
         raise RunDirError(
             f"{run_dir}: no resume state ({RESUME_JSON}); only a run stopped by Ctrl-C or SIGTERM can be resumed"
         )
+    raw = read_file(json_path, "train anew (it comes with resume.safetensors)", MAX_RESUME_JSON_BYTES)
     try:
-        info = json.loads(json_path.read_text(encoding="utf-8"))
+        info = json.loads(raw.decode("utf-8"))
         if not isinstance(info, dict):
             raise TypeError("not a JSON object")
-    except (OSError, UnicodeError, ValueError, TypeError) as exc:
+    except (UnicodeError, ValueError, TypeError) as exc:
         raise RunDirError(f"{json_path}: unreadable or corrupt ({exc}); train anew") from None
-    if info.get("state_version", STATE_VERSION + 1) > STATE_VERSION:
-        raise RunDirError(f"{json_path}: state version {info.get('state_version')} is newer than this lstmcast reads")
+    except RecursionError:
+        raise RunDirError(f"{json_path}: corrupt (nested too deeply); train anew") from None
+    version = info.get("state_version", STATE_VERSION + 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version > STATE_VERSION:
+        raise RunDirError(f"{json_path}: state version {version!r} is not one this lstmcast reads "
+                          f"({STATE_VERSION}); train anew or upgrade lstmcast")
+    limit = MAX_RUN_JSON_BYTES
+    if model is not None:
+        from lstmcast.model.shapes import expected_shapes
+
+        limit = tensor_bytes(expected_shapes(model), RESUME_COPIES) + 64 * 1024  # + the random generators' states, step counts
+    raw = read_file(tensor_path, "train anew (it comes with resume.json)", limit)
     try:
-        tensors = load(tensor_path.read_bytes())
+        tensors = load(raw)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise RunDirError(f"{tensor_path}: not a valid safetensors file ({exc}); train anew") from None
     part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -176,7 +198,7 @@ def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
     from lstmcast.run.rundir import RESUME_JSON, load_meta
 
     record = load_meta(run_dir)
-    state, info = read(run_dir)
+    state, info = read(run_dir, record.model)
     try:
         source, digest = Path(info["data"]["path"]), info["data"]["sha256"]
     except (KeyError, TypeError, ValueError) as exc:

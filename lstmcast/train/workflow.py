@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from lstmcast.config import DataConfig, ModelConfig, TrainConfig, to_json_dict
 from lstmcast.data.frequency import default_horizon, season_length
-from lstmcast.errors import InputError, LstmcastError
+from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, LstmcastError
 from lstmcast.model.shapes import member_prefix
 from lstmcast.train.defaults import pick_lookback
 from lstmcast.train.progress import ProgressFn
@@ -330,6 +331,12 @@ def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: A
                                     "Lower --lr or check the data for extreme values")
             notes.append(f"ensemble member {k + 1} diverged before its first epoch; left out")
             break
+        if result.stopped == "interrupted" and result.best_epoch == 0:
+            if not states:
+                raise _nothing_to_keep(run_dir)
+            notes.append(f"ensemble member {k + 1} was stopped before its first epoch; the run holds the {k} "
+                         "members finished before it")
+            break
         if k > 0 and result.stopped == "time_limit":  # cut short, it would pull the median towards an untrained net
             notes.append(f"time limit: ensemble member {k + 1} was cut short and is left out")
             on_note(notes[-1]) if on_note is not None else None
@@ -342,6 +349,19 @@ def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: A
         if result.stopped in ("interrupted", "diverged", "time_limit"):
             break
     return states, results
+
+
+def _nothing_to_keep(run_dir: Path) -> Interrupted:
+    """Stopped before the first epoch: no weights worth a run, no validation loss (it is inf), nothing to resume."""
+
+    from lstmcast.run import rundir
+    from lstmcast.train import signals
+
+    signum = signals.received()
+    how, code = ("SIGTERM", EXIT_SIGTERM) if signum == signal.SIGTERM else ("Ctrl-C", EXIT_SIGINT)
+    kept = f"; the run already at {run_dir} is unchanged" if rundir.is_run(Path(run_dir)) else ""
+    return Interrupted(f"stopped by {how} before the first epoch finished: nothing to keep yet, no run "
+                       f"written{kept}; train again and let at least one epoch finish", code)
 
 
 def _earlier_members(run_dir: Path, count: int) -> list[dict[str, Any]]:
