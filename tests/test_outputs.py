@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import FAST_CLI, RUN_FILES, wide_frame, write_frame
+from conftest import FAST_CLI, RUN_FILES
 
 from lstmcast.errors import EXIT_INPUT, EXIT_RUN
 from lstmcast.run import rundir
