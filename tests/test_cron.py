@@ -125,7 +125,7 @@ def test_sigterm_in_the_first_epoch_exits_143_and_keeps_what_was_there(cli, dail
     before = {p.name: p.read_bytes() for p in old.iterdir()}
     fresh = tmp_path / "fresh"
     procs = {run: subprocess.Popen([sys.executable, "-c", SLOW_DRIVER, "train", str(daily), "--run-dir", str(run),
-                                    "--overwrite", "--json", "--epochs", "3", *FAST_CLI], stdout=subprocess.PIPE,
+                                    "--overwrite", "--json", "--epochs", "3", "--epoch-steps", "40", *FAST_CLI], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, env=cli.env) for run in (old, fresh)}
     for run, proc in procs.items():
         seen = wait_for_line(proc, "training batch 1")
@@ -204,7 +204,7 @@ main()
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(cli, daily, tmp_path):
     run = tmp_path / "run"
     result = subprocess.run([sys.executable, "-c", NAN_DRIVER, "26", "train", str(daily), "--run-dir", str(run),
-                             "--epochs", "4", *FAST_CLI], capture_output=True, text=True, env=cli.env, timeout=120,
+                             "--epochs", "4", "--epoch-steps", "20", *FAST_CLI], capture_output=True, text=True, env=cli.env, timeout=120,
                             check=False)
     assert result.returncode == EXIT_FAILURE, result.stderr
     line = one_error_line(result.stderr)
