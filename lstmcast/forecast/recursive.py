@@ -73,15 +73,16 @@ def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarra
     with np.errstate(over="ignore", invalid="ignore"):
         point, quant = forecast_scaled_all(net, scaled, steps, cov)
         point = invert(point.astype(np.float64), center[:, None], scale[:, None])
-        if floor is not None:
-            point = np.maximum(point, floor[:, None])
+        if floor is not None:  # a value that is not finite stays so: require_finite names it, clipping would hide it
+            point = np.where(np.isfinite(point), np.maximum(point, floor[:, None]), point)
         if quant is None:
             return point, None
         full = np.full((len(scaled), steps, quant.shape[-1]), np.nan)
         calibrated = intervals.apply(quant.astype(np.float64), correction)
         full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None])
         if floor is not None:
-            full[:, : quant.shape[1]] = np.maximum(full[:, : quant.shape[1]], floor[:, None, None])
+            part = full[:, : quant.shape[1]]
+            full[:, : quant.shape[1]] = np.where(np.isfinite(part), np.maximum(part, floor[:, None, None]), part)
     return point, full
 
 
