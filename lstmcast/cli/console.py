@@ -98,10 +98,13 @@ def fmt(value: float | None, pct: bool = False) -> str:
     return f"{value:,.1f}" if size >= 100 else f"{value:.4g}"
 
 
-def metrics_line(m: dict[str, Any]) -> str:
+MEANS_NOTE = "(MAE, RMSE: means over series)"
+
+
+def metrics_line(m: dict[str, Any], means_note: bool = True) -> str:
     """Scale-free metrics first: MAE and RMSE are means over series, which may be in different units."""
     return (f"MASE {fmt(m['mase'])}  sMAPE {fmt(m['smape'], True)}  MAPE {fmt(m['mape'], True)}  "
-            f"MAE {fmt(m['mae'])}  RMSE {fmt(m['rmse'])} (MAE, RMSE: means over series)")
+            f"MAE {fmt(m['mae'])}  RMSE {fmt(m['rmse'])}" + (f" {MEANS_NOTE}" if means_note else ""))
 
 
 def _pct(share: float | None) -> str:
@@ -190,9 +193,9 @@ def print_evaluation(result: dict[str, Any]) -> None:
                 table.add_row(name, f"{p['lower']:g}-{p['upper']:g}", _pct(p["coverage"]), fmt(p["width"]))
             RichConsole().print(table)
     else:
-        print(title)
+        print(f"{title} {MEANS_NOTE}")
         for name, m in _rows(result):
-            print(f"{name}: {metrics_line(m)}")
+            print(f"{name}: {metrics_line(m, means_note=False)}")
         for line in interval_lines(result["intervals"]) if "intervals" in result else ():
             print(line)
 
@@ -218,11 +221,11 @@ def print_backtest(result: dict[str, Any]) -> None:
         if "intervals" in result:
             _backtest_intervals(sections)
         return
-    print(title)
+    print(f"{title} {MEANS_NOTE}")
     for (fold, cutoff), part in sections:
         print(f"fold {fold}, cut-off {cutoff}" if cutoff else "all folds")
         for name, m in _rows(part):
-            print(f"  {name}: {metrics_line(m)}")
+            print(f"  {name}: {metrics_line(m, means_note=False)}")
         for line in interval_lines(part["intervals"]) if "intervals" in part else ():
             print(f"  {line}")
 
