@@ -162,7 +162,7 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
 
 def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVEL, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-           on_note: NoteFn | None = None) -> DetectReport:
+           flatline: bool = False, on_note: NoteFn | None = None) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
 
     Each point is forecast from the values before it only (origins `stride` steps apart,
@@ -180,6 +180,9 @@ def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVE
             calibrate them).
         refit_every: retrain the run's configuration (torch) on each series' values before
             every multiple of this many positions, for the origins from there on.
+        flatline: also score how long a value repeats against the series' past runs (a
+            stuck sensor), joined with the residual's p-value (Bonferroni). Off by default:
+            it cost NAB 12 points (benchmarks/RESULTS.md).
         on_note: called with a line as each refit starts.
 
     Returns a `DetectReport`: `frame` (id, time, value, expected, lower, upper, score,
@@ -190,14 +193,15 @@ def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVE
     from lstmcast.detect.workflow import detection, report
 
     made = detection(run_dir, data, level=level, last=last, stride=stride, window=window, refit_every=refit_every,
-                     on_note=on_note)
+                     flatline=flatline, on_note=on_note)
     return report(made, pd.concat(list(made.chunks), ignore_index=True))
 
 
 def detect_to_file(run_dir: str | Path, data: str | Path, output: str | Path | None = None, *,
                    level: float = DEFAULT_LEVEL, last: int | None = None, stride: int | None = None,
-                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, wait: float = 0.0,
-                   keep_series: int = 0, on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
+                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = False,
+                   wait: float = 0.0, keep_series: int = 0, on_note: NoteFn | None = None
+                   ) -> tuple[DetectReport, Path | None]:
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).
 
     The output is locked while it is written (`BusyError` after `wait` seconds) and
@@ -217,6 +221,6 @@ def detect_to_file(run_dir: str | Path, data: str | Path, output: str | Path | N
             kept.append(frame[frame.iloc[:, 0].isin(first)])
 
     made, target = write_detection(run_dir, data, output, wait, keep, level=level, last=last, stride=stride,
-                                   window=window, refit_every=refit_every, on_note=on_note)
+                                   window=window, refit_every=refit_every, flatline=flatline, on_note=on_note)
     frame = pd.concat(kept, ignore_index=True) if kept else None
     return report(made, frame), target

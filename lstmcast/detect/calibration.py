@@ -18,6 +18,14 @@ apart: a spike twice as large scores higher, and no window is too short for a le
 
 `lower`/`upper` are expected -/+ the half-width q(level): score > level exactly when the
 value lies outside [lower, upper]. Fewer than `min_residuals` past residuals: no score.
+
+A stuck sensor repeats its last value while the forecasts, fed that flat line, follow
+it: its residuals stay small. So `detect` scores a second statistic the same way, the
+length of the run of equal values a point ends (`repeats`), against the same series'
+past runs, and joins the two p-values by Bonferroni (`joined`): p = min(1, 2 min(p_residual,
+p_run)), still a valid p-value. The interval is then the residual's at level
+(1 + level) / 2, so a value outside it still scores above the level; a point inside it
+scores above the level only when its run of repeats is longer than the past makes likely.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ class Scores:
     half_width: np.ndarray
 
 
-def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int
+def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int, tail_floor: float = 0.0
            ) -> tuple[np.ndarray, np.ndarray]:
     """Scores [S, B] of `cur` against the finite values of `past` [S, W], and the half-widths [S]."""
     ordered = np.sort(np.where(np.isfinite(past), past, np.inf), axis=1)  # the finite values first
@@ -52,7 +60,7 @@ def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int
     upper = (cols >= at_u[:, None]) & (cols < n[:, None])
     with np.errstate(invalid="ignore"):
         beta = np.where(upper, ordered - u[:, None], 0.0).sum(axis=1) / np.maximum(upper.sum(axis=1), 1)
-    beta = np.maximum(beta, MIN_BETA)
+    beta = np.maximum(np.maximum(beta, MIN_BETA), tail_floor * np.where(np.isfinite(top), top, 0.0))
     at_least = np.zeros(cur.shape, dtype=np.int64)  # past values >= each point
     for i in np.flatnonzero(n >= min_residuals):
         at_least[i] = n[i] - np.searchsorted(ordered[i, :n[i]], cur[i], side="left")
@@ -72,11 +80,12 @@ def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int
 
 
 def score(nonconformity: np.ndarray, firsts: np.ndarray, level: float, window: int, refresh: int,
-          min_residuals: int = MIN_RESIDUALS) -> Scores:
+          min_residuals: int = MIN_RESIDUALS, tail_floor: float = 0.0) -> Scores:
     """Score the points of [S, T] `nonconformity` (NaN: none) from position firsts[i] on.
 
     Blocks are counted from position 0, so a point's score does not depend on where
-    scoring started (`--last`), only on the residuals before its block.
+    scoring started (`--last`), only on the residuals before its block. `tail_floor`:
+    the tail's scale is at least this share of the largest past value.
     """
     n_series, width = nonconformity.shape
     out = np.full((n_series, width), np.nan)
@@ -90,8 +99,30 @@ def score(nonconformity: np.ndarray, firsts: np.ndarray, level: float, window: i
         hi = min(lo + refresh, width)
         if not wanted[:, lo:hi].any():
             continue
-        s, h = _block(nonconformity[:, max(0, lo - window):lo], nonconformity[:, lo:hi], level, min_residuals)
+        s, h = _block(nonconformity[:, max(0, lo - window):lo], nonconformity[:, lo:hi], level, min_residuals,
+                      tail_floor)
         keep = wanted[:, lo:hi]
         out[:, lo:hi] = np.where(keep, s, np.nan)
         half[:, lo:hi] = np.where(keep & np.isfinite(s), h[:, None], np.nan)
     return Scores(np.clip(out, 0.0, 1.0), half)
+
+
+def repeats(values: np.ndarray) -> np.ndarray:
+    """Per point of [S, T] values: how many equal values the run it ends holds (1: it differs from the one before)."""
+    n_series, width = values.shape
+    pos = np.arange(width)[None, :].repeat(n_series, axis=0)
+    change = np.ones((n_series, width), dtype=bool)
+    change[:, 1:] = values[:, 1:] != values[:, :-1]
+    start = np.maximum.accumulate(np.where(change, pos, 0), axis=1)
+    return (pos - start + 1).astype(np.float64)
+
+
+def residual_level(level: float) -> float:
+    """The level of the residual's interval when two p-values are joined."""
+    return 1.0 - (1.0 - level) / 2.0
+
+
+def joined(residual: Scores, run: Scores) -> Scores:
+    """Bonferroni: score = 1 - min(1, 2 min(p_residual, p_run)); the residual's interval."""
+    p = np.minimum(1.0, 2.0 * np.minimum(1.0 - residual.score, 1.0 - np.nan_to_num(run.score, nan=0.0)))
+    return Scores(np.where(np.isfinite(residual.score), 1.0 - p, np.nan), residual.half_width)
