@@ -1,4 +1,4 @@
-"""The public Python API: `train`, `resume`, `predict`, `predict_to_file`, `evaluate`, `backtest`.
+"""The public Python API: `train`, `resume`, `predict`, `predict_to_file`, `evaluate`, `backtest`, `detect`.
 
 The CLI is a thin layer over these; nothing inside the package below the CLI imports
 this module. Compute returns data; only the CLI renders tables.
@@ -7,6 +7,7 @@ this module. Compute returns data; only the CLI renders tables.
     report = api.train("sales.csv", horizon=14)
     forecast = api.predict(report.run_dir).forecast      # a DataFrame
     metrics = api.evaluate(report.run_dir, "sales.csv")  # a dict
+    found = api.detect(report.run_dir, "sales.csv")      # found.frame: score and anomaly per point
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from lstmcast.config import ARCH_FIELDS, Cell, DataConfig, ModelConfig, TrainConfig, WindowNorm
+from lstmcast.detect.workflow import DEFAULT_LEVEL, DEFAULT_WINDOW, DetectReport
 from lstmcast.forecast.batches import PredictReport, Written
 from lstmcast.model.quantiles import parse_levels
 from lstmcast.train.defaults import MAX_DEFAULT_LOOKBACK  # noqa: F401 (part of the API)
 from lstmcast.train.progress import ProgressFn
 from lstmcast.train.workflow import TrainReport
 
-__all__ = ["TrainReport", "PredictReport", "Written", "train", "resume", "predict", "predict_to_file", "evaluate",
-           "backtest"]
+__all__ = ["TrainReport", "PredictReport", "Written", "DetectReport", "train", "resume", "predict", "predict_to_file",
+           "evaluate", "backtest", "detect", "detect_to_file"]
 
 NoteFn = Callable[[str], None]
 
@@ -159,3 +161,69 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
 
     return backtest_fn(run_dir, data, folds=folds, step=step, horizon=horizon, refit=refit, season=season,
                        keep_forecasts=keep_forecasts, on_fold=on_fold)
+
+
+def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVEL, last: int | None = None,
+           stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
+           flatline: bool = False, on_note: NoteFn | None = None) -> DetectReport:
+    """Score every point of every series of `data` after the run's lookback against its forecast.
+
+    Each point is forecast from the values before it only (origins `stride` steps apart,
+    default a third of the horizon; `expected` is the mean of the forecasts reaching it)
+    and scored against its series' own residuals over the `window` points before it:
+    `score` in [0, 1] is one minus the conformal p-value, `anomaly` is score > `level`,
+    exactly when the value lies outside [`lower`, `upper`]. Changing a value never
+    changes the score of an earlier point.
+
+    Args:
+        run_dir: a directory written by `train` (the target alone: no covariates).
+        data: CSV with the run's columns; series the run never saw are scored too.
+        level: the interval's level, in (0, 1).
+        last: score only the newest `last` points of each series (the earlier ones still
+            calibrate them).
+        refit_every: retrain the run's configuration (torch) on each series' values before
+            every multiple of this many positions, for the origins from there on.
+        flatline: also score how long a value repeats against the series' past runs (a
+            stuck sensor), joined with the residual's p-value (Bonferroni). Off by default:
+            it cost NAB 12 points (benchmarks/RESULTS.md).
+        on_note: called with a line as each refit starts.
+
+    Returns a `DetectReport`: `frame` (id, time, value, expected, lower, upper, score,
+    anomaly), counts, and the flagged points.
+    """
+    import pandas as pd
+
+    from lstmcast.detect.workflow import detection, report
+
+    made = detection(run_dir, data, level=level, last=last, stride=stride, window=window, refit_every=refit_every,
+                     flatline=flatline, on_note=on_note)
+    return report(made, pd.concat(list(made.chunks), ignore_index=True))
+
+
+def detect_to_file(run_dir: str | Path, data: str | Path, output: str | Path | None = None, *,
+                   level: float = DEFAULT_LEVEL, last: int | None = None, stride: int | None = None,
+                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = False,
+                   wait: float = 0.0, keep_series: int = 0, on_note: NoteFn | None = None
+                   ) -> tuple[DetectReport, Path | None]:
+    """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).
+
+    The output is locked while it is written (`BusyError` after `wait` seconds) and
+    replaced atomically, batch by batch. The report's `frame` holds the rows of the first
+    `keep_series` series only (for plots). Returns (report, the path written or None).
+    """
+    import pandas as pd
+
+    from lstmcast.detect.workflow import report, write_detection
+
+    kept: list[Any] = []
+
+    def keep(frame: Any) -> None:
+        seen = sum(part.iloc[:, 0].nunique() for part in kept)
+        if seen < keep_series:
+            first = frame.iloc[:, 0].unique()[:keep_series - seen]
+            kept.append(frame[frame.iloc[:, 0].isin(first)])
+
+    made, target = write_detection(run_dir, data, output, wait, keep, level=level, last=last, stride=stride,
+                                   window=window, refit_every=refit_every, flatline=flatline, on_note=on_note)
+    frame = pd.concat(kept, ignore_index=True) if kept else None
+    return report(made, frame), target

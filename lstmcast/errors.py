@@ -11,6 +11,7 @@ EXIT_FAILURE = 1  # anything unexpected: a bug, an OS error, training that diver
 EXIT_INPUT = 2  # bad option or bad input data
 EXIT_RUN = 3  # a run directory that cannot be used
 EXIT_BUSY = 4  # another lstmcast process is writing the same run directory or output
+EXIT_ANOMALY = 5  # detect --fail-on-anomaly flagged at least one point (the output is still written)
 EXIT_SIGINT = 130  # stopped by Ctrl-C (128 + SIGINT)
 EXIT_SIGTERM = 143  # stopped by SIGTERM (128 + SIGTERM)
 

@@ -263,3 +263,45 @@ def loss_file(metrics: dict[str, Any], loss: str) -> tuple[bytes | None, str | N
         return loss_png(metrics["history"], metrics.get("best_epoch"), loss), None
     except InputError:
         return None, f"no loss.png: matplotlib is not installed ({INSTALL})"
+
+
+def detection_png(title: str, times: list[Any], frame: Any, time_label: str) -> bytes:
+    """One series scored by detect: its values, the expected value and the [lower, upper] band, flagged points marked."""
+    fig = _figure(WIDTH, HEIGHT)
+    ax = fig.add_subplot()
+    dated = bool(len(times)) and hasattr(times[0], "isoformat")
+    value = frame["value"].to_numpy(float)
+    lower, upper = frame["lower"].to_numpy(float), frame["upper"].to_numpy(float)
+    ax.fill_between(times, lower, upper, color=_COLORS[0], alpha=0.18, linewidth=0, zorder=1,
+                    label="expected band (lower-upper)")
+    ax.plot(times, frame["expected"].to_numpy(float), color=_COLORS[0], linewidth=1.4, label="expected", zorder=2)
+    ax.plot(times, value, color=_INK, linewidth=1.1, label="value", zorder=3)
+    hit = frame["anomaly"].to_numpy(bool)
+    if hit.any():
+        ax.scatter([t for t, h in zip(times, hit) if h], value[hit], color=_COLORS[3], s=36, zorder=4,
+                   label=f"anomaly ({int(hit.sum())})")
+    _style_axes(ax, dated, time_label, np.concatenate([value, lower, upper]))
+    ax.set_title(str(title), loc="left", fontsize=14, fontweight="bold")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper right", ncols=len(labels), fontsize=10, frameon=False)
+    return _png(fig)
+
+
+def detection_plots(out_dir: str | Path, frame: Any, max_plots: int = PLOT_MAX) -> list[Path]:
+    """Write `<series>.png` into `out_dir` for the first `max_plots` series of detect's rows.
+
+    `frame`: id column, time column, value, expected, lower, upper, score, anomaly.
+    """
+    from lstmcast.run.atomic import write_bytes
+
+    require()
+    out_dir = Path(out_dir)
+    id_col, time_col = frame.columns[0], frame.columns[1]
+    groups = list(frame.groupby(id_col, sort=False))[:max_plots]
+    names = file_names([sid for sid, _ in groups])
+    written = []
+    for sid, part in groups:
+        target = out_dir / names[sid]
+        write_bytes(target, detection_png(sid, list(part[time_col]), part, time_col))
+        written.append(target)
+    return written

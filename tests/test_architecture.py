@@ -119,10 +119,10 @@ def test_nothing_below_the_cli_imports_the_facade():
 def test_no_module_shadows_the_standard_library_or_the_facade():
     import sys
 
-    facade = {"train", "resume", "predict", "evaluate", "backtest", "predict_to_file"}
+    facade = {"train", "resume", "predict", "evaluate", "backtest", "predict_to_file", "detect", "detect_to_file"}
     for name in modules():
         leaf = name.rsplit(".", 1)[-1]
-        if name.count(".") == 1 and leaf in ("train", "evaluate", "forecast", "model", "data", "run", "cli"):
+        if name.count(".") == 1 and leaf in ("train", "evaluate", "forecast", "detect", "model", "data", "run", "cli"):
             continue  # the subpackages are the concepts the facade's functions are named after
         assert leaf not in sys.stdlib_module_names, f"{name} shadows the standard library's {leaf}"
         assert leaf not in facade, f"{name} is named like the facade's function {leaf}()"

@@ -15,14 +15,15 @@ import typer
 
 from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
                              TrainConfig, WindowNorm)
-from lstmcast.cli.console import (Console, metrics_summary, print_backtest, print_evaluation, print_train, run_app,
-                                  stop_code, train_summary)
-from lstmcast.errors import EXIT_INPUT, EXIT_SIGINT, InputError
+from lstmcast.cli.console import (Console, detect_summary, metrics_summary, print_backtest, print_detection,
+                                  print_evaluation, print_train, run_app, stop_code, train_summary)
+from lstmcast.errors import EXIT_ANOMALY, EXIT_INPUT, EXIT_SIGINT, InputError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 usage or input error (bad option, bad CSV); "
     "3 run directory unusable (missing, corrupt, unsafe, newer format); "
     "4 busy (another lstmcast is writing the same run directory or output; see --wait); "
+    "5 detect --fail-on-anomaly flagged a point (the output is written); "
     "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run once an epoch has finished); "
     "1 anything else."
 )
@@ -354,6 +355,59 @@ def evaluate(
         print_backtest(result) if backtest else print_evaluation(result)
         for path in ([output] if output is not None else []) + ([plot] if plot is not None else []):
             print(f"wrote {path}" + (f" ({len(pngs)} PNG file{'s' * (len(pngs) != 1)})" if path == plot else ""))
+
+
+DETECT_WINDOW = 5000  # detect.workflow.DEFAULT_WINDOW; not imported, so that --help loads no numpy
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def detect(
+    run: Annotated[Path, typer.Option("--run", help="Run directory written by train (the target alone, no covariates).")],
+    data: Annotated[Path, typer.Option(help="CSV to score, same columns as training. Every point after the run's lookback is scored.")],
+    output: Annotated[Optional[Path], typer.Option(help="CSV to write ('-' for stdout): id, time, value, expected, lower, upper, score, anomaly. Default: anomalies.csv in the run directory. Missing directories are created.")] = None,
+    last: Annotated[Optional[int], typer.Option(min=1, help="Score only the newest N points of each series (the nightly job); the points before still calibrate them.")] = None,
+    level: Annotated[float, typer.Option(help="Interval level in (0, 1): a point is an anomaly when its score exceeds it, exactly when the value is outside [lower, upper].")] = 0.99,
+    stride: Annotated[Optional[int], typer.Option(min=1, help="Steps between forecast origins; each point's expected value is the mean of the forecasts reaching it. Default: a third of the trained horizon (three forecasts per point). 1 is slowest.")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Past residuals of the same series each point is compared with.")] = DETECT_WINDOW,
+    refit_every: Annotated[Optional[int], typer.Option(min=1, help="Streaming: retrain the run's configuration on the values before every multiple of N positions, for the forecasts from there on (needs torch; slower).")] = None,
+    flatline: Annotated[bool, typer.Option("--flatline", help="Also flag a value that repeats for longer than the series' past runs of equal values make likely (a stuck sensor), inside the band too. Off by default: on NAB it flagged many normal flat stretches.")] = False,
+    fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 5 when any point is flagged (after writing the output), so cron can alert.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: values, the expected band, flagged points marked. Needs matplotlib: pip install 'lstmcast[plot]'.")] = None,
+    plot_max: PlotMax = PLOT_MAX,
+    wait: Wait = 0.0,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    json_: Json = False,
+) -> None:
+    """Score every point of DATA against the run's causal forecast of it; flag those outside the --level interval."""
+    from lstmcast.train import signals
+
+    signals.install()
+    out = Console("detect", quiet, verbose, json_)
+    if output is not None and str(output) == "-" and json_:
+        out.fail("--output - and --json both want stdout; write the rows to a file with --output FILE", EXIT_INPUT)
+
+    def work():
+        from lstmcast import api, plots
+
+        if plot is not None:
+            plots.require()
+        report, target = api.detect_to_file(run, data, output, level=level, last=last, stride=stride, window=window,
+                                            refit_every=refit_every, flatline=flatline, wait=wait,
+                                            keep_series=plot_max if plot is not None else 0, on_note=out.note)
+        pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max)
+        return report, target, pngs
+
+    report, target, pngs = out.run(work)
+    for note in report.notes:
+        out.note(note)
+    code = EXIT_ANOMALY if fail_on_anomaly and report.anomalies else 0
+    if json_:
+        out.emit(detect_summary(report, [p for p in [target, *pngs] if p is not None], code))
+    elif not quiet:
+        print_detection(report, target, pngs, plot, sys.stderr if target is None else sys.stdout)
+    if code:
+        raise typer.Exit(code)
 
 
 RunsDir = Annotated[Path, typer.Argument(help="Directory that holds run directories (e.g. runs).")]

@@ -246,6 +246,38 @@ def _backtest_intervals(sections: list[tuple[list[str], dict[str, Any]]]) -> Non
     RichConsole().print(table)
 
 
+def _label(t: Any) -> Any:
+    return t.isoformat() if hasattr(t, "isoformat") else int(t)
+
+
+def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
+    """detect's `--json` summary: counts, the series flagged and when (at most 1,000 points listed)."""
+    flagged: dict[str, list[Any]] = {}
+    for f in report.flagged:
+        flagged.setdefault(f.id, []).append(_label(f.time))
+    return {
+        "status": "ok", "exit_code": code, "files": files, "series": report.series, "rows": report.rows,
+        "scored": report.scored, "level": report.level, "anomalies": report.anomalies,
+        "series_flagged": len(report.flagged_series), "flagged_per_series": report.flagged_series,
+        "flagged": flagged, "flagged_listed": len(report.flagged), "stride": report.stride, "window": report.window,
+        "refits": report.refits, "new_series": report.new_series, "notes": report.notes, "timings": {},
+    }
+
+
+def print_detection(report: Any, target: Path | None, pngs: list[Path], plot: Path | None, stream: Any) -> None:
+    """detect's summary for people: what was scored and flagged, the highest scores, the files written."""
+    flagged = len(report.flagged_series)
+    print(f"scored {report.scored} points of {report.series} series at level {report.level:g}: "
+          f"{report.anomalies} flagged in {flagged} series", file=stream)
+    for f in sorted(report.flagged, key=lambda f: -f.score)[:10]:
+        print(f"  {f.id}  {_when(_label(f.time))}  value {fmt(f.value)}  expected {fmt(f.expected)}  "
+              f"score {f.score:.6f}", file=stream)
+    if target is not None:
+        print(f"wrote {report.rows} rows to {target}", file=stream)
+    if pngs:
+        print(f"wrote {len(pngs)} PNG file{'s' * (len(pngs) != 1)} to {plot}", file=stream)
+
+
 def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
     """evaluate's `--json` metrics: overall and baselines, and each fold's for a backtest."""
     out = {k: result[k] for k in ("overall", "baselines", "intervals") if k in result}

@@ -46,10 +46,11 @@ CONFIG_TOML = "config.toml"
 RESUME_TENSORS = "resume.safetensors"
 RESUME_JSON = "resume.json"
 FORECAST_CSV = "forecast.csv"
+ANOMALIES_CSV = "anomalies.csv"  # detect's output when no --output is given
 LOSS_PNG = "loss.png"
 # What lstmcast itself writes into a run directory; anything else in it belongs to the user.
 OWN_FILES = frozenset({WEIGHTS, RUN_JSON, METRICS_JSON, CONFIG_TOML, RESUME_TENSORS, RESUME_JSON, FORECAST_CSV,
-                       LOSS_PNG})
+                       ANOMALIES_CSV, LOSS_PNG})
 
 
 @dataclass

@@ -1,0 +1,128 @@
+"""Anomaly scores: each point's residual against its series' own recent residuals (split conformal).
+
+The nonconformity of a point is a = |value - expected| (in the run's scaled units).
+Positions are cut into blocks of `refresh` (block b: [b refresh, (b + 1) refresh)); a
+point of block b is set against the finite a of the same series over the `window`
+positions before the block, n of them, so only values before the point reach its score:
+
+    p = (#{past a >= a} + 1) / (n + 1)                        a within the past values
+    p = exp(-(a - max) / beta) / (n + 1)                      a beyond all of them
+    score = 1 - p
+
+p is the conformal p-value: on residuals whose distribution does not change, a point
+whose value follows the same distribution gets p <= 1 - level with probability at most
+1 - level, so `score > level` flags at most a share 1 - level of normal points. Beyond
+the largest past residual an exponential tail fitted to the top tenth of them
+(beta: their mean excess over its 0.9 quantile; peaks over threshold) keeps scores
+apart: a spike twice as large scores higher, and no window is too short for a level.
+
+`lower`/`upper` are expected -/+ the half-width q(level): score > level exactly when the
+value lies outside [lower, upper]. Fewer than `min_residuals` past residuals: no score.
+
+A stuck sensor repeats its last value while the forecasts, fed that flat line, follow
+it: its residuals stay small. So `detect` scores a second statistic the same way, the
+length of the run of equal values a point ends (`repeats`), against the same series'
+past runs, and joins the two p-values by Bonferroni (`joined`): p = min(1, 2 min(p_residual,
+p_run)), still a valid p-value. The interval is then the residual's at level
+(1 + level) / 2, so a value outside it still scores above the level; a point inside it
+scores above the level only when its run of repeats is longer than the past makes likely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TAIL = 0.9  # the exponential tail is fitted to the past residuals above this quantile
+MIN_RESIDUALS = 20  # fewer past residuals in the window: no score (NaN) and no flag
+MIN_BETA = 1e-6  # least tail scale, in scaled units: residuals of a perfectly flat past
+
+
+@dataclass
+class Scores:
+    """Per point [S, T]: score in [0, 1] (NaN: not scored) and the half-width of the level's interval."""
+
+    score: np.ndarray
+    half_width: np.ndarray
+
+
+def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int, tail_floor: float = 0.0
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores [S, B] of `cur` against the finite values of `past` [S, W], and the half-widths [S]."""
+    ordered = np.sort(np.where(np.isfinite(past), past, np.inf), axis=1)  # the finite values first
+    n = np.isfinite(past).sum(axis=1)
+    rows = np.arange(len(past))
+    top = ordered[rows, np.maximum(n - 1, 0)]
+    at_u = np.floor(TAIL * np.maximum(n - 1, 0)).astype(np.int64)
+    u = ordered[rows, at_u]
+    cols = np.arange(past.shape[1])[None, :]
+    upper = (cols >= at_u[:, None]) & (cols < n[:, None])
+    with np.errstate(invalid="ignore"):
+        beta = np.where(upper, ordered - u[:, None], 0.0).sum(axis=1) / np.maximum(upper.sum(axis=1), 1)
+    beta = np.maximum(np.maximum(beta, MIN_BETA), tail_floor * np.where(np.isfinite(top), top, 0.0))
+    at_least = np.zeros(cur.shape, dtype=np.int64)  # past values >= each point
+    for i in np.flatnonzero(n >= min_residuals):
+        at_least[i] = n[i] - np.searchsorted(ordered[i, :n[i]], cur[i], side="left")
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = np.exp(-(cur - top[:, None]) / beta[:, None])
+    p = np.where(at_least > 0, at_least + 1.0, tail) / (n[:, None] + 1.0)
+    ok = (n >= min_residuals)[:, None] & np.isfinite(cur)
+    score = np.where(ok, 1.0 - p, np.nan)
+    # The half-width: values above it, and only they, score above the level.
+    c = (1.0 - level) * (n + 1.0) - 1.0  # flagged: fewer than c past values at or above the point
+    m = np.ceil(c).astype(np.int64) - 1  # the most such values a flagged point may have
+    inside = np.clip(n - m - 1, 0, np.maximum(n - 1, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beyond = top + beta * np.maximum(0.0, -np.log((1.0 - level) * (n + 1.0)))
+    half = np.where(m >= 1, ordered[rows, inside], beyond)
+    return score, np.where(n >= min_residuals, half, np.nan)
+
+
+def score(nonconformity: np.ndarray, firsts: np.ndarray, level: float, window: int, refresh: int,
+          min_residuals: int = MIN_RESIDUALS, tail_floor: float = 0.0) -> Scores:
+    """Score the points of [S, T] `nonconformity` (NaN: none) from position firsts[i] on.
+
+    Blocks are counted from position 0, so a point's score does not depend on where
+    scoring started (`--last`), only on the residuals before its block. `tail_floor`:
+    the tail's scale is at least this share of the largest past value.
+    """
+    n_series, width = nonconformity.shape
+    out = np.full((n_series, width), np.nan)
+    half = np.full((n_series, width), np.nan)
+    if not n_series or not width:
+        return Scores(out, half)
+    firsts = np.asarray(firsts, dtype=np.int64)
+    start = (int(firsts.min()) // refresh) * refresh
+    wanted = np.arange(width)[None, :] >= firsts[:, None]
+    for lo in range(max(start, refresh), width, refresh):
+        hi = min(lo + refresh, width)
+        if not wanted[:, lo:hi].any():
+            continue
+        s, h = _block(nonconformity[:, max(0, lo - window):lo], nonconformity[:, lo:hi], level, min_residuals,
+                      tail_floor)
+        keep = wanted[:, lo:hi]
+        out[:, lo:hi] = np.where(keep, s, np.nan)
+        half[:, lo:hi] = np.where(keep & np.isfinite(s), h[:, None], np.nan)
+    return Scores(np.clip(out, 0.0, 1.0), half)
+
+
+def repeats(values: np.ndarray) -> np.ndarray:
+    """Per point of [S, T] values: how many equal values the run it ends holds (1: it differs from the one before)."""
+    n_series, width = values.shape
+    pos = np.arange(width)[None, :].repeat(n_series, axis=0)
+    change = np.ones((n_series, width), dtype=bool)
+    change[:, 1:] = values[:, 1:] != values[:, :-1]
+    start = np.maximum.accumulate(np.where(change, pos, 0), axis=1)
+    return (pos - start + 1).astype(np.float64)
+
+
+def residual_level(level: float) -> float:
+    """The level of the residual's interval when two p-values are joined."""
+    return 1.0 - (1.0 - level) / 2.0
+
+
+def joined(residual: Scores, run: Scores) -> Scores:
+    """Bonferroni: score = 1 - min(1, 2 min(p_residual, p_run)); the residual's interval."""
+    p = np.minimum(1.0, 2.0 * np.minimum(1.0 - residual.score, 1.0 - np.nan_to_num(run.score, nan=0.0)))
+    return Scores(np.where(np.isfinite(residual.score), 1.0 - p, np.nan), residual.half_width)

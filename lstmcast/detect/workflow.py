@@ -1,0 +1,330 @@
+"""The detect workflow: read new data like the run, forecast every point causally, score it, write the CSV.
+
+    read_like_run ─> causal refill of gaps ─> per batch of series:
+        forecasts.forecast_sums (numpy network, origins `stride` apart; refits take over
+        their origins) ─> expected values ─> calibration.score (conformal, per series)
+        ─> rows: id, time, value, expected, lower, upper, score, anomaly
+
+Nothing after a point reaches its score: its forecasts read values before their origin,
+the calibration reads residuals of earlier blocks, gaps are filled from the past
+(interpolation would reach past the gap), refits train on the values before the origins
+they forecast from, and series the run never saw are scaled on their first lookback values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from lstmcast.config import Fill
+from lstmcast.detect import calibration, forecasts
+from lstmcast.errors import InputError
+
+BATCH_SERIES = 2048  # series scored at once, at most
+CELLS = 1 << 22  # series x positions of one batch: each [series, positions] float64 matrix stays at 32 MB
+DEFAULT_LEVEL = 0.99
+DEFAULT_WINDOW = 5000  # past residuals a point is compared with (NAB: 1000 46.0, 2000 52.1, 5000 57.4, 20000 57.4)
+REFRESH = 32  # positions per calibration block
+FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecast about three times
+FLAGGED_LISTED = 1000  # flagged points a summary lists (all are counted)
+RUN_TAIL = 1.0  # --flatline: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
+COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
+
+
+def default_stride(horizon: int) -> int:
+    return max(1, -(-horizon // FORECASTS_PER_POINT))
+
+
+@dataclass
+class Flagged:
+    """One flagged point, for summaries."""
+
+    id: str
+    time: Any
+    value: float
+    expected: float
+    score: float
+
+
+@dataclass
+class Detection:
+    """What detect found; `chunks` yields the rows batch by batch, the counts fill as it is consumed."""
+
+    chunks: Iterator[Any]  # pandas.DataFrame per batch of series
+    level: float
+    stride: int
+    window: int
+    flatline: bool = False  # also score runs of repeated values (calibration.joined)
+    notes: list[str] = field(default_factory=list)
+    new_series: list[str] = field(default_factory=list)
+    series: int = 0
+    rows: int = 0  # rows written
+    scored: int = 0  # rows with a score
+    anomalies: int = 0
+    flagged: list[Flagged] = field(default_factory=list)  # the first FLAGGED_LISTED, in series order
+    flagged_series: dict[str, int] = field(default_factory=dict)  # id -> flagged points
+    refits: list[int] = field(default_factory=list)  # positions where a refit took over
+
+
+@dataclass
+class DetectReport:
+    """What `api.detect` returns: the scored rows and what was flagged."""
+
+    frame: Any  # pandas.DataFrame: id column, time column, value, expected, lower, upper, score, anomaly
+    series: int
+    rows: int
+    scored: int
+    anomalies: int
+    level: float
+    stride: int
+    window: int
+    flagged: list[Flagged] = field(default_factory=list)  # at most FLAGGED_LISTED, in series order
+    flagged_series: dict[str, int] = field(default_factory=dict)  # id -> number of flagged points
+    refits: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    new_series: list[str] = field(default_factory=list)
+
+
+def report(made: Detection, frame: Any) -> DetectReport:
+    """The report of a consumed Detection."""
+    return DetectReport(frame, made.series, made.rows, made.scored, made.anomalies, made.level, made.stride,
+                        made.window, made.flagged, made.flagged_series, made.refits, made.notes, made.new_series)
+
+
+@dataclass
+class Model:
+    """A network, the scalers it reads its inputs with, and the first origin it forecasts from."""
+
+    net: Any
+    center: np.ndarray
+    scale: np.ndarray
+    start: int = 0
+
+
+def _causal(values: np.ndarray, gaps: np.ndarray, fill: Fill) -> np.ndarray:
+    """Gaps refilled from the past only: interpolation reads the value after the gap; its last value does not."""
+    if fill is not Fill.interpolate or not len(gaps):
+        return values
+    index = np.arange(len(values))
+    index[gaps] = 0
+    return values[np.maximum.accumulate(index)]
+
+
+def _check(run: Any, series: Any, data: str | Path, level: float, last: int | None, stride: int, window: int,
+           refit_every: int | None) -> None:
+    cfg = run.model_config
+    if not 0.0 < level < 1.0:
+        raise InputError(f"--level {level}: must lie between 0 and 1 (e.g. 0.99)")
+    for name, value in (("--last", last), ("--stride", stride), ("--window", window), ("--refit-every", refit_every)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} {value}: must be at least 1")
+    if cfg.input_size > 1:
+        raise InputError(f"{run.path}: detect reads the target alone; this run was trained with covariates or "
+                         "calendar features (train one without them for detection)")
+    for sid, values in zip(series.ids, series.values):
+        if len(values) <= cfg.lookback:
+            raise InputError(f"{data}: series {sid!r} has {len(values)} points, not more than the run's lookback "
+                             f"{cfg.lookback}: detect scores the points after the first {cfg.lookback}; "
+                             "give more history or drop the series")
+
+
+def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, every: int, first: int,
+                  on_note: Callable[[str], None] | None) -> list[Model]:
+    """Models trained on each series' values before every multiple of `every`, for the origins after it."""
+    from lstmcast.evaluate.folds import refit_run
+
+    cfg, record = run.model_config, run.record
+    need = cfg.lookback + cfg.horizon + (record.train.val_size or cfg.horizon) + 1
+    longest = max(len(v) for v in values)
+    made: list[Model] = []
+    # The refit governing the first origin scored, and every one after it.
+    at = [p for p in range(every, longest, every) if p + every > first]
+    for position in at:
+        cut = [v[:position] for v in values]
+        if min(len(c) for c in cut) < need:
+            if on_note is not None:
+                on_note(f"no refit at position {position}: a series has fewer than {need} points before it")
+            continue
+        if on_note is not None:
+            on_note(f"refitting on the {position} points before position {position}")
+        net, center, scale, _ = refit_run(run, series, cut, data)
+        made.append(Model(net, center, scale, position))
+    return made
+
+
+def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVEL, last: int | None = None,
+              stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
+              flatline: bool = False, batch: int = BATCH_SERIES, on_note: Callable[[str], None] | None = None
+              ) -> Detection:
+    """Score every point of every series of `data` after the run's lookback; rows come batch by batch.
+
+    Errors in the run, the data or the options are raised here, before the first batch.
+    """
+    from lstmcast.forecast.histories import read_like_run, scalers
+    from lstmcast.run.rundir import load_run
+
+    run = load_run(run_dir)
+    cfg = run.model_config
+    stride = stride or default_stride(cfg.horizon)
+    series = read_like_run(run, data)
+    _check(run, series, data, level, last, stride, window, refit_every)
+    fill = run.record.data.config.fill
+    gaps = series.gaps or [np.empty(0, dtype=np.int64)] * len(series)
+    values = [_causal(v, g, fill) for v, g in zip(series.values, gaps)]
+    lookback = cfg.lookback
+    center, scale, new = scalers(run, series.ids, [v[:lookback] for v in values])
+    notes = list(series.notes)
+    if new:
+        notes.append(f"{len(new)} series not seen in training, scaled on their first {lookback} values: {new[:10]}")
+    firsts = [lookback if last is None else max(lookback, len(v) - last) for v in values]
+    models = [Model(run.model, center, scale, 0)]
+    if refit_every is not None:
+        models += _refit_models(run, series, values, Path(data), refit_every, min(firsts), on_note)
+    made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]])
+    made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
+    return made
+
+
+def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
+                  scale: np.ndarray, lo: int, hi: int, made: Detection) -> tuple[np.ndarray, np.ndarray, calibration.Scores]:
+    """(values [b, T] NaN-padded, expected [b, T] in original units, Scores) for series lo..hi-1."""
+    part = values[lo:hi]
+    width = max(len(v) for v in part)
+    lookback = models[0].net.config.lookback
+    # Residuals from this far back calibrate the first point scored.
+    need = [max(lookback, (f // REFRESH) * REFRESH - made.window) for f in firsts[lo:hi]]
+    sums = np.zeros((len(part), width))
+    counts = np.zeros((len(part), width), dtype=np.int32)
+    for k, model in enumerate(models):
+        stop = models[k + 1].start if k + 1 < len(models) else None
+        c, s = model.center[lo:hi], model.scale[lo:hi]
+        scaled = [(v - ci) / si for v, ci, si in zip(part, c, s)]
+        ends = [len(v) if stop is None else min(len(v), stop) for v in part]
+        got, count = forecasts.forecast_sums(model.net, scaled, need, ends, made.stride, width, model.start)
+        sums += got * s[:, None] + count * c[:, None]  # original units: a refit has scalers of its own
+        counts += count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    padded = np.full((len(part), width), np.nan)
+    for i, v in enumerate(part):
+        padded[i, :len(v)] = v
+    nonconformity = np.abs(padded - expected) / scale[lo:hi, None]
+    for i, g in enumerate(gaps[lo:hi]):
+        nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
+    start = np.array(firsts[lo:hi])
+    if not made.flatline:
+        return padded, expected, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
+    runs = calibration.repeats(padded)
+    runs[~np.isfinite(nonconformity)] = np.nan
+    residual = calibration.score(nonconformity, start, calibration.residual_level(made.level), made.window, REFRESH)
+    run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
+    return padded, expected, calibration.joined(residual, run)
+
+
+def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
+            models: list[Model], made: Detection, batch: int) -> Iterator[Any]:
+    import pandas as pd
+
+    d = run.record.data
+    scale = models[0].scale
+    lo = 0
+    while lo < len(values):
+        hi, width = lo + 1, len(values[lo])  # as many series as fit in CELLS (one, however long)
+        while hi < len(values) and hi - lo < batch and (hi - lo + 1) * max(width, len(values[hi])) <= CELLS:
+            width = max(width, len(values[hi]))
+            hi += 1
+        padded, expected, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
+        half = scores.half_width * scale[lo:hi, None]
+        ids, times, keep_rows = [], [], []
+        grids: dict[tuple[Any, int], np.ndarray] = {}
+        for i in range(lo, hi):
+            n = len(values[i])
+            keep = np.ones(n, dtype=bool)
+            keep[:firsts[i]] = False
+            keep[gaps[i]] = False  # filled, not observed: nothing to score
+            pos = np.flatnonzero(keep)
+            keep_rows.append((i - lo, pos))
+            ids.append(np.repeat(series.ids[i], len(pos)))
+            times.append(_times(series, i, n, grids)[pos])
+        rows = np.concatenate([np.full(len(p), r) for r, p in keep_rows]) if keep_rows else np.empty(0, int)
+        cols = np.concatenate([p for _, p in keep_rows]) if keep_rows else np.empty(0, int)
+        value, exp, score, width = padded[rows, cols], expected[rows, cols], scores.score[rows, cols], half[rows, cols]
+        anomaly = np.nan_to_num(score, nan=0.0) > made.level
+        frame = pd.DataFrame({
+            d.output_id_col: np.concatenate(ids) if ids else np.empty(0, dtype=object),
+            d.output_time_col: np.concatenate(times) if times else np.empty(0, dtype=np.int64),
+            "value": value, "expected": exp, "lower": exp - width, "upper": exp + width,
+            "score": score, "anomaly": anomaly,
+        })
+        _count(made, frame, d.output_id_col, d.output_time_col, hi - lo)
+        lo = hi
+        yield frame
+
+
+def _times(series: Any, i: int, n: int, grids: dict[tuple[Any, int], np.ndarray]) -> np.ndarray:
+    """The n times of series i as an array (datetime64 or int64); series sharing a start share one grid."""
+    key = (series.starts[i], n)
+    if key not in grids:
+        if series.time_kind == "datetime":
+            import pandas as pd
+
+            grids[key] = pd.date_range(pd.Timestamp(series.starts[i]), periods=n, freq=series.freq).values
+        else:
+            grids[key] = int(series.starts[i]) + series.step * np.arange(n, dtype=np.int64)
+    return grids[key]
+
+
+def _count(made: Detection, frame: Any, id_col: str, time_col: str, n_series: int) -> None:
+    made.series += n_series
+    made.rows += len(frame)
+    made.scored += int(frame["score"].notna().sum())
+    hits = frame[frame["anomaly"]]
+    made.anomalies += len(hits)
+    for sid, count in hits[id_col].value_counts(sort=False).items():
+        made.flagged_series[str(sid)] = int(count)
+    room = FLAGGED_LISTED - len(made.flagged)
+    for row in hits.head(max(room, 0)).itertuples(index=False):
+        made.flagged.append(Flagged(str(row[0]), row[1], float(row[2]), float(row[3]), float(row[6])))
+
+
+def write_csv(handle: IO[str], chunks: Iterator[Any], keep: Callable[[Any], None] | None = None) -> int:
+    """Write the batches as one CSV (header once); `keep` sees each batch (plots). Returns the rows written."""
+    rows = 0
+    for k, frame in enumerate(chunks):
+        handle.write(frame.to_csv(index=False, header=k == 0, lineterminator="\n"))
+        rows += len(frame)
+        if keep is not None:
+            keep(frame)
+    return rows
+
+
+def write_detection(run_dir: str | Path, data: str | Path, output: str | Path | None, wait: float = 0.0,
+                    keep: Callable[[Any], None] | None = None, **options: Any) -> tuple[Detection, Path | None]:
+    """Score and write the CSV to `output` ('-': stdout; None: anomalies.csv in the run directory).
+
+    The file is locked while it is written and replaced atomically when complete.
+    `options` go to `detection`. Returns (the Detection, its counts filled; the path or None).
+    """
+    import sys
+
+    from lstmcast.run import locking
+    from lstmcast.run.atomic import atomic_writer, clean_stale
+    from lstmcast.run.rundir import ANOMALIES_CSV, load_meta
+
+    if output is not None and str(output) == "-":
+        made = detection(run_dir, data, **options)
+        write_csv(sys.stdout, made.chunks, keep)
+        return made, None
+    if output is None:
+        load_meta(run_dir)  # a missing run must not gain a directory for the output's lock
+    target = Path(output) if output is not None else Path(run_dir) / ANOMALIES_CSV
+    with locking.hold(target, wait, "output"):
+        clean_stale(target)
+        made = detection(run_dir, data, **options)
+        with atomic_writer(target) as handle:
+            write_csv(handle, made.chunks, keep)
+    return made, target

@@ -1,0 +1,268 @@
+"""lstmcast detect: causal scores, the CSV, --last, --json, --fail-on-anomaly, --plot, bad input, no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import HAS_MATPLOTLIB, TINY, TINY_MODEL, seasonal, wide_frame, write_frame
+from typer.testing import CliRunner
+
+from lstmcast import api
+from lstmcast.cli.app import EXIT_CODES_HELP, app
+from lstmcast.detect import calibration, forecasts
+from lstmcast.detect.workflow import COLUMNS, default_stride
+from lstmcast.errors import EXIT_ANOMALY, EXIT_INPUT
+from lstmcast.run.rundir import load_run
+
+WINDOW = ["--window", "60"]
+
+
+def invoke(*args: object, code: int = 0):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def hourly(tmp_path: Path, name: str = "data.csv", n: int = 120, spike: int | None = None) -> Path:
+    frame = wide_frame(n=n, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S")
+    if spike is not None:
+        frame.loc[spike, "a"] += 100.0
+    return write_frame(tmp_path / name, frame)
+
+
+# --- causality -----------------------------------------------------------------------------------
+
+
+def test_changing_values_after_a_row_never_changes_its_score(trained_run, tmp_path):
+    frame = pd.read_csv(trained_run.data)
+    frame.loc[70, "a"] = np.nan  # a gap: interpolation would read the value after it
+    base = write_frame(tmp_path / "base.csv", frame)
+    full = api.detect(trained_run.run_dir, base, window=40).frame
+    assert full["score"].notna().sum() > 100
+    rng = np.random.default_rng(0)
+    for t in range(trained_run.lookback, len(frame) - 1, 7):
+        changed = frame.copy()
+        later = changed.index > t
+        changed.loc[later, ["a", "b"]] = rng.normal(50.0, 30.0, (int(later.sum()), 2)).round(3)
+        got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40).frame
+        time = pd.Timestamp(frame.loc[t, "timestamp"])
+        before = full[full["timestamp"] <= time].reset_index(drop=True)
+        after = got[got["timestamp"] <= time].reset_index(drop=True)
+        pd.testing.assert_frame_equal(before, after, check_exact=True, obj=f"rows up to {time}")
+
+
+def test_last_scores_the_newest_points_exactly_as_the_whole_file_does(trained_run):
+    full = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25).frame
+    assert len(last) == 2 * 25 and list(last.groupby("series").size()) == [25, 25]
+    tail = full.groupby("series").tail(25).reset_index(drop=True)
+    pd.testing.assert_frame_equal(last, tail, check_exact=True)
+
+
+def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
+    frame = pd.read_csv(trained_run.data)
+    full = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60)
+    assert full.refits == [60]
+    plain = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
+    early = plain["timestamp"] < pd.Timestamp(frame.loc[60, "timestamp"])
+    pd.testing.assert_frame_equal(full.frame[early], plain[early])  # before the refit: the run's own model
+    assert not np.allclose(full.frame.loc[~early, "expected"], plain.loc[~early, "expected"])
+    t = 80
+    changed = frame.copy()
+    changed.loc[changed.index > t, ["a", "b"]] += 25.0
+    got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40,
+                     refit_every=60).frame
+    time = pd.Timestamp(frame.loc[t, "timestamp"])
+    pd.testing.assert_frame_equal(full.frame[full.frame["timestamp"] <= time], got[got["timestamp"] <= time])
+
+
+# --- what the numbers mean -----------------------------------------------------------------------
+
+
+def test_expected_is_the_mean_of_the_forecasts_reaching_each_point(trained_run):
+    run = load_run(trained_run.run_dir)
+    net, lookback, horizon = run.model, trained_run.lookback, trained_run.horizon
+    z = seasonal(60).astype(np.float32)
+    stride = 2
+    sums, counts = forecasts.forecast_sums(net, [z], [lookback], [len(z)], stride, len(z))
+    expected = np.full(len(z), 0.0)
+    seen = np.zeros(len(z), int)
+    for o in range(lookback, len(z), stride):
+        out = net(z[None, o - lookback:o])[0]
+        for k in range(horizon):
+            if o + k < len(z):
+                expected[o + k] += out[k]
+                seen[o + k] += 1
+    assert (counts[0] == seen).all() and counts[0, lookback + horizon:].min() == horizon // stride
+    np.testing.assert_allclose(sums[0], expected, rtol=1e-6, atol=1e-6)
+    assert default_stride(24) == 8 and default_stride(6) == 2 and default_stride(1) == 1
+
+
+def test_scores_flag_about_one_minus_level_of_normal_points():
+    rng = np.random.default_rng(1)
+    a = np.abs(rng.standard_normal((300, 1000)))
+    for level in (0.9, 0.99):
+        got = calibration.score(a, np.zeros(300, int), level, window=500, refresh=32)
+        scored = got.score[np.isfinite(got.score)]
+        assert scored.size > 250_000
+        assert abs((scored > level).mean() - (1 - level)) < 0.15 * (1 - level)
+        # Outside the interval exactly when the score is above the level.
+        ok = np.isfinite(got.score)
+        np.testing.assert_array_equal(got.score[ok] > level, a[ok] > got.half_width[ok])
+
+
+def test_larger_spikes_score_higher_beyond_every_past_residual():
+    rng = np.random.default_rng(2)
+    a = np.abs(rng.standard_normal((1, 400)))
+    a[0, 300:305] = [5.0, 8.0, 12.0, 20.0, 40.0]
+    got = calibration.score(a, np.zeros(1, int), 0.99, window=250, refresh=400 // 8).score[0, 300:305]
+    assert got[0] > 0.99 and got[1] > got[0] and (np.diff(got) >= 0).all() and got[-1] == 1.0  # 1 - 1e-27 is 1.0
+    few = calibration.score(a[:, :40], np.zeros(1, int), 0.99, window=250, refresh=16).score[0]
+    assert np.isnan(few[:32]).all()  # fewer than MIN_RESIDUALS before the block: no score
+
+
+def test_runs_of_repeats_and_the_joined_score():
+    values = np.array([[1.0, 2.0, 2.0, 2.0, 3.0, np.nan, 3.0]])
+    np.testing.assert_array_equal(calibration.repeats(values), [[1, 1, 2, 3, 1, 1, 1]])
+    res = calibration.Scores(np.array([[0.5, 0.999, np.nan]]), np.ones((1, 3)))
+    run = calibration.Scores(np.array([[0.9999, 0.2, 0.9999]]), np.ones((1, 3)))
+    np.testing.assert_allclose(calibration.joined(res, run).score, [[1 - 2e-4, 0.998, np.nan]])
+    assert calibration.residual_level(0.99) == pytest.approx(0.995)
+
+
+def test_flatline_flags_a_stuck_sensor_only_when_asked(trained_run, tmp_path):
+    frame = wide_frame(n=160, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S")
+    frame.loc[130:145, "a"] = frame.loc[129, "a"]  # stuck for 16 hours
+    data = write_frame(tmp_path / "stuck.csv", frame)
+    plain = api.detect(trained_run.run_dir, data, window=100, level=0.999).frame
+    stuck = api.detect(trained_run.run_dir, data, window=100, level=0.999, flatline=True).frame
+    when = pd.to_datetime(frame["timestamp"])
+    span = (stuck["series"] == "a") & stuck["timestamp"].between(when[130], when[145])
+    assert stuck.loc[span, "anomaly"].any() and not plain.loc[span, "anomaly"].any()
+    assert not stuck.loc[~span & (stuck["series"] == "b"), "anomaly"].any()
+    outside = (stuck["value"] < stuck["lower"]) | (stuck["value"] > stuck["upper"])
+    assert (stuck.loc[outside.to_numpy(), "anomaly"]).all()  # outside the band: flagged, joined or not
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def test_detect_writes_the_csv_columns_and_last_n_rows(trained_run, tmp_path):
+    out = tmp_path / "out" / "anomalies.csv"
+    result = invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", out, *WINDOW)
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["series", "timestamp", *COLUMNS]
+    assert len(frame) == 2 * (120 - trained_run.lookback) and set(frame["series"]) == {"a", "b"}
+    scored = frame.dropna(subset=["score"])
+    assert ((scored["score"] >= 0) & (scored["score"] <= 1)).all()
+    outside = (scored["value"] < scored["lower"]) | (scored["value"] > scored["upper"])
+    assert (outside == scored["anomaly"]).all()
+    assert f"wrote {len(frame)} rows to {out}" in result.stdout
+    invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", out, "--last", 5, *WINDOW)
+    last = pd.read_csv(out)
+    assert len(last) == 10 and list(last["timestamp"][:5]) == list(frame["timestamp"][frame["series"] == "a"][-5:])
+    pd.testing.assert_frame_equal(last.iloc[:5].reset_index(drop=True),
+                                  frame[frame["series"] == "a"].tail(5).reset_index(drop=True))
+
+
+def test_default_output_goes_into_the_run_directory(run_copy, trained_run):
+    invoke("detect", "--run", run_copy, "--data", trained_run.data, "--quiet", *WINDOW)
+    assert len(pd.read_csv(run_copy / "anomalies.csv")) == 2 * (120 - trained_run.lookback)
+
+
+def test_json_summarises_what_was_flagged_and_fail_on_anomaly_exits_5(trained_run, tmp_path):
+    spiked = hourly(tmp_path, "spiked.csv", spike=100)
+    out = tmp_path / "a.csv"
+    args = ["detect", "--run", trained_run.run_dir, "--data", spiked, "--output", out, "--level", "0.9999", *WINDOW]
+    result = invoke(*args, "--json", "--fail-on-anomaly", code=EXIT_ANOMALY)
+    summary = json.loads(result.stdout)
+    assert summary["command"] == "detect" and summary["status"] == "ok" and summary["exit_code"] == EXIT_ANOMALY
+    assert summary["files"] == [str(out)] and summary["series"] == 2 and summary["level"] == 0.9999
+    assert "2024-01-05T04:00:00" in summary["flagged"]["a"]  # row 100 of an hourly series from 2024-01-01
+    assert summary["anomalies"] == sum(summary["flagged_per_series"].values()) >= 1
+    frame = pd.read_csv(out)  # written before exiting 5
+    assert bool(frame.loc[(frame["series"] == "a") & (frame["timestamp"] == "2024-01-05 04:00:00"), "anomaly"].iloc[0])
+    clean = invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", out, "--level",
+                   "0.9999", *WINDOW, "--json", "--fail-on-anomaly")
+    assert json.loads(clean.stdout)["anomalies"] == 0 and json.loads(clean.stdout)["exit_code"] == 0
+    invoke(*args, code=0)  # flagged, but no --fail-on-anomaly: 0
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib not installed")
+def test_plot_writes_one_png_per_series(trained_run, tmp_path):
+    plots = tmp_path / "plots"
+    invoke("detect", "--run", trained_run.run_dir, "--data", hourly(tmp_path, spike=100), "--output",
+           tmp_path / "a.csv", "--plot", plots, *WINDOW)
+    assert sorted(p.name for p in plots.iterdir()) == ["a.png", "b.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots.iterdir())
+    invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", tmp_path / "b.csv",
+           "--plot", tmp_path / "one", "--plot-max", 1, *WINDOW)
+    assert len(list((tmp_path / "one").iterdir())) == 1
+
+
+@pytest.mark.parametrize("case", ["short", "columns", "text", "level", "stdout-json"])
+def test_bad_input_is_one_line_and_exit_2(trained_run, tmp_path, case):
+    out = tmp_path / "a.csv"
+    if case == "short":
+        data = write_frame(tmp_path / "d.csv", wide_frame(n=10, freq="h", time_col="timestamp",
+                                                          fmt="%Y-%m-%d %H:%M:%S"))
+        expect = "series 'a' has 10 points, not more than the run's lookback 12"
+    elif case == "columns":
+        data = write_frame(tmp_path / "d.csv", pd.DataFrame({"when": range(50), "other": range(50)}))
+        expect = "column"
+    elif case == "text":
+        frame = wide_frame(n=60, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S").astype({"a": object})
+        frame.loc[30, "a"] = "oops"
+        data, expect = write_frame(tmp_path / "d.csv", frame), "'oops'"
+    else:
+        data = trained_run.data
+        expect = "--level 1.5" if case == "level" else "--output - and --json"
+    extra = ["--level", "1.5"] if case == "level" else ["--output", "-", "--json"] if case == "stdout-json" else []
+    result = CliRunner().invoke(app, [str(a) for a in ["detect", "--run", trained_run.run_dir, "--data", data,
+                                                       "--output", out, *extra]])
+    assert result.exit_code == EXIT_INPUT, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lstmcast: error:")]
+    assert len(errors) == 1 and expect in errors[0], result.stderr
+    assert not out.exists()
+
+
+def test_exit_code_5_is_listed_everywhere():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert EXIT_ANOMALY == 5 and "5 detect --fail-on-anomaly" in EXIT_CODES_HELP
+    section = readme[readme.index("## Exit codes"):]
+    assert "| 5 | " in section and "--fail-on-anomaly" in section
+
+
+# --- real processes ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_detect_in_a_real_process_imports_no_torch(cli, trained_run, tmp_path):
+    out = tmp_path / "a.csv"
+    driver = ("import sys\nfrom lstmcast import cli\nsys.argv = ['lstmcast', 'detect', '--run', sys.argv[1], '--data', "
+              "sys.argv[2], '--output', sys.argv[3], '--window', '60', '--quiet']\ntry:\n    cli.main()\n"
+              "except SystemExit as e:\n    assert e.code == 0, e.code\nprint('torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", driver, str(trained_run.run_dir), str(trained_run.data), str(out)],
+                          capture_output=True, text=True, env=cli.env, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+    assert len(pd.read_csv(out)) == 2 * (120 - trained_run.lookback)
+    spiked = hourly(tmp_path, spike=100)
+    done = cli("detect", "--run", trained_run.run_dir, "--data", spiked, "--output", out, "--level", "0.9999",
+               "--window", "60", "--fail-on-anomaly", "--json")
+    assert done.returncode == EXIT_ANOMALY and json.loads(done.stdout)["anomalies"] >= 1, done.stderr
+    bad = cli("detect", "--run", trained_run.run_dir, "--data", tmp_path / "missing.csv", "--output", out)
+    assert bad.returncode == EXIT_INPUT and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_api_detect_trains_nothing_and_reports_counts(trained_run):
+    found = api.detect(trained_run.run_dir, trained_run.data, window=40, level=0.9)
+    assert found.series == 2 and found.rows == len(found.frame) == 2 * (120 - trained_run.lookback)
+    assert found.anomalies == int(found.frame["anomaly"].sum()) == sum(found.flagged_series.values())
+    assert found.stride == default_stride(trained_run.horizon) and not found.refits
+    assert TINY.max_steps and TINY_MODEL  # the session run is the tiny one
