@@ -73,6 +73,8 @@ def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
     early = plain["timestamp"] < pd.Timestamp(frame.loc[60, "timestamp"])
     pd.testing.assert_frame_equal(full.frame[early], plain[early])  # before the refit: the run's own model
     assert not np.allclose(full.frame.loc[~early, "expected"], plain.loc[~early, "expected"])
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60, last=30).frame
+    pd.testing.assert_frame_equal(last, full.frame.groupby("series").tail(30).reset_index(drop=True))
     t = 80
     changed = frame.copy()
     changed.loc[changed.index > t, ["a", "b"]] += 25.0

@@ -135,7 +135,7 @@ def _check(run: Any, series: Any, data: str | Path, level: float, last: int | No
 def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, every: int, first: int,
                   on_note: Callable[[str], None] | None) -> list[Model]:
     """Models trained on each series' values before every multiple of `every`, for the origins after it."""
-    from lstmcast.evaluate.folds import refit
+    from lstmcast.evaluate.folds import refit_run
 
     cfg, record = run.model_config, run.record
     need = cfg.lookback + cfg.horizon + (record.train.val_size or cfg.horizon) + 1
@@ -151,7 +151,7 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
             continue
         if on_note is not None:
             on_note(f"refitting on the {position} points before position {position}")
-        net, center, scale, _ = refit(run, series, cut, data)
+        net, center, scale, _ = refit_run(run, series, cut, data)
         made.append(Model(net, center, scale, position))
     return made
 
@@ -183,7 +183,9 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     firsts = [lookback if last is None else max(lookback, len(v) - last) for v in values]
     models = [Model(run.model, center, scale, 0)]
     if refit_every is not None:
-        models += _refit_models(run, series, values, Path(data), refit_every, min(firsts), on_note)
+        # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
+        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window) for f in firsts)
+        models += _refit_models(run, series, values, Path(data), refit_every, earliest, on_note)
     made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]])
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made

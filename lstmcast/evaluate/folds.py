@@ -66,7 +66,7 @@ def _label(t: object) -> object:
     return t.isoformat() if hasattr(t, "isoformat") else int(t)
 
 
-def refit(run: Any, series: Any, histories: list[np.ndarray], data: Path) -> tuple[Any, np.ndarray, np.ndarray, Any]:
+def refit_run(run: Any, series: Any, histories: list[np.ndarray], data: Path) -> tuple[Any, np.ndarray, np.ndarray, Any]:
     """Train the run's configuration on these histories alone (a backtest fold, a detect refit).
 
     Returns (network, center, scale, the new run).
@@ -241,7 +241,7 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
             on_fold(f"fold {k}/{folds}: cut-off {where}" + (", refitting" if refit else ""))
         try:
             if refit:
-                net, center, scale, used = refit(run, series, histories, Path(data))
+                net, center, scale, used = refit_run(run, series, histories, Path(data))
             else:
                 center, scale, _ = scalers(run, series.ids, histories)
                 net, used = run.model, run
