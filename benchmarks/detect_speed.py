@@ -31,11 +31,11 @@ t0 = time.perf_counter()
 from lstmcast import api
 from lstmcast.forecast.histories import read_like_run
 from lstmcast.run.rundir import load_run
-run_dir, data = sys.argv[1], sys.argv[2]
+run_dir, data, stride = sys.argv[1], sys.argv[2], (int(sys.argv[3]) or None)
 t1 = time.perf_counter()
 series = read_like_run(load_run(run_dir), data)
 t2 = time.perf_counter()
-found = api.detect(run_dir, data)
+found = api.detect(run_dir, data, stride=stride)
 t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "read": t2 - t1, "detect": t3 - t2, "rows": found.rows, "scored": found.scored,
                   "anomalies": found.anomalies, "stride": found.stride, "torch": "torch" in sys.modules,
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=1_000)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--stride", type=int, default=0, help="detect --stride (default: detect's, horizon / 3)")
     parser.add_argument("--write", action="store_true", help="also time the CLI writing the CSV")
     parser.add_argument("--work-dir", type=Path, help="keep the data and run here")
     args = parser.parse_args()
@@ -87,7 +88,7 @@ def main() -> None:
         import os
 
         env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME")})
-        done = subprocess.run([sys.executable, "-c", CHILD, str(run_dir), str(data)], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", CHILD, str(run_dir), str(data), str(args.stride)], capture_output=True, text=True,
                               env=env, check=True)
         got = json.loads(done.stdout.strip().splitlines()[-1])
         assert not got["torch"], "detect imported torch"
@@ -97,8 +98,9 @@ def main() -> None:
         if args.write:
             exe = Path(sys.executable).with_name("lstmcast")
             t0 = time.perf_counter()
+            stride = ["--stride", str(args.stride)] if args.stride else []
             subprocess.run([str(exe), "detect", "--run", str(run_dir), "--data", str(data), "--output",
-                            str(root / "anomalies.csv"), "--quiet"], env=env, check=True)
+                            str(root / "anomalies.csv"), "--quiet", *stride], env=env, check=True)
             seconds = time.perf_counter() - t0
             rows.append(["lstmcast detect --output (a new process, writing the CSV)", f"{seconds:.1f}",
                          f"{got['scored'] / seconds:,.0f}", ""])

@@ -73,6 +73,8 @@ def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
     early = plain["timestamp"] < pd.Timestamp(frame.loc[60, "timestamp"])
     pd.testing.assert_frame_equal(full.frame[early], plain[early])  # before the refit: the run's own model
     assert not np.allclose(full.frame.loc[~early, "expected"], plain.loc[~early, "expected"])
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60, last=30).frame
+    pd.testing.assert_frame_equal(last, full.frame.groupby("series").tail(30).reset_index(drop=True))
     t = 80
     changed = frame.copy()
     changed.loc[changed.index > t, ["a", "b"]] += 25.0
@@ -266,3 +268,29 @@ def test_api_detect_trains_nothing_and_reports_counts(trained_run):
     assert found.anomalies == int(found.frame["anomaly"].sum()) == sum(found.flagged_series.values())
     assert found.stride == default_stride(trained_run.horizon) and not found.refits
     assert TINY.max_steps and TINY_MODEL  # the session run is the tiny one
+
+
+@pytest.mark.slow
+def test_readme_detect_cron_line_works_as_written(lstmcast_exe, subprocess_env, trained_run, tmp_path):
+    import re
+    import shutil
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Detecting anomalies"):readme.index("## Plots")]
+    line = next(x for x in section.splitlines() if x.startswith("30 2 * * *"))
+    command = line.split(None, 5)[5]
+    assert "%" not in command.replace("\\%", "")
+    root = tmp_path / "forecast"
+    for sub in ("data", "logs", "anomalies"):
+        (root / sub).mkdir(parents=True)
+    shutil.copytree(trained_run.run_dir, root / "runs" / "sensors-2024-01-01")
+    hourly(root / "data", "sensors.csv", spike=110)
+    command = command.replace("\\%", "%").replace("cd /srv/forecast", f"cd '{root}'")
+    command = command.replace(".venv/bin/lstmcast", lstmcast_exe)
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=subprocess_env, timeout=120,
+                          check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr, (root / "logs" / "lstmcast.log").read_text())
+    summary = json.loads((root / "logs" / "detect.jsonl").read_text().splitlines()[-1])
+    assert summary["exit_code"] == EXIT_ANOMALY and summary["rows"] == 2 * 24 and "a" in summary["flagged"]
+    assert re.search(r"detect: exit 5 ", (root / "logs" / "alerts.log").read_text())
+    assert len(list((root / "anomalies").iterdir())) == 1

@@ -183,7 +183,9 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     firsts = [lookback if last is None else max(lookback, len(v) - last) for v in values]
     models = [Model(run.model, center, scale, 0)]
     if refit_every is not None:
-        models += _refit_models(run, series, values, Path(data), refit_every, min(firsts), on_note)
+        # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
+        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window) for f in firsts)
+        models += _refit_models(run, series, values, Path(data), refit_every, earliest, on_note)
     made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]])
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
