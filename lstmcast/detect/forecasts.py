@@ -9,7 +9,7 @@ steps ahead: horizon / stride forecasts, from one to `horizon` steps ahead. Its 
 value is their mean.
 
 On NAB that mean beat one forecast per point (stride = horizon, k = 1..H) and one-step
-forecasts alike (measured with `benchmarks/nab.py run`; its table is not yet in RESULTS.md): a value that leaves the
+forecasts alike (benchmarks/RESULTS.md, "Anomaly detection"): a value that leaves the
 path the series was on misses forecasts made several steps earlier by more than the
 noise does, and averaging a few forecasts damps each one's error. All windows of all
 series go through the numpy network in batches: n / stride windows per series.
