@@ -66,8 +66,8 @@ def choose_threads(requested: int | None = None) -> int:
     this process may use less the load other processes put on them (at least one).
 
     Two busy processes on two cores do not share them gracefully: torch's spinning thread
-    pools fight, and 10 steps measured 95.7 s with two threads beside a busy job against
-    5.4 s with one (benchmarks/RESULTS.md, "Threads").
+    pools fight: 10 steps took 36.54 s with two threads beside three other jobs against
+    4.76 s with one (`benchmarks/threads.py`; benchmarks/RESULTS.md, "Threads").
     """
     if requested is not None:
         return max(1, requested)
