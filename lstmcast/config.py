@@ -31,6 +31,14 @@ class ScalerKind(str, Enum):
     none = "none"
 
 
+class Transform(str, Enum):
+    """What the network models of each series: its values, or their logarithm (before the scaler)."""
+
+    auto = "auto"  # the log of every series whose training values are all positive; the values of the others
+    log = "log"  # the log of every series (all training values must be positive)
+    none = "none"  # the values as they are (runs written before transforms existed)
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -172,6 +180,7 @@ class TrainConfig:
     patience: int = 5
     val_size: int | None = None  # None: one horizon
     scaler: ScalerKind = ScalerKind.standard
+    transform: Transform = Transform.auto  # per series, before the scaler; run.json marks the series modelled in logs
     loss: Loss = Loss.mae
     clip: float = 1.0
     forking: int = 48  # forecast origins trained per sequence (forking sequences, MQ-RNN)

@@ -273,6 +273,10 @@ def test_run_stores_the_calibration_and_predict_applies_it(quantile_run, tmp_pat
     (raw / "run.json").write_text(json.dumps(meta))
     q_raw = api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy()
     scale = np.repeat([s["scale"] for s in meta["series"]], 6)
+    # The series are positive, so they are modelled in logs (--transform auto): the calibration is applied there.
+    log = np.repeat([s.get("log", False) for s in meta["series"]], 6)
+    assert log.all() and (scale == 1).all()
+    q, q_raw = np.log(q), np.log(q_raw)
     # "blend": each end of the 80% interval moves a quarter of the head's width inwards, then by the correction
     quarter = (q_raw[:, 2] - q_raw[:, 0]) / 4
     np.testing.assert_allclose(q[:, 2] - (q_raw[:, 2] - quarter), np.tile(correction[2], 2) * scale, atol=1e-5)
@@ -283,7 +287,7 @@ def test_run_stores_the_calibration_and_predict_applies_it(quantile_run, tmp_pat
         old = json.loads(json.dumps(stored_meta))
         old["intervals"].pop("form") if form is None else old["intervals"].update(form=form)
         (raw / "run.json").write_text(json.dumps(old))
-        q_old = api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy()
+        q_old = np.log(api.predict(raw).forecast[["q0.1", "q0.5", "q0.9"]].to_numpy())
         np.testing.assert_allclose(q_old - q_raw, (np.tile(correction, 2) * scale).T, atol=1e-5)
     stored_meta["intervals"]["form"] = "width"  # CQR-r: never written by a release; refused like any unknown form
     (raw / "run.json").write_text(json.dumps(stored_meta))

@@ -119,10 +119,11 @@ def test_checkpoint_round_trip(trained_run):
     histories = [s.tail for s in run.record.series]
     center = np.array([s.center for s in run.record.series])
     scale = np.array([s.scale for s in run.record.series])
+    log = np.array([s.log for s in run.record.series])  # series modelled in logs (--transform auto)
     from lstmcast.data.covariates import for_forecast
 
     cov = for_forecast(run, None, [], trained_run.horizon, None)  # None: the session run reads the target alone
-    mine = forecast_series(run.model, histories, center, scale, trained_run.horizon, cov)
+    mine = forecast_series(run.model, histories, center, scale, trained_run.horizon, cov, log)
     report = api.predict(trained_run.run_dir)
     np.testing.assert_array_equal(report.forecast["forecast"].to_numpy(), mine.ravel())
     # Forecasting from the CSV itself gives the same numbers as from the stored tails.

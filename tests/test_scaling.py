@@ -114,15 +114,26 @@ def test_tiny_magnitude_series_is_scaled_by_its_own_spread():
     assert scale[0] == pytest.approx(values.std(), rel=1e-6)
 
 
-def test_train_fits_scalers_on_the_training_part_only(trained_run):
+def test_train_fits_scalers_on_the_training_part_only(trained_run, tmp_path):
     # The run stores each series' statistics; they must come from the points before the validation tail.
     import json
+    from dataclasses import replace
 
     import pandas as pd
 
-    meta = json.loads((trained_run.run_dir / "run.json").read_text())
+    from lstmcast import api
+    from lstmcast.config import Transform
+    from conftest import TINY, TINY_MODEL
+
+    # By default these positive series are modelled in logs, and a log series is not scaled further.
+    default = json.loads((trained_run.run_dir / "run.json").read_text())
+    assert all(e["log"] and e["center"] == 0.0 and e["scale"] == 1.0 for e in default["series"])
+    report = api.train(trained_run.data, horizon=6, lookback=12, train_config=replace(TINY, transform=Transform.none),
+                       run_dir=tmp_path / "run", **TINY_MODEL)
+    meta = json.loads((report.run_dir / "run.json").read_text())
     val_size = meta["train"]["val_size"]
     frame = pd.read_csv(trained_run.data)
+    assert meta["train"]["transform"] == "none" and not any("log" in e for e in meta["series"])
     for entry in meta["series"]:
         head = frame[entry["id"]].to_numpy()[:-val_size]
         assert entry["center"] == pytest.approx(head.mean(), rel=1e-12)

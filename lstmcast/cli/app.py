@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule,
+from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule, Transform,
                              TrainConfig, WindowNorm)
 from lstmcast.cli.console import (Console, detect_summary, metrics_summary, print_backtest, print_detection,
                                   print_evaluation, print_train, run_app, stop_code, train_summary)
@@ -158,6 +158,7 @@ def train(
     schedule: Annotated[Schedule, typer.Option(help="Learning rate over the planned steps (epochs x batches, or --max-steps): constant, or cosine decay to a tenth of --lr.")] = TrainConfig.schedule,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a better validation loss.")] = TrainConfig.patience,
     scaler: Annotated[ScalerKind, typer.Option(help="Per-series scaler, fitted on each series' training part.")] = ScalerKind.standard,
+    transform: Annotated[Transform, typer.Option(help="What the network models of each series, before the scaler: auto, the log of every series whose values are all positive (the window is then divided by its level and the loss counts relative errors) and the values of the others; log, the log of every series; none, the values.")] = TrainConfig.transform,
     loss: Annotated[Loss, typer.Option(help="Training loss on scaled values.")] = Loss.mae,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, data and machine give the same forecasts.")] = 0,
     device: Annotated[Device, typer.Option(help="auto takes CUDA when present.")] = Device.auto,
@@ -188,7 +189,7 @@ def train(
                           static=_columns(static), calendar=calendar, date_format=date_format, dayfirst=dayfirst,
                           nonnegative=nonnegative)
     train_cfg = TrainConfig(epochs=epochs, epoch_steps=epoch_steps, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                            schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, loss=loss,
+                            schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, transform=transform, loss=loss,
                             forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit,
                             ensemble=ensemble)
     progress = None

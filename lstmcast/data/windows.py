@@ -31,14 +31,18 @@ def concat(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return flat, offsets
 
 
-def concat_scaled(series: list[np.ndarray], center: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`concat` of the scaled series, `(x - center) / scale`, without a scaled float64 copy of
-    all of them: one float32 array filled series by series (the same values, bit for bit)."""
+def concat_scaled(series: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
+                  log: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`concat` of the scaled series, `(f(x) - center) / scale` (`scaling.apply`), without a scaled
+    float64 copy of all of them: one float32 array filled series by series (the same values, bit for bit)."""
+    from lstmcast.data.scaling import forward
+
+    log = np.zeros(len(series), dtype=bool) if log is None else log
     lengths = np.array([len(s) for s in series], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     flat = np.empty(int(lengths.sum()), dtype=np.float32)
-    for values, off, c, s in zip(series, offsets, center, scale):
-        flat[off:off + len(values)] = (values - c) / s
+    for values, off, c, s, m in zip(series, offsets, center, scale, log):
+        flat[off:off + len(values)] = (forward(values, bool(m)) - c) / s
     return flat, offsets
 
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from lstmcast.config import Fill
+from lstmcast.data import scaling
 from lstmcast.detect import calibration, forecasts
 from lstmcast.errors import InputError
 
@@ -68,6 +69,9 @@ class Detection:
     flagged: list[Flagged] = field(default_factory=list)  # the first FLAGGED_LISTED, in series order
     flagged_series: dict[str, int] = field(default_factory=dict)  # id -> flagged points
     refits: list[int] = field(default_factory=list)  # positions where a refit took over
+    # Per series modelled in logs: values below this are read as it (half the smallest of its first lookback
+    # values; causal), so a drop to 0 or below is a large relative residual, not an error. 0 for the others.
+    log_floor: np.ndarray | None = None
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Model:
     net: Any
     center: np.ndarray
     scale: np.ndarray
+    log: np.ndarray  # per series: modelled in logs
     start: int = 0
 
 
@@ -133,7 +138,7 @@ def _check(run: Any, series: Any, data: str | Path, level: float, last: int | No
 
 
 def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, every: int, first: int,
-                  on_note: Callable[[str], None] | None) -> list[Model]:
+                  on_note: Callable[[str], None] | None, first_model: Model) -> list[Model]:
     """Models trained on each series' values before every multiple of `every`, for the origins after it."""
     from lstmcast.evaluate.folds import refit_run
 
@@ -151,8 +156,13 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
             continue
         if on_note is not None:
             on_note(f"refitting on the {position} points before position {position}")
-        net, center, scale, _ = refit_run(run, series, cut, data)
-        made.append(Model(net, center, scale, position))
+        net, center, scale, log, _ = refit_run(run, series, cut, data)
+        differ = np.flatnonzero(log != first_model.log)
+        if len(differ):
+            raise InputError(f"{data}: series {series.ids[differ[0]]!r} is modelled in logs by the refit at position "
+                             f"{position} and not by the run, or the other way round (--transform auto decides on "
+                             "the values each sees); train the run with --transform none for --refit-every")
+        made.append(Model(net, center, scale, log, position))
     return made
 
 
@@ -176,24 +186,32 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     gaps = series.gaps or [np.empty(0, dtype=np.int64)] * len(series)
     values = [_causal(v, g, fill) for v, g in zip(series.values, gaps)]
     lookback = cfg.lookback
-    center, scale, new = scalers(run, series.ids, [v[:lookback] for v in values])
+    center, scale, log, new = scalers(run, series.ids, [v[:lookback] for v in values])
+    log_floor = np.array([0.5 * np.nanmin(v[:lookback]) if m else 0.0 for v, m in zip(values, log)])
     notes = list(series.notes)
     if new:
         notes.append(f"{len(new)} series not seen in training, scaled on their first {lookback} values: {new[:10]}")
     firsts = [lookback if last is None else max(lookback, len(v) - last) for v in values]
-    models = [Model(run.model, center, scale, 0)]
+    models = [Model(run.model, center, scale, log, 0)]
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
         earliest = min(max(lookback, (f // REFRESH) * REFRESH - window) for f in firsts)
-        models += _refit_models(run, series, values, Path(data), refit_every, earliest, on_note)
-    made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]])
+        models += _refit_models(run, series, values, Path(data), refit_every, earliest, on_note, models[0])
+    made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]],
+                     log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
 
 def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
-                  scale: np.ndarray, lo: int, hi: int, made: Detection) -> tuple[np.ndarray, np.ndarray, calibration.Scores]:
-    """(values [b, T] NaN-padded, expected [b, T] in original units, Scores) for series lo..hi-1."""
+                  scale: np.ndarray, lo: int, hi: int, made: Detection
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, calibration.Scores]:
+    """(values [b, T] NaN-padded, expected [b, T] in original units, in modelled units, Scores) for series lo..hi-1.
+
+    Modelled units are the values, or their logs for a series modelled in logs: the mean of
+    the forecasts reaching a point is taken there, and a residual is its distance there
+    divided by the scale (the relative error of a log series).
+    """
     part = values[lo:hi]
     width = max(len(v) for v in part)
     lookback = models[0].net.config.lookback
@@ -201,30 +219,34 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     need = [max(lookback, (f // REFRESH) * REFRESH - made.window) for f in firsts[lo:hi]]
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
+    log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
     for k, model in enumerate(models):
         stop = models[k + 1].start if k + 1 < len(models) else None
         c, s = model.center[lo:hi], model.scale[lo:hi]
-        scaled = [(v - ci) / si for v, ci, si in zip(part, c, s)]
+        scaled = [scaling.apply(np.maximum(v, f) if mi else v, ci, si, mi)
+                  for v, ci, si, mi, f in zip(part, c, s, log, floor)]
         ends = [len(v) if stop is None else min(len(v), stop) for v in part]
         got, count = forecasts.forecast_sums(model.net, scaled, need, ends, made.stride, width, model.start)
-        sums += got * s[:, None] + count * c[:, None]  # original units: a refit has scalers of its own
+        sums += got * s[:, None] + count * c[:, None]  # modelled units: a refit has scalers of its own
         counts += count
     with np.errstate(invalid="ignore", divide="ignore"):
-        expected = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        modelled = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     padded = np.full((len(part), width), np.nan)
     for i, v in enumerate(part):
         padded[i, :len(v)] = v
-    nonconformity = np.abs(padded - expected) / scale[lo:hi, None]
+    expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+    read = np.where(log[:, None], np.maximum(padded, floor[:, None]), padded)  # NaN padding stays NaN
+    nonconformity = np.abs(scaling.forward(read, log[:, None]) - modelled) / scale[lo:hi, None]
     for i, g in enumerate(gaps[lo:hi]):
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
     start = np.array(firsts[lo:hi])
     if not made.flatline:
-        return padded, expected, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
+        return padded, expected, modelled, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
     runs = calibration.repeats(padded)
     runs[~np.isfinite(nonconformity)] = np.nan
     residual = calibration.score(nonconformity, start, calibration.residual_level(made.level), made.window, REFRESH)
     run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
-    return padded, expected, calibration.joined(residual, run)
+    return padded, expected, modelled, calibration.joined(residual, run)
 
 
 def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
@@ -239,8 +261,12 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
         while hi < len(values) and hi - lo < batch and (hi - lo + 1) * max(width, len(values[hi])) <= CELLS:
             width = max(width, len(values[hi]))
             hi += 1
-        padded, expected, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
+        padded, expected, modelled, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
         half = scores.half_width * scale[lo:hi, None]
+        log = models[0].log[lo:hi, None]
+        with np.errstate(invalid="ignore", over="ignore"):  # a log series' band is relative: exp of modelled +- half
+            lower = np.where(log, scaling.invert(modelled - half, 0.0, 1.0, log), expected - half)
+            upper = np.where(log, scaling.invert(modelled + half, 0.0, 1.0, log), expected + half)
         ids, times, keep_rows = [], [], []
         grids: dict[tuple[Any, int], np.ndarray] = {}
         for i in range(lo, hi):
@@ -254,12 +280,12 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
             times.append(_times(series, i, n, grids)[pos])
         rows = np.concatenate([np.full(len(p), r) for r, p in keep_rows]) if keep_rows else np.empty(0, int)
         cols = np.concatenate([p for _, p in keep_rows]) if keep_rows else np.empty(0, int)
-        value, exp, score, width = padded[rows, cols], expected[rows, cols], scores.score[rows, cols], half[rows, cols]
+        value, exp, score = padded[rows, cols], expected[rows, cols], scores.score[rows, cols]
         anomaly = np.nan_to_num(score, nan=0.0) > made.level
         frame = pd.DataFrame({
             d.output_id_col: np.concatenate(ids) if ids else np.empty(0, dtype=object),
             d.output_time_col: np.concatenate(times) if times else np.empty(0, dtype=np.int64),
-            "value": value, "expected": exp, "lower": exp - width, "upper": exp + width,
+            "value": value, "expected": exp, "lower": lower[rows, cols], "upper": upper[rows, cols],
             "score": score, "anomaly": anomaly,
         })
         _count(made, frame, d.output_id_col, d.output_time_col, hi - lo)

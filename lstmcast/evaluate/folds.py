@@ -66,10 +66,11 @@ def _label(t: object) -> object:
     return t.isoformat() if hasattr(t, "isoformat") else int(t)
 
 
-def refit_run(run: Any, series: Any, histories: list[np.ndarray], data: Path) -> tuple[Any, np.ndarray, np.ndarray, Any]:
+def refit_run(run: Any, series: Any, histories: list[np.ndarray], data: Path
+              ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, Any]:
     """Train the run's configuration on these histories alone (a backtest fold, a detect refit).
 
-    Returns (network, center, scale, the new run).
+    Returns (network, center, scale, log, the new run).
     """
     from lstmcast.run.rundir import load_run
     from lstmcast.train import signals
@@ -88,7 +89,8 @@ def refit_run(run: Any, series: Any, histories: list[np.ndarray], data: Path) ->
         fold_run = load_run(report.run_dir)
     center = np.array([fold_run.record.get(i).center for i in series.ids])
     scale = np.array([fold_run.record.get(i).scale for i in series.ids])
-    return fold_run.model, center, scale, fold_run
+    log = np.array([fold_run.record.get(i).log for i in series.ids], dtype=bool)
+    return fold_run.model, center, scale, log, fold_run
 
 
 @dataclass
@@ -103,7 +105,7 @@ class FoldScore:
 
 
 def score_fold(run: Any, net: Any, series: Any, histories: list[np.ndarray], cuts: list[int], center: np.ndarray,
-               scale: np.ndarray, steps: int, season: int, data: str | Path) -> FoldScore:
+               scale: np.ndarray, log: np.ndarray | None, steps: int, season: int, data: str | Path) -> FoldScore:
     """Forecast `steps` points after each cut-off with `net` and score them (MASE on the history alone).
 
     `run` is the run whose covariates and calibration the forecast uses (a refit's own run).
@@ -116,7 +118,7 @@ def score_fold(run: Any, net: Any, series: Any, histories: list[np.ndarray], cut
     levels = run.model_config.quantiles
     cov = covariates.for_forecast(run, series, cuts, steps, data)  # None: the target alone
     floor = floors(run, series.ids, histories)  # counts are never forecast below zero
-    predicted, quant = forecast_series_all(net, histories, center, scale, steps, run.correction, cov, floor)
+    predicted, quant = forecast_series_all(net, histories, center, scale, steps, run.correction, cov, floor, log)
     require_finite(run.path, series.ids, predicted, quant, run.model_config.horizon)
     rows: dict[str, list] = {name: [] for name in FORECASTERS}
     by_series, fold_intervals = {}, []
@@ -165,7 +167,7 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
     m = _season(run, season)
     h = histories_of(run, data, cut=steps)
     cuts = [len(v) for v in h.values]
-    fold = score_fold(run, run.model, h.series, h.values, cuts, h.center, h.scale, steps, m, data)
+    fold = score_fold(run, run.model, h.series, h.values, cuts, h.center, h.scale, h.log, steps, m, data)
     levels = run.model_config.quantiles
     if _inside_training(run, h.series, cuts):
         h.notes.append(f"the last {steps} points lie inside the run's training data (the last horizon was its "
@@ -265,14 +267,14 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
             on_fold(f"fold {k}/{folds}: cut-off {where}" + (", refitting" if refit else ""))
         try:
             if refit:
-                net, center, scale, used = refit_run(run, series, histories, Path(data))
+                net, center, scale, log, used = refit_run(run, series, histories, Path(data))
             else:
-                center, scale, _ = scalers(run, series.ids, histories)
+                center, scale, log, _ = scalers(run, series.ids, histories)
                 net, used = run.model, run
         except LstmcastError as exc:
             raise type(exc)(f"fold {k} refit: {exc}") from None
         # A refit's intervals are calibrated on its own validation windows, inside the fold's history.
-        fold = score_fold(used, net, series, histories, cuts, center, scale, steps, m, data)
+        fold = score_fold(used, net, series, histories, cuts, center, scale, log, steps, m, data)
         if keep_forecasts:
             frames.append(forecast_frame(series, fold.predicted, cuts, steps, fold=k, quant=fold.quant, levels=levels))
         for name in FORECASTERS:

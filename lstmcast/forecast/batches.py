@@ -91,8 +91,9 @@ def _chunks(run: Any, h: Any, steps: int, batch: int, cov: np.ndarray | None = N
         hi = min(lo + batch, len(ids))
         part = None if cov is None else cov[lo:hi]
         floor = None if h.floor is None else h.floor[lo:hi]
+        log = None if h.log is None else h.log[lo:hi]
         values, quant = forecast_series_all(run.model, h.values[lo:hi], h.center[lo:hi], h.scale[lo:hi], steps,
-                                            run.correction, part, floor)  # [b, steps], [b, steps, Q] or None
+                                            run.correction, part, floor, log)  # [b, steps], [b, steps, Q] or None
         require_finite(run.path, ids[lo:hi], values, quant, run.model_config.horizon)  # never a CSV of NaN
         times: list[object] = []
         for k in range(lo, hi):

@@ -54,18 +54,31 @@ def cut_histories(run: Any, series: Any, cuts: list[int]) -> list[np.ndarray]:
     return [fold_history(v, g, c, fill) for v, g, c in zip(series.values, gaps, cuts)]
 
 
-def scalers(run: Any, ids: list[str], histories: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(center, scale, ids the run never saw): stored scalers; new series scaled on their own history."""
+def scalers(run: Any, ids: list[str], histories: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(center, scale, log, ids the run never saw): stored scalers; new series scaled on their own history
+    (in logs by the run's `--transform` rule).
+
+    Raises:
+        InputError: a series modelled in logs has a value of 0 or less in its history.
+    """
     from lstmcast.data import scaling
 
     record = run.record
     known = [record.get(i) for i in ids]
     center = np.array([np.nan if s is None else s.center for s in known])
     scale = np.array([np.nan if s is None else s.scale for s in known])
+    log = np.array([s is not None and s.log for s in known], dtype=bool)
     pos = [k for k, s in enumerate(known) if s is None]
     if pos:
-        center[pos], scale[pos] = scaling.fit_scalers([histories[k] for k in pos], record.train.scaler)
-    return center, scale, [ids[k] for k in pos]
+        part = [histories[k] for k in pos]
+        log[pos] = scaling.log_mask(part, [ids[k] for k in pos], record.train.transform, "new data")
+        center[pos], scale[pos] = scaling.fit_scalers_of(part, record.train.scaler, log[pos])
+    for k in np.flatnonzero(log):
+        if not np.all(histories[k][~np.isnan(histories[k])] > 0):
+            raise InputError(f"series {ids[k]!r} has a value of 0 or less in its history, but the run models it in "
+                             "logs (its training values were all positive); retrain with --transform none")
+    return center, scale, log, [ids[k] for k in pos]
 
 
 def floors(run: Any, ids: list[str], histories: list[np.ndarray]) -> np.ndarray | None:
@@ -95,6 +108,7 @@ class Histories:
     new: list[str] = field(default_factory=list)  # ids training never saw
     notes: list[str] = field(default_factory=list)
     floor: np.ndarray | None = None  # per series: 0 where forecasts are clipped at zero (`floors`)
+    log: np.ndarray | None = None  # per series: modelled in logs; None: none is
 
 
 def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
@@ -104,7 +118,8 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
     if data is None:
         values = [s.tail for s in record.series]
         return Histories(ids=record.ids, values=values, center=np.array([s.center for s in record.series]),
-                         scale=np.array([s.scale for s in record.series]), floor=floors(run, record.ids, values))
+                         scale=np.array([s.scale for s in record.series]), floor=floors(run, record.ids, values),
+                         log=np.array([s.log for s in record.series], dtype=bool))
     series = read_like_run(run, data)
     values = cut_histories(run, series, [len(v) - cut for v in series.values])  # nothing after the cut
     short = [(i, len(h)) for i, h in zip(series.ids, values) if len(h) < lookback]
@@ -113,6 +128,6 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
             f"{data}: series {short[0][0]!r} has {short[0][1]} points before the forecast start, "
             f"fewer than the run's lookback {lookback}; give more history"
         )
-    center, scale, new = scalers(run, series.ids, values)
+    center, scale, log, new = scalers(run, series.ids, values)
     return Histories(series.ids, values, center, scale, series, new, list(series.notes),
-                     floors(run, series.ids, values))
+                     floors(run, series.ids, values), log)

@@ -50,36 +50,40 @@ def forecast_scaled_all(net: Net, history: np.ndarray, steps: int, cov: np.ndarr
 
 
 def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
-                    scale: np.ndarray, steps: int, cov: np.ndarray | None = None) -> np.ndarray:
+                    scale: np.ndarray, steps: int, cov: np.ndarray | None = None,
+                    log: np.ndarray | None = None) -> np.ndarray:
     """Forecast raw histories (each at least `lookback` long) in original units: [S, steps]."""
-    return forecast_series_all(net, histories, center, scale, steps, cov=cov)[0]
+    return forecast_series_all(net, histories, center, scale, steps, cov=cov, log=log)[0]
 
 
 def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
                         steps: int, correction: np.ndarray | None = None, cov: np.ndarray | None = None,
-                        floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                        floor: np.ndarray | None = None, log: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
     """Point forecasts [S, steps] and calibrated quantiles [S, steps, Q] in original units.
 
     Quantiles beyond the trained horizon are NaN; `correction` [Q, H] is the run's
     calibration in scaled units (`intervals.stored_correction`). Quantiles are None
     without a quantile head. `floor` [S] clips each series' forecasts and quantiles from
-    below (0 for counts; -inf leaves a series as it is).
+    below (0 for counts; -inf leaves a series as it is). `log` [S]: the series modelled in logs
+    (`scaling.apply`); their quantiles are calibrated in logs and so are relative.
     """
     from lstmcast.model import intervals
 
     lookback = net.config.lookback
-    scaled = np.stack([apply(h[-lookback:], c, s) for h, c, s in zip(histories, center, scale)])
+    log = np.zeros(len(histories), dtype=bool) if log is None else log
+    scaled = np.stack([apply(h[-lookback:], c, s, m) for h, c, s, m in zip(histories, center, scale, log)])
     # Overflow is not warned about: the caller checks the result (`require_finite`) and names the series.
     with np.errstate(over="ignore", invalid="ignore"):
         point, quant = forecast_scaled_all(net, scaled, steps, cov)
-        point = invert(point.astype(np.float64), center[:, None], scale[:, None])
+        point = invert(point.astype(np.float64), center[:, None], scale[:, None], log[:, None])
         if floor is not None:  # a value that is not finite stays so: require_finite names it, clipping would hide it
             point = np.where(np.isfinite(point), np.maximum(point, floor[:, None]), point)
         if quant is None:
             return point, None
         full = np.full((len(scaled), steps, quant.shape[-1]), np.nan)
         calibrated = intervals.apply(quant.astype(np.float64), correction)
-        full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None])
+        full[:, : quant.shape[1]] = invert(calibrated, center[:, None, None], scale[:, None, None], log[:, None, None])
         if floor is not None:
             part = full[:, : quant.shape[1]]
             full[:, : quant.shape[1]] = np.where(np.isfinite(part), np.maximum(part, floor[:, None, None]), part)

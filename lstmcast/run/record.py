@@ -174,6 +174,7 @@ class SeriesRecord:
     cov_tail: list[list[float]] | None = None  # the last lookback rows of the covariate columns
     static: dict[str, Any] | None = None  # static covariate values
     nonnegative: bool = False  # every training value was >= 0: forecasts are clipped at 0 (absent in old runs)
+    log: bool = False  # modelled in logs (`--transform`): the scaler is of the log values (absent: not)
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "center": self.center, "scale": self.scale, "length": self.length,
@@ -184,6 +185,8 @@ class SeriesRecord:
             out["static"] = self.static
         if self.nonnegative:
             out["nonnegative"] = True
+        if self.log:
+            out["log"] = True
         return out
 
     @classmethod
@@ -219,9 +222,14 @@ class SeriesRecord:
         nonnegative = s.get("nonnegative", False)
         if not isinstance(nonnegative, bool):
             raise _Bad(where + "nonnegative", "not true or false")
+        log = s.get("log", False)
+        if not isinstance(log, bool):
+            raise _Bad(where + "log", "not true or false")
+        if log and not (tail > 0).all():
+            raise _Bad(where + "tail", "holds a value of 0 or less in a series modelled in logs")
         return cls(id=sid, center=center, scale=scale, length=_integer(s.get("length", len(tail)), where + "length"),
                    last_time=last, tail=tail, cov_tail=cov_tail, static=None if static is None else dict(static),
-                   nonnegative=nonnegative)
+                   nonnegative=nonnegative, log=log)
 
 
 def _check_time(text: str, where: str) -> None:
@@ -324,7 +332,7 @@ def _train(d: Any) -> TrainConfig:
     if not isinstance(d, Mapping):
         raise _Bad("train", "not an object")
     try:
-        cfg = from_json_dict(TrainConfig, d)
+        cfg = from_json_dict(TrainConfig, {"transform": "none", **d})  # runs before transforms: none
     except (TypeError, ValueError, AttributeError) as exc:
         raise _Bad("train", f"invalid ({exc})") from None
     if cfg.val_size is not None:

@@ -60,6 +60,7 @@ class Prepared:
     val_series: np.ndarray  # which series each validation origin belongs to
     center: np.ndarray
     scale: np.ndarray
+    log: np.ndarray  # per series: modelled in logs
     naive: list[float | None]  # MASE scale of each series' training part
     spec: Any  # data.covariates.Spec or None
     series_records: list[Any]  # run.record.SeriesRecord per series
@@ -85,7 +86,7 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, qu
     return Plan(horizon, lookback, val_size, season, train_config, notes)
 
 
-def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.ndarray,
+def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.ndarray, log: np.ndarray,
                     cov_meta: list[dict[str, Any]], clip: bool) -> list[Any]:
     from lstmcast.run.record import SeriesRecord
 
@@ -98,7 +99,7 @@ def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.nd
             last_time=last.isoformat() if hasattr(last, "isoformat") else int(last),
             tail=np.asarray(values[-lookback:], dtype=np.float64),
             cov_tail=extra["cov_tail"][-lookback:] if "cov_tail" in extra else None, static=extra.get("static"),
-            nonnegative=bool(clip and values.min() >= 0),
+            nonnegative=bool(clip and values.min() >= 0), log=bool(log[i]),
         ))
     return out
 
@@ -112,16 +113,18 @@ def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: 
     spec, channels, cov_meta = covariates.prepare(path, series, data_config, val_size)
     lengths = [len(v) for v in series.values]
     # Scalers see only the training part: the validation tail must not leak into them.
-    center, scale = scaling.fit_scalers([v[:-val_size] for v in series.values], plan.train_config.scaler)
-    flat, offsets = windows.concat_scaled(series.values, center, scale)  # float32, no scaled float64 copy
+    train_parts = [v[:-val_size] for v in series.values]
+    log = scaling.log_mask(series.values, series.ids, plan.train_config.transform, path)
+    center, scale = scaling.fit_scalers_of(train_parts, plan.train_config.scaler, log)
+    flat, offsets = windows.concat_scaled(series.values, center, scale, log)  # float32, no scaled float64 copy
     cov = windows.concat_shared(channels) if channels else None  # [T, C] beside flat; shared blocks once
     train_origin = windows.TrainOrigins.of(offsets, lengths, lookback, horizon, val_size)  # no table of them
     val_origin, val_series = windows.val_origins(offsets, lengths, lookback, horizon, val_size)
     naive = [mase_scale(v[:-val_size], plan.season) for v in series.values]  # all the metrics need of the series
-    records = _series_records(series, lookback, center, scale, cov_meta, data_config.nonnegative)
+    records = _series_records(series, lookback, center, scale, log, cov_meta, data_config.nonnegative)
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
-    prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, naive, spec, records)
+    prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, log, naive, spec, records)
     return prepared, covariates.describe(spec) if spec else None
 
 
@@ -138,8 +141,8 @@ def _validation_metrics(net: Any, p: Prepared, lookback: int, horizon: int) -> d
     per_series = []
     for s in range(len(p.center)):
         rows = p.val_series == s
-        actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), p.center[s], p.scale[s])
-        fc = scaling.invert(predicted[rows], p.center[s], p.scale[s])
+        actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), p.center[s], p.scale[s], p.log[s])
+        fc = scaling.invert(predicted[rows], p.center[s], p.scale[s], p.log[s])
         per_series.append(series_metrics(actual.ravel(), fc.ravel(), p.naive[s]))
     return overall(per_series)
 
