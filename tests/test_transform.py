@@ -86,7 +86,7 @@ def test_detect_flags_a_drop_to_zero_of_a_log_series(mixed, tmp_path):
     a = rows[rows["series"] == "a"].set_index("timestamp")
     hit = a.loc[frame.loc[100, "timestamp"]]
     assert hit["value"] == 0.0 and bool(hit["anomaly"]) and hit["score"] > 0.99
-    assert hit["lower"] > 0  # a band in logs is relative: it never reaches 0
+    assert np.isfinite(a["expected"].to_numpy()).all()  # the network read the 0 as a small positive value
 
 
 def test_transform_none_gives_the_scalers_of_before(mixed, tmp_path):
