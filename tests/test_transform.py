@@ -68,13 +68,21 @@ def test_a_run_records_which_series_are_modelled_in_logs_and_forecasts_them_posi
     np.testing.assert_allclose(again["forecast"].to_numpy(), forecast["forecast"].to_numpy(), rtol=1e-6)
 
 
-def test_a_zero_in_the_history_of_a_log_series_is_a_one_line_error(mixed, tmp_path):
+def test_a_zero_in_the_history_of_a_log_series_is_read_as_a_small_value_and_noted(mixed, tmp_path):
     run_dir, _, frame = mixed
-    bad = frame.copy()
-    bad.loc[len(bad) - 3, "a"] = 0.0
-    path = write_frame(tmp_path / "zero.csv", bad)
-    with pytest.raises(InputError, match="series 'a' has a value of 0 or less.*--transform none"):
-        api.predict(run_dir, data=path)
+    closed = frame.copy()
+    closed.loc[len(closed) - 3, "a"] = 0.0  # one closed day in a series trained positive: the forecast goes on
+    low = frame.copy()
+    low.loc[len(low) - 3, "a"] = 0.5 * frame["a"].iloc[-12:].drop(len(frame) - 3).min()
+    got = api.predict(run_dir, data=write_frame(tmp_path / "zero.csv", closed))
+    want = api.predict(run_dir, data=write_frame(tmp_path / "low.csv", low)).forecast
+    a = got.forecast["series"] == "a"
+    np.testing.assert_allclose(got.forecast.loc[a, "forecast"], want.loc[a, "forecast"], rtol=1e-12)
+    assert any("read as half their smallest positive value there: ['a']" in n for n in got.notes)
+    dead = frame.copy()
+    dead.loc[len(dead) - 12:, "a"] = 0.0
+    with pytest.raises(InputError, match="series 'a' has no positive value in its last 12 points.*--transform none"):
+        api.predict(run_dir, data=write_frame(tmp_path / "dead.csv", dead))
 
 
 def test_detect_flags_a_drop_to_zero_of_a_log_series(mixed, tmp_path):

@@ -58,9 +58,6 @@ def scalers(run: Any, ids: list[str], histories: list[np.ndarray]
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(center, scale, log, ids the run never saw): stored scalers; new series scaled on their own history
     (in logs by the run's `--transform` rule).
-
-    Raises:
-        InputError: a series modelled in logs has a value of 0 or less in its history.
     """
     from lstmcast.data import scaling
 
@@ -74,11 +71,30 @@ def scalers(run: Any, ids: list[str], histories: list[np.ndarray]
         part = [histories[k] for k in pos]
         log[pos] = scaling.log_mask(part, [ids[k] for k in pos], record.train.transform, "new data")
         center[pos], scale[pos] = scaling.fit_scalers_of(part, record.train.scaler, log[pos])
-    for k in np.flatnonzero(log):
-        if not np.all(histories[k][~np.isnan(histories[k])] > 0):
-            raise InputError(f"series {ids[k]!r} has a value of 0 or less in its history, but the run models it in "
-                             "logs (its training values were all positive); retrain with --transform none")
     return center, scale, log, [ids[k] for k in pos]
+
+
+def check_logs(ids: list[str], histories: list[np.ndarray], log: np.ndarray, lookback: int,
+               notes: list[str]) -> None:
+    """A note naming the log series with values of 0 or less in their last `lookback` points: the forecast
+    reads them as half the smallest positive value there (`recursive.forecast_series_all`), so that one
+    closed day does not stop a nightly forecast.
+
+    Raises:
+        InputError: a series modelled in logs has no positive value in its last `lookback` points.
+    """
+    floored = []
+    for k in np.flatnonzero(log):
+        window = histories[k][-lookback:]
+        if np.all(window > 0):
+            continue
+        if not np.any(window > 0):
+            raise InputError(f"series {ids[k]!r} has no positive value in its last {lookback} points, but the run "
+                             "models it in logs (its training values were all positive); retrain with --transform none")
+        floored.append(ids[k])
+    if floored:
+        notes.append(f"{len(floored)} series modelled in logs have values of 0 or less in their last {lookback} "
+                     f"points, read as half their smallest positive value there: {floored[:10]}")
 
 
 def floors(run: Any, ids: list[str], histories: list[np.ndarray]) -> np.ndarray | None:
@@ -129,5 +145,6 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
             f"fewer than the run's lookback {lookback}; give more history"
         )
     center, scale, log, new = scalers(run, series.ids, values)
-    return Histories(series.ids, values, center, scale, series, new, list(series.notes),
-                     floors(run, series.ids, values), log)
+    notes = list(series.notes)
+    check_logs(series.ids, values, log, lookback, notes)
+    return Histories(series.ids, values, center, scale, series, new, notes, floors(run, series.ids, values), log)

@@ -56,6 +56,14 @@ def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
     return forecast_series_all(net, histories, center, scale, steps, cov=cov, log=log)[0]
 
 
+def _floored(window: np.ndarray) -> np.ndarray:
+    """A log series' window with values of 0 or less read as half its smallest positive value
+    (`histories.check_logs` notes them; a window without a positive value stays as it is: not finite)."""
+    if np.all(window > 0) or not np.any(window > 0):
+        return window
+    return np.maximum(window, 0.5 * window[window > 0].min())
+
+
 def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
                         steps: int, correction: np.ndarray | None = None, cov: np.ndarray | None = None,
                         floor: np.ndarray | None = None, log: np.ndarray | None = None
@@ -72,7 +80,8 @@ def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarra
 
     lookback = net.config.lookback
     log = np.zeros(len(histories), dtype=bool) if log is None else log
-    scaled = np.stack([apply(h[-lookback:], c, s, m) for h, c, s, m in zip(histories, center, scale, log)])
+    scaled = np.stack([apply(_floored(h[-lookback:]) if m else h[-lookback:], c, s, m)
+                       for h, c, s, m in zip(histories, center, scale, log)])
     # Overflow is not warned about: the caller checks the result (`require_finite`) and names the series.
     with np.errstate(over="ignore", invalid="ignore"):
         point, quant = forecast_scaled_all(net, scaled, steps, cov)
