@@ -36,6 +36,12 @@ def test_apply_and_invert_are_exact_inverses_and_leave_plain_series_as_before():
     np.testing.assert_allclose(scaling.invert(scaled, center, scale, log), values, rtol=1e-12)
 
 
+def test_an_overflow_in_logs_stays_not_finite():
+    # exp(-inf) is 0: a network that overflowed must not give a forecast of 0 that require_finite lets through.
+    out = scaling.invert(np.array([-np.inf, np.inf, np.nan, 800.0, 1.0]), 0.0, 1.0, True)
+    assert not np.isfinite(out[:4]).any() and out[4] == pytest.approx(np.e)
+
+
 def test_log_series_are_not_scaled_further():
     series = [np.array([10.0, 20.0, 40.0]), np.array([0.0, 2.0, 4.0])]
     center, scale = scaling.fit_scalers_of(series, ScalerKind.standard, np.array([True, False]))

@@ -96,5 +96,6 @@ def invert(values: np.ndarray, center: float | np.ndarray, scale: float | np.nda
     out = values * scale + center
     if not np.any(log):
         return out
-    with np.errstate(over="ignore"):  # an overflow is inf: require_finite names the series
-        return np.where(log, np.exp(np.where(log, out, 0.0)), out)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is inf: require_finite names the series
+        # exp(-inf) would be a finite 0 and hide an overflow of the network: what is not finite stays so (NaN).
+        return np.where(log, np.where(np.isfinite(out), np.exp(np.where(log, out, 0.0)), np.nan), out)
