@@ -204,12 +204,11 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
 
 
 def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
-                  scale: np.ndarray, lo: int, hi: int, made: Detection
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, calibration.Scores]:
-    """(values [b, T] NaN-padded, expected [b, T] in original units, in modelled units, Scores) for series lo..hi-1.
+                  scale: np.ndarray, lo: int, hi: int, made: Detection) -> tuple[np.ndarray, np.ndarray, calibration.Scores]:
+    """(values [b, T] NaN-padded, expected [b, T] in original units, Scores) for series lo..hi-1.
 
-    Modelled units are the values, or their logs for a series modelled in logs: the mean of
-    the forecasts reaching a point is taken there (a geometric mean for a log series).
+    The mean of the forecasts reaching a point is taken in modelled units: the values, or the
+    logs of a series modelled in logs (a geometric mean).
     """
     part = values[lo:hi]
     width = max(len(v) for v in part)
@@ -241,12 +240,12 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
     start = np.array(firsts[lo:hi])
     if not made.flatline:
-        return padded, expected, modelled, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
+        return padded, expected, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
     runs = calibration.repeats(padded)
     runs[~np.isfinite(nonconformity)] = np.nan
     residual = calibration.score(nonconformity, start, calibration.residual_level(made.level), made.window, REFRESH)
     run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
-    return padded, expected, modelled, calibration.joined(residual, run)
+    return padded, expected, calibration.joined(residual, run)
 
 
 def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
@@ -261,9 +260,8 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
         while hi < len(values) and hi - lo < batch and (hi - lo + 1) * max(width, len(values[hi])) <= CELLS:
             width = max(width, len(values[hi]))
             hi += 1
-        padded, expected, modelled, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
+        padded, expected, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
         half = scores.half_width * scale[lo:hi, None]
-        lower, upper = expected - half, expected + half
         ids, times, keep_rows = [], [], []
         grids: dict[tuple[Any, int], np.ndarray] = {}
         for i in range(lo, hi):
@@ -277,12 +275,12 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
             times.append(_times(series, i, n, grids)[pos])
         rows = np.concatenate([np.full(len(p), r) for r, p in keep_rows]) if keep_rows else np.empty(0, int)
         cols = np.concatenate([p for _, p in keep_rows]) if keep_rows else np.empty(0, int)
-        value, exp, score = padded[rows, cols], expected[rows, cols], scores.score[rows, cols]
+        value, exp, score, width = padded[rows, cols], expected[rows, cols], scores.score[rows, cols], half[rows, cols]
         anomaly = np.nan_to_num(score, nan=0.0) > made.level
         frame = pd.DataFrame({
             d.output_id_col: np.concatenate(ids) if ids else np.empty(0, dtype=object),
             d.output_time_col: np.concatenate(times) if times else np.empty(0, dtype=np.int64),
-            "value": value, "expected": exp, "lower": lower[rows, cols], "upper": upper[rows, cols],
+            "value": value, "expected": exp, "lower": exp - width, "upper": exp + width,
             "score": score, "anomaly": anomaly,
         })
         _count(made, frame, d.output_id_col, d.output_time_col, hi - lo)
