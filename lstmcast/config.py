@@ -34,8 +34,8 @@ class ScalerKind(str, Enum):
 class Transform(str, Enum):
     """What the network models of each series: its values, or their logarithm (before the scaler)."""
 
-    auto = "auto"  # the log of every series whose training values are all positive; the values of the others
-    log = "log"  # the log of every series (all training values must be positive)
+    auto = "auto"  # the log of every series whose values are all positive; the values of the others
+    log = "log"  # the log of every series (all its values must be positive)
     none = "none"  # the values as they are (runs written before transforms existed)
 
 

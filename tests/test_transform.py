@@ -143,3 +143,11 @@ def test_a_spoilt_log_field_names_the_field(mixed, tmp_path, value, field):
     (spoilt / "run.json").write_text(json.dumps(meta))
     with pytest.raises(RunDirError, match=rf"series\[1\] \('b'\)\.{field}"):
         api.predict(spoilt)
+
+
+def test_detect_refuses_a_log_series_without_a_positive_value_in_its_first_lookback(mixed, tmp_path):
+    run_dir, _, frame = mixed
+    dead = frame.copy()
+    dead.loc[:11, "a"] = 0.0  # the first 12 (the lookback) hold no positive value to read a 0 as
+    with pytest.raises(InputError, match="series 'a' has no positive value in its first 12 points"):
+        api.detect(run_dir, write_frame(tmp_path / "dead.csv", dead))

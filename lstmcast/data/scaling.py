@@ -66,6 +66,13 @@ def log_mask(series: list[np.ndarray], ids: list[str], transform: Transform, whe
     return positive
 
 
+def log_floor(window: np.ndarray) -> float:
+    """What a series modelled in logs reads a value of 0 or less in `window` as: half the window's
+    smallest positive value (NaN when it has none)."""
+    positive = window[window > 0]
+    return 0.5 * float(positive.min()) if len(positive) else float("nan")
+
+
 def forward(values: np.ndarray, log: bool | np.ndarray = False) -> np.ndarray:
     """f(values): the log where `log` (broadcast against values), else the values."""
     if not np.any(log):

@@ -187,7 +187,11 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     values = [_causal(v, g, fill) for v, g in zip(series.values, gaps)]
     lookback = cfg.lookback
     center, scale, log, new = scalers(run, series.ids, [v[:lookback] for v in values])
-    log_floor = np.array([0.5 * np.nanmin(v[:lookback]) if m else 0.0 for v, m in zip(values, log)])
+    log_floor = np.array([scaling.log_floor(v[:lookback]) if m else 0.0 for v, m in zip(values, log)])
+    if np.isnan(log_floor).any():
+        sid = series.ids[int(np.flatnonzero(np.isnan(log_floor))[0])]
+        raise InputError(f"{data}: series {sid!r} has no positive value in its first {lookback} points, but the run "
+                         "models it in logs (its training values were all positive); train a run with --transform none")
     notes = list(series.notes)
     if new:
         notes.append(f"{len(new)} series not seen in training, scaled on their first {lookback} values: {new[:10]}")

@@ -83,12 +83,14 @@ def check_logs(ids: list[str], histories: list[np.ndarray], log: np.ndarray, loo
     Raises:
         InputError: a series modelled in logs has no positive value in its last `lookback` points.
     """
+    from lstmcast.data.scaling import log_floor
+
     floored = []
     for k in np.flatnonzero(log):
         window = histories[k][-lookback:]
         if np.all(window > 0):
             continue
-        if not np.any(window > 0):
+        if np.isnan(log_floor(window)):
             raise InputError(f"series {ids[k]!r} has no positive value in its last {lookback} points, but the run "
                              "models it in logs (its training values were all positive); retrain with --transform none")
         floored.append(ids[k])

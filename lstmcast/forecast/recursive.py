@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from lstmcast.data.scaling import apply, invert
+from lstmcast.data.scaling import apply, invert, log_floor
 from lstmcast.errors import RunDirError
 
 _BATCH = 1024  # windows per forward pass: bounds memory at a few tens of MB
@@ -57,11 +57,10 @@ def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
 
 
 def _floored(window: np.ndarray) -> np.ndarray:
-    """A log series' window with values of 0 or less read as half its smallest positive value
-    (`histories.check_logs` notes them; a window without a positive value stays as it is: not finite)."""
-    if np.all(window > 0) or not np.any(window > 0):
-        return window
-    return np.maximum(window, 0.5 * window[window > 0].min())
+    """A log series' window with values of 0 or less read as `scaling.log_floor` (`histories.check_logs`
+    notes them; a window without a positive value stays as it is, and its forecast is not finite)."""
+    floor = log_floor(window)
+    return window if np.all(window > 0) or np.isnan(floor) else np.maximum(window, floor)
 
 
 def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarray, scale: np.ndarray,
