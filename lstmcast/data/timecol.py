@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.config import DataConfig
-from lstmcast.data.columns import is_numeric, line
+from lstmcast.data.columns import is_numeric, is_numeric_dtype, line
 from lstmcast.errors import InputError
 
 TIME_NAMES = {"date", "time", "timestamp", "datetime", "ds", "month", "week", "day",
@@ -124,9 +124,12 @@ def detect_time_col(path: Path, df: pd.DataFrame, cfg: DataConfig) -> str | None
         return cfg.time_col
     named = [c for c in df.columns if c.lower() in TIME_NAMES and c != cfg.id_col]
     candidates = named + [c for c in df.columns if c not in named and c != cfg.id_col]
+    dtypes = dict(zip(df.columns, df.dtypes))
     for col in candidates:
         if cfg.target and col in cfg.target:
             continue
+        if col.lower() not in TIME_NAMES and is_numeric_dtype(dtypes[col]):
+            continue  # what looks_like_time says of it, from the dtype: df[col] of 100,000 columns costs seconds
         if looks_like_time(df[col], col):
             return col
     return None
