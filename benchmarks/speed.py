@@ -24,7 +24,7 @@ Usage (from the repository root, with the venv lstmcast is installed in)::
 
     python benchmarks/speed.py --quick --out /tmp/speed-quick.json   # tiny sizes, checks that it all runs
     python benchmarks/speed.py --nf-python /work/nfvenv/bin/python \\
-        --predict-run RUN_DIR --out benchmarks/speed.json          # the real thing
+        --predict-run RUN_DIR --out benchmarks/work/speed.json     # the real thing
     python benchmarks/speed.py --section 1,4                        # some sections only
 
 Every command is run through a small Python wrapper that forks, execs the
@@ -611,7 +611,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sections to run, comma-separated numbers or names: 1=train 2=nf 3=latency 4=memory "
                         "(default all)")
     p.add_argument("--out", type=Path,
-                   help="write the results as JSON here (default benchmarks/speed.json; with --quick, none)")
+                   help="write the results as JSON here (default benchmarks/work/speed.json; with --quick, none)")
     p.add_argument("--lstmcast", help="the lstmcast command (default: the one beside this Python, else on PATH)")
     p.add_argument("--precisions", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
                    default=["fp32", "bf16"], help="training precisions of sections 1 and 2 (default fp32,bf16)")
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, print markdown tables, write JSON."""
     args = parse_args(argv)
     if args.out is None and not args.quick:
-        args.out = Path(__file__).resolve().parent / "speed.json"
+        args.out = Path(__file__).resolve().parent / "work" / "speed.json"
     sizes = resolve_sizes(args)
     lstmcast = find_lstmcast(args.lstmcast)
     temporary = args.workdir is None
