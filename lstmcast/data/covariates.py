@@ -94,9 +94,9 @@ class Spec:
 
 def _numeric(path: Path, series, col: str, flag: str) -> np.ndarray:
     from lstmcast.data.columns import to_numeric
-    from lstmcast.data.series import _require
+    from lstmcast.data.timecol import require
 
-    _require(path, series.frame, col, flag)
+    require(path, series.frame, col, flag)
     return to_numeric(path, series.frame, col, f" ({flag} column)")
 
 
@@ -137,11 +137,11 @@ class _Source:
     def static(self, k: int) -> dict[str, Any]:
         import pandas as pd
 
-        from lstmcast.data.series import _require
+        from lstmcast.data.timecol import require
 
         sid, out = self.series.ids[k], {}
         for col in self.spec.static:
-            _require(self.path, self.series.frame, col, "--static")
+            require(self.path, self.series.frame, col, "--static")
             values = self.series.frame[col].iloc[self.rows_of(sid)].dropna()
             distinct = pd.unique(values.astype(str).str.strip())
             if len(distinct) != 1:

@@ -26,10 +26,7 @@ from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
 from lstmcast.data.csvfile import read_csv, text_column
 from lstmcast.data.frequency import infer_freq, normalize_freq
-from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column
-from lstmcast.data.timecol import (
-    require as _require,  # lstmcast.data.covariates imports it from here
-)
+from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column, require
 from lstmcast.errors import InputError
 
 
@@ -156,9 +153,9 @@ class Columns:
 def choose_columns(path: Path, df: pd.DataFrame, cfg: DataConfig, notes: list[str]) -> Columns:
     """The layout (wide or long) and the id, time and value columns: given, or detected."""
     if cfg.id_col is not None:
-        _require(path, df, cfg.id_col, "--id-col")
+        require(path, df, cfg.id_col, "--id-col")
     for col in cfg.target or ():
-        _require(path, df, col, "--target")
+        require(path, df, col, "--target")
     time_col = detect_time_col(path, df, cfg)
 
     id_col = cfg.id_col
