@@ -4,6 +4,7 @@
     python3 dev.py demo   # create .venv, install, train/predict/evaluate on sample_data
     python3 dev.py test   # create .venv, install, run the test suite
     python3 dev.py test --fast   # the fast tier only (pytest -m fast), under a minute
+    python3 dev.py test -n 0     # in one process (the suite runs one pytest-xdist worker per CPU, at most 4)
 
 Setup runs once: it is redone only when pyproject.toml or constraints.txt change.
 """
@@ -47,10 +48,20 @@ def demo() -> None:
     run(BIN / "lstmcast", "evaluate", "--run", "runs/demo", "--data", data, "--output", "runs/demo/evaluation.json")
 
 
+def workers() -> int:
+    """pytest-xdist workers: one per CPU this process may use, at most 4 (each test runs on one thread)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
 def test(args: list[str]) -> None:
     if "--fast" in args:
         args = ["-m", "fast", *(a for a in args if a != "--fast")]
-    run(BIN / "python", "-m", "pytest", *args)
+    # Tests run on one thread each (tests/conftest.py), so one worker per CPU; "-n 0" in args runs them in one process.
+    run(BIN / "python", "-m", "pytest", "-n", str(workers()), *args)
 
 
 def main() -> None:
