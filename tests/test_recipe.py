@@ -58,10 +58,37 @@ def test_threads_follow_the_request_the_environment_and_the_load(monkeypatch):
     assert device.choose_threads() == 2
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(device, "available_cpus", lambda: 2)
+    monkeypatch.setattr(device, "busy_cpus", lambda: None)  # no /proc/stat: the load average alone
     monkeypatch.setattr(device.os, "getloadavg", lambda: (3.5, 3.0, 2.0))
     assert device.choose_threads() == 1  # busy: one thread, not two fighting
     monkeypatch.setattr(device.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
     assert device.choose_threads() == 2
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (3.5, 3.0, 2.0))
+    monkeypatch.setattr(device, "busy_cpus", lambda: 1.9)
+    assert device.choose_threads() == 1  # the other job is still running
+    monkeypatch.setattr(device, "busy_cpus", lambda: 0.05)
+    assert device.choose_threads() == 2  # the average lingers after a job that has ended
+
+
+def test_busy_cpus_reads_what_runs_now():
+    import threading
+
+    if device.busy_cpus(0.05) is None:
+        pytest.skip("no /proc/stat here")
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        busy = device.busy_cpus(0.3)
+    finally:
+        stop.set()
+        worker.join()
+    assert busy is not None and busy >= 0.5  # the spinning thread keeps at least one CPU busy
 
 
 def declining_counts(path, n=120):
