@@ -198,7 +198,9 @@ def test_interrupted_ensemble_resumes_to_the_uninterrupted_result(hourly_csv, tm
 
 @pytest.mark.slow
 def test_time_limit_fills_the_time_with_ensemble_members(hourly_csv, tmp_path):
-    cfg = TrainConfig(time_limit=8.0, epoch_steps=5, batch_size=16, patience=1, device=TINY.device)
+    # Members of at most 4 epochs of 5 steps: short beside the limit even when another test
+    # shares the CPUs (members of unbounded epochs ran 220 steps and left no room for a second).
+    cfg = TrainConfig(time_limit=8.0, epochs=4, epoch_steps=5, batch_size=16, patience=1, device=TINY.device)
     report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
     members = report.metrics["members"]
     assert 2 <= len(members) <= 5 and [m["seed"] for m in members] == list(range(len(members)))
