@@ -49,7 +49,9 @@ def demo() -> None:
 
 
 def workers() -> int:
-    """pytest-xdist workers: one per CPU this process may use, at most 4 (each test runs on one thread)."""
+    """pytest-xdist workers: one per CPU in this process's affinity mask, at most 4 (each test runs on
+    one thread). dev.py runs before lstmcast is installed, so it cannot call
+    lstmcast.train.device.available_cpus, which also reads a cgroup quota; the cap bounds the cost."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
