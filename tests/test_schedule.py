@@ -45,16 +45,16 @@ def test_cosine_run_trains_and_records_its_schedule(hourly_csv, tmp_path):
 
 def test_training_steps_follow_the_cosine_schedule(hourly_csv, tmp_path, monkeypatch):
     """The rate each optimiser step used, read off Adam itself: the planned cosine, step for step."""
-    import torch
+    from lstmcast.train.adam import Adam
 
     used: list[float] = []
-    step = torch.optim.Adam.step
+    step = Adam.step
 
     def recording(self, *args, **kwargs):
         used.append(self.param_groups[0]["lr"])
         return step(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    monkeypatch.setattr(Adam, "step", recording)
     cfg = replace(TINY, schedule=Schedule.cosine, lr=1e-2, epochs=2, max_steps=12)
     report = api.train(hourly_csv, horizon=6, lookback=12, train_config=cfg, run_dir=tmp_path / "run", **TINY_MODEL)
     assert report.metrics["steps"] == len(used) == 12  # max_steps is the plan: 2 epochs of 20 batches exceed it

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lstmcast.train import state as train_state
+from lstmcast.train.adam import Adam
 from lstmcast.config import Loss, Schedule, TrainConfig
 from lstmcast.train.distributed import Dist, current
 from lstmcast.train.device import use_bf16
@@ -208,7 +209,7 @@ def _share_loss(err: torch.Tensor, mask: torch.Tensor, horizon: int, dist: Dist 
     return part * (dist.world / max(count * horizon, 1.0)), torch.tensor(total / max(count * horizon, 1.0)), int(count)
 
 
-def _train_epoch(net: Any, model: nn.Module, optimizer: torch.optim.Optimizer, b: _Batches, order: torch.Tensor,
+def _train_epoch(net: Any, model: nn.Module, optimizer: Adam, b: _Batches, order: torch.Tensor,
                  cfg: TrainConfig, lookback: int, horizon: int, total_steps: int, bf16: bool, epoch: int,
                  result: TrainResult, device: torch.device, deadline: float | None = None) -> tuple[float, bool]:
     """One epoch of optimiser steps over `order`: (mean training loss, whether the deadline passed).
@@ -255,7 +256,7 @@ def _train_epoch(net: Any, model: nn.Module, optimizer: torch.optim.Optimizer, b
     return epoch_loss / max(epoch_count, 1), late
 
 
-def _resume(saved: train_state.TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+def _resume(saved: train_state.TrainState, model: nn.Module, optimizer: Adam,
             generator: torch.Generator, result: TrainResult) -> tuple[dict[str, torch.Tensor], int, int, str | None]:
     """Put an interrupted run's state back; (best weights, bad epochs, first epoch to run, stop reason)."""
     # The learning-rate schedule is a function of result.steps, so restoring the step count restores it.
@@ -299,7 +300,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     b = _Batches(data, covs, valid, train_idx, size, elementwise_loss(cfg.loss), dist)
     criterion = loss_fn(cfg.loss)
     bf16 = use_bf16(cfg.precision, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = Adam(model.parameters(), lr=cfg.lr)
     total_steps = planned_steps(cfg, n_train, size)
     draws = epoch_draws(cfg, n_train, size)
     result = TrainResult(precision="bf16" if bf16 else "fp32")

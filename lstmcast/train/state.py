@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from lstmcast.errors import RunDirError
+from lstmcast.train.adam import Adam
 
 STATE_VERSION = 1
 
@@ -52,15 +53,14 @@ def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
-def capture(model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+def capture(model: torch.nn.Module, optimizer: Adam, generator: torch.Generator,
             best: dict[str, torch.Tensor], result: Any, bad_epochs: int, epoch: int,
             finished: str | None, elapsed: float) -> TrainState:
     """Everything `fit` needs to go on after `epoch` exactly as if it had never stopped."""
     opt: dict[str, torch.Tensor] = {}
-    for index, slots in optimizer.state_dict()["state"].items():
+    for index, slots in optimizer.state_slots().items():
         for key, value in slots.items():
-            opt[f"{index}.{key}"] = value.detach().to("cpu", copy=True) if torch.is_tensor(value) \
-                else torch.tensor(value)
+            opt[f"{index}.{key}"] = value.detach().to("cpu", copy=True)
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return TrainState(
         epoch=epoch, steps=result.steps, train_windows=result.train_windows, train_seconds=elapsed,
@@ -72,7 +72,7 @@ def capture(model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator:
     )
 
 
-def restore(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def restore(state: TrainState, model: torch.nn.Module, optimizer: Adam,
             generator: torch.Generator) -> None:
     """Put model, optimizer and random generators back where `capture` found them."""
     from lstmcast.run.rundir import RESUME_TENSORS
@@ -83,7 +83,7 @@ def restore(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Op
         for name, value in state.optimizer.items():
             index, key = name.split(".", 1)
             slots.setdefault(int(index), {})[key] = value.clone()
-        optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})
+        optimizer.load_slots(slots)
         torch.set_rng_state(state.torch_rng)
         generator.set_state(state.batch_rng)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
