@@ -20,7 +20,10 @@ from lstmcast.train.defaults import default_epochs, size_budget
 
 @pytest.mark.parametrize(("n_train", "batch", "steps"), [
     (73, 16, 10),  # airline-passengers, h 12: one series of 132 months
-    (2162, 64, 10),  # the demo: 2 hourly series of 1,344 points
+    (1023, 16, 10),  # under 1,024 windows: 16 sequences
+    (1300, 32, 10),  # store sales (4 daily series of 365 days): the floor of 32 from 1,024 windows
+    (2162, 32, 10),  # the demo: 2 hourly series of 1,344 points, one sequence per 64 windows
+    (8353, 128, 10),  # ETTh1 at horizon 96
     (263_000, 256, 50),  # M4 Hourly: 414 series
 ])
 def test_budget_follows_the_training_signal(n_train, batch, steps):

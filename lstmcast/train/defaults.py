@@ -50,9 +50,13 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
 # covers batch x forking training windows. An epoch is PASSES such coverages of every
 # training window, at least MIN_EPOCH_STEPS and at most MAX_EPOCH_STEPS steps; training
 # runs up to `epochs` epochs and stops early when the validation loss has not improved
-# for `patience` of them. The batch grows with the data: one sequence per
-# BATCH_DIVISOR training windows, a power of two from MIN_BATCH to MAX_BATCH.
-MIN_BATCH, MAX_BATCH, BATCH_DIVISOR = 16, 256, 32
+# for `patience` of them. The batch grows with the data: one sequence per BATCH_DIVISOR
+# training windows, a power of two from FLOOR_BATCH to MAX_BATCH, and MIN_BATCH for files
+# of fewer than SMALL_WINDOWS training windows. Measured (benchmarks/RESULTS.md, "Batch size
+# of small files"): halving 64 to 32 sequences kept the accuracy of three files (the demo's
+# load, daily temperatures, sunspots) at half the cost of a step; halving 32 to 16 lost on
+# a fourth (store sales, 4 seeds of 4), so 32 is the floor from 1,024 windows.
+MIN_BATCH, FLOOR_BATCH, MAX_BATCH, BATCH_DIVISOR, SMALL_WINDOWS = 16, 32, 256, 64, 1024
 MIN_EPOCH_STEPS, MAX_EPOCH_STEPS, PASSES = 10, 50, 4
 # Up to 20 epochs, and up to 40 when epochs are short, so that at least MIN_PLANNED_STEPS are
 # planned: small data is cheap to train longer, and its validation loss was still falling at
@@ -63,7 +67,7 @@ DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS, MIN_PLANNED_STEPS = 20, 40, 400
 def size_budget(n_train: int, forking: int, batch_size: int | None, epoch_steps: int | None) -> tuple[int, int]:
     """(batch size, optimiser steps per epoch) for `n_train` training windows; given values are kept."""
     if batch_size is None:
-        batch_size = MIN_BATCH
+        batch_size = MIN_BATCH if n_train < SMALL_WINDOWS else FLOOR_BATCH
         while batch_size * 2 <= min(MAX_BATCH, n_train / BATCH_DIVISOR):
             batch_size *= 2
     if epoch_steps is None:
