@@ -71,8 +71,12 @@ def test_train_help_shows_key_defaults():
     text = flat(invoke("train", "--help").stdout)
     from lstmcast.config import TrainConfig
 
-    # Epochs, batch size and steps per epoch are sized to the data: the help says how.
-    for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20, or up to 40", "a power of two from 16 to 256",
+    # Epochs, batch size and steps per epoch are sized to the data: the help says how, with the rule's numbers.
+    from lstmcast.train import defaults as d
+
+    batch_rule = (f"one per {d.BATCH_DIVISOR} training windows, a power of two from {d.FLOOR_BATCH} to {d.MAX_BATCH} "
+                  f"({d.MIN_BATCH} under {d.SMALL_WINDOWS:,} windows)")
+    for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20, or up to 40", batch_rule,
                      "an epoch covers every training window 4 times over", "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
                      "[default: standard]", "[default: mae]", "[default: auto]", "[default: 0]",
                      "[default: revin]", "--skip"):
