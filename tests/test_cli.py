@@ -79,6 +79,7 @@ def test_train_help_shows_key_defaults():
     for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20, or up to 40", batch_rule,
                      "an epoch covers every training window 4 times over", "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
                      "[default: standard]", "[default: mae]", "[default: auto]", "[default: 0]",
+                     f"[default: {TrainConfig.mase_weight}; 0.0<=x<=1.0]",
                      "[default: revin]", "--skip"):
         assert expected in text, expected
 

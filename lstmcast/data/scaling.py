@@ -93,6 +93,32 @@ def fit_scalers_of(series: list[np.ndarray], kind: ScalerKind, log: np.ndarray) 
     return center, scale
 
 
+MASE_WEIGHT_RANGE = 10.0  # a series' MASE ratio is kept within this factor of the median one
+
+
+def mase_weights(train_parts: list[np.ndarray], log: np.ndarray, scale: np.ndarray,
+                 naive: list[float | None], mix: float) -> np.ndarray | None:
+    """Per-series loss weights, float32 [S] with mean 1, or None where they would all be 1.
+
+    A series' loss counts its errors in modelled units: relative errors for a series in logs,
+    errors over its scale for the others. MASE counts them over the in-sample seasonal naive
+    error instead. The ratio r of the two units (the series' mean level in logs, or its scale,
+    over `naive`) turns the one into the other; the weight is (1 - mix) + mix * r / mean(r).
+    A series without a naive error (constant or too short) gets the median r, and r is kept
+    within MASE_WEIGHT_RANGE of the median, so that a flat series does not take the loss over.
+    """
+    if mix <= 0 or len(train_parts) < 2:
+        return None
+    unit = np.array([float(np.mean(np.abs(v))) if lg else float(s) for v, lg, s in zip(train_parts, log, scale)])
+    ratio = np.array([u / n if n else np.nan for u, n in zip(unit, naive)], dtype=np.float64)
+    ratio[~np.isfinite(ratio) | (ratio <= 0)] = np.nan
+    if np.isnan(ratio).all():
+        return None
+    median = float(np.nanmedian(ratio))
+    ratio = np.clip(np.nan_to_num(ratio, nan=median), median / MASE_WEIGHT_RANGE, median * MASE_WEIGHT_RANGE)
+    return ((1.0 - mix) + mix * ratio / ratio.mean()).astype(np.float32)
+
+
 def apply(values: np.ndarray, center: float | np.ndarray, scale: float | np.ndarray,
           log: bool | np.ndarray = False) -> np.ndarray:
     return (forward(values, log) - center) / scale

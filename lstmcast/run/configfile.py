@@ -102,7 +102,7 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     out["quantiles"] = ",".join(repr(q) for q in model_config.quantiles) or None
     tc = to_json_dict(train_config)
     out.update({k: tc[k] for k in ("val_size", "epochs", "epoch_steps", "max_steps", "batch_size", "time_limit", "ensemble", "lr", "schedule", "patience",
-                                    "scaler", "transform", "loss", "forking", "seed", "device", "precision") if k in tc})
+                                    "scaler", "transform", "loss", "mase_weight", "forking", "seed", "device", "precision") if k in tc})
     return out
 
 

@@ -332,7 +332,8 @@ def _train(d: Any) -> TrainConfig:
     if not isinstance(d, Mapping):
         raise _Bad("train", "not an object")
     try:
-        cfg = from_json_dict(TrainConfig, {"transform": "none", **d})  # runs before transforms: none
+        # runs before transforms read as none, runs before MASE weights as unweighted
+        cfg = from_json_dict(TrainConfig, {"transform": "none", "mase_weight": 0.0, **d})
     except (TypeError, ValueError, AttributeError) as exc:
         raise _Bad("train", f"invalid ({exc})") from None
     if cfg.val_size is not None:

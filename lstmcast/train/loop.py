@@ -179,6 +179,16 @@ class _Batches:
     dist: Dist | None
     on_step: Any = None  # progress.on_step(done, planned, elapsed), where the display has one
     started: float = 0.0  # time.monotonic() when training began (less the seconds of a resumed run)
+    offsets: torch.Tensor | None = None  # [S] where each series starts in data, with `weight`
+    weight: torch.Tensor | None = None  # [S] per-series loss weights (--mase-weight), None: all 1
+
+    def weigh(self, err: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """Elementwise errors [B, K, H] times the weight of the series of each origin start + k."""
+        if self.weight is None:
+            return err
+        pos = start.unsqueeze(1) + torch.arange(err.shape[1], device=start.device)
+        series = torch.searchsorted(self.offsets, pos, right=True) - 1
+        return err * self.weight[series].unsqueeze(-1)
 
 
 def _epoch_order(n_train: int, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -226,7 +236,7 @@ def _train_epoch(net: Any, model: nn.Module, optimizer: Adam, b: _Batches, order
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             c = gather_cov(b.covs, start, lookback, cfg.forking - 1 + horizon)
             pred, quant = net(x, c)  # [B, K, H], [B, K, H, Q] or None
-        err = b.per_element(pred.float(), y)
+        err = b.weigh(b.per_element(pred.float(), y), start)
         if quant is not None:  # --quantiles: plus the pinball loss averaged over levels
             err = err + pinball(y.unsqueeze(-1), quant.float(), model.levels).mean(dim=-1)
         loss, shown, used = _share_loss(err, mask, horizon, b.dist)
@@ -270,7 +280,8 @@ def _resume(saved: train_state.TrainState, model: nn.Module, optimizer: Adam,
 def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrigins, val_origin: np.ndarray,
         lookback: int, horizon: int, cfg: TrainConfig, device: torch.device,
         progress: ProgressFn | None = None, resume_from: train_state.TrainState | None = None,
-        cov: np.ndarray | None = None, deadline: float | None = None) -> TrainResult:
+        cov: np.ndarray | None = None, deadline: float | None = None,
+        weights: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
     """Train `model` in place on windows of the scaled `flat` array; restore the best weights.
 
     Args:
@@ -282,6 +293,8 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
             or a `windows.SharedRows` standing for them.
         deadline: a `time.monotonic()` time; training stops at the first step past it (after
             scoring that epoch's validation loss), stop reason "time_limit".
+        weights: (where each series starts in flat [S], its training loss weight [S]); None: all 1.
+            The validation loss that early stopping reads is not weighted.
 
     Under torchrun (`train.distributed.session`) every rank trains its share of each global
     batch of `batch_size` x world size sequences; see `lstmcast.train.distributed`.
@@ -298,6 +311,9 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
     n_train = len(train_idx)
     size = min(cfg.batch_size * (dist.world if dist else 1), n_train)  # the global batch
     b = _Batches(data, covs, valid, train_idx, size, elementwise_loss(cfg.loss), dist)
+    if weights is not None:
+        b.offsets = torch.as_tensor(np.asarray(weights[0], dtype=np.int64), device=device)
+        b.weight = torch.as_tensor(np.asarray(weights[1], dtype=np.float32), device=device)
     criterion = loss_fn(cfg.loss)
     bf16 = use_bf16(cfg.precision, device)
     optimizer = Adam(model.parameters(), lr=cfg.lr)

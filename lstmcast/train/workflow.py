@@ -62,6 +62,8 @@ class Prepared:
     scale: np.ndarray
     log: np.ndarray  # per series: modelled in logs
     naive: list[float | None]  # MASE scale of each series' training part
+    offsets: np.ndarray  # where each series starts in flat
+    weight: np.ndarray | None  # per-series loss weights (data.scaling.mase_weights), None: all 1
     spec: Any  # data.covariates.Spec or None
     series_records: list[Any]  # run.record.SeriesRecord per series
 
@@ -122,9 +124,11 @@ def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: 
     val_origin, val_series = windows.val_origins(offsets, lengths, lookback, horizon, val_size)
     naive = [mase_scale(v[:-val_size], plan.season) for v in series.values]  # all the metrics need of the series
     records = _series_records(series, lookback, center, scale, log, cov_meta, data_config.nonnegative)
+    weight = scaling.mase_weights(train_parts, log, scale, naive, plan.train_config.mase_weight)
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
-    prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, log, naive, spec, records)
+    prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, log, naive, offsets, weight,
+                        spec, records)
     return prepared, covariates.describe(spec) if spec else None
 
 
@@ -327,7 +331,8 @@ def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: A
         seed_everything(member_cfg.seed)
         model = LSTMForecaster(model_config)
         result = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, member_cfg, device,
-                     progress, start if k == first else None, p.cov, deadline)
+                     progress, start if k == first else None, p.cov, deadline,
+                     None if p.weight is None else (p.offsets, p.weight))
         if result.stopped == "diverged" and result.best_epoch == 0:
             if not states:
                 raise LstmcastError(f"{result.error} before any epoch finished; no run written. "
