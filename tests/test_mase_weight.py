@@ -91,3 +91,17 @@ def test_runs_written_before_mase_weights_read_as_unweighted(trained_run, tmp_pa
     meta["train"].pop("mase_weight", None)
     (old / "run.json").write_text(json.dumps(meta))
     assert load_run(old).record.train.mase_weight == 0.0
+
+
+@pytest.mark.parametrize("value", ["half", 2.0, None, True])
+def test_a_spoilt_mase_weight_in_run_json_names_the_field(trained_run, tmp_path, value):
+    from lstmcast.errors import RunDirError
+    from lstmcast.run.rundir import load_run
+
+    bad = tmp_path / "bad"
+    shutil.copytree(trained_run.run_dir, bad)
+    meta = json.loads((bad / "run.json").read_text())
+    meta["train"]["mase_weight"] = value
+    (bad / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(RunDirError, match="train.mase_weight"):
+        load_run(bad)

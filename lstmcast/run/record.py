@@ -338,6 +338,8 @@ def _train(d: Any) -> TrainConfig:
         raise _Bad("train", f"invalid ({exc})") from None
     if cfg.val_size is not None:
         _integer(cfg.val_size, "train.val_size", 1)
+    if not 0.0 <= _number(cfg.mase_weight, "train.mase_weight") <= 1.0:
+        raise _Bad("train.mase_weight", f"not in [0, 1] ({cfg.mase_weight!r})")
     return cfg
 
 
