@@ -82,9 +82,18 @@ def test_weighted_training_is_recorded_and_changes_what_is_learned(tmp_path):
     assert np.isfinite(b).all() and not np.array_equal(a, b)
 
 
-def test_runs_written_before_mase_weights_read_as_unweighted(trained_run, tmp_path):
+def test_runs_written_before_mase_weights_read_as_unweighted(trained_run, tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
+    from lstmcast.config import TrainConfig
+    from lstmcast.run import record
     from lstmcast.run.rundir import load_run
 
+    @dataclass(frozen=True)
+    class WeightedByDefault(TrainConfig):  # a later default must not reach runs written before the field
+        mase_weight: float = 0.5
+
+    monkeypatch.setattr(record, "TrainConfig", WeightedByDefault)
     old = tmp_path / "old"
     shutil.copytree(trained_run.run_dir, old)
     meta = json.loads((old / "run.json").read_text())
