@@ -43,7 +43,7 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
           window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
           cell: Cell = ModelConfig.cell, bidirectional: bool = False, attention: bool = False, quantiles: str | Sequence[float] = (),
-          train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
+          dilations: str | Sequence[int] | None = None, train_config: TrainConfig = TrainConfig(), run_dir: str | Path | None = None,
           overwrite: bool = False, progress: ProgressFn | None = None, on_note: NoteFn | None = None,
           wait: float = 0.0, threads: int | None = None) -> TrainReport:
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
@@ -55,6 +55,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
         cell, bidirectional, attention: the encoder's cell, whether it also reads each window
             backwards (one origin per sequence), whether the head attends over all its states.
         quantiles: levels in (0, 1), e.g. (0.1, 0.5, 0.9) or "0.1,0.5,0.9": a quantile head, calibrated.
+        dilations: per layer, how many steps back it links, e.g. (1, 24) or "1,24"; "none"; None or
+            "auto": the last layer dilated by the season the data show (train.defaults.pick_dilations).
         run_dir: where the run goes; default a new directory under ./runs.
         progress: called with an `EpochInfo` after every epoch.
         on_note: called with each note (what was detected or repaired) before training starts.
@@ -72,13 +74,16 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     from lstmcast.run.rundir import check_target
     from lstmcast.train.workflow import train_run
 
+    from lstmcast.train.defaults import parse_dilations
+
     path, levels = Path(data), parse_levels(quantiles)  # a bad level fails before any work
+    dilated = parse_dilations(dilations)
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
     # Under torchrun only rank 0 locks and writes. The check comes before any work: a refusal after an hour helps nobody.
     with distributed.session(train_config.device) as dist, distributed.main_rank_first(
             dist, lambda: locking.hold(run_dir, wait, "run directory"), lambda: check_target(run_dir, overwrite)):
         arch = dict(hidden=hidden, layers=layers, dropout=dropout, window_norm=window_norm, skip=skip, cell=cell,
-                    bidirectional=bidirectional, attention=attention, quantiles=levels)
+                    bidirectional=bidirectional, attention=attention, quantiles=levels, dilations=dilated)
         return train_run(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
                          on_note, None, threads=threads)
 

@@ -131,6 +131,9 @@ class ModelConfig:
     known_size: int = 0  # future-known input channels the head reads for the forecast steps
     quantiles: tuple[float, ...] = ()  # levels of the quantile head, increasing; () = point forecast only
     members: int = 1  # networks of this config trained with different seeds; forecasts are their median
+    # Per layer, how many steps back each state links (dilated RNN, Chang et al. 2017; ES-RNN): layer k
+    # at step t reads its own state at t - d_k. () = 1 everywhere, the plain stacked encoder.
+    dilations: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon", "input_size", "hidden", "layers", "members"):
@@ -149,6 +152,16 @@ class ModelConfig:
         if not isinstance(q, tuple) or not all(isinstance(v, float) and 0 < v < 1 for v in q) \
                 or any(a >= b for a, b in zip(q, q[1:])):
             raise ValueError(f"quantiles must be increasing floats in (0, 1), not {q!r}")
+        d = self.dilations
+        if not isinstance(d, tuple) or not all(isinstance(v, int) and not isinstance(v, bool) for v in d):
+            raise ValueError(f"dilations must be a tuple of integers, not {d!r}")
+        if d:
+            if len(d) != self.layers or not all(1 <= v <= self.lookback for v in d):
+                raise ValueError(f"dilations must be one integer in [1, lookback {self.lookback}] per layer "
+                                 f"({self.layers}), not {list(d)}")
+            if self.bidirectional or self.cell is Cell.peephole:
+                raise ValueError("dilations work with the lstm and gru cells, one direction; not with "
+                                 + ("--bidirectional" if self.bidirectional else "--cell peephole"))
 
 
 # What a run.json written before a field existed meant by its absence (newer fields'
@@ -158,7 +171,7 @@ LEGACY_MODEL_FIELDS = {"window_norm": "mean", "skip": False}
 
 # The ModelConfig fields a user chooses (lookback and horizon aside); train() and resume() pass them on.
 ARCH_FIELDS = ("hidden", "layers", "dropout", "window_norm", "skip", "cell", "bidirectional", "attention",
-               "quantiles")
+               "quantiles", "dilations")
 
 
 @dataclass(frozen=True)
@@ -199,7 +212,7 @@ TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopp
 
 
 # Left out of run.json when empty, so that a run without them is written exactly as before they existed.
-OMIT_WHEN_EMPTY = frozenset({"quantiles", "time_limit", "ensemble"})
+OMIT_WHEN_EMPTY = frozenset({"quantiles", "dilations", "time_limit", "ensemble"})
 OMIT_WHEN_DEFAULT = {"members": 1}  # a single network is written as before ensembles existed
 
 

@@ -146,6 +146,7 @@ def train(
     bidirectional: Annotated[bool, typer.Option("--bidirectional/--no-bidirectional", help="The encoder reads each window both ways. Trains one origin per sequence (forking 1).")] = False,
     attention: Annotated[bool, typer.Option("--attention/--no-attention", help="The head attends over all encoder states of the window, not only the last.")] = False,
     quantiles: Annotated[Optional[str], typer.Option(help="Quantile levels in (0, 1), comma-separated, e.g. 0.1,0.5,0.9: the model also learns them (pinball loss), calibrated on the validation windows; predict adds columns q0.1, q0.5, q0.9.")] = None,
+    dilations: Annotated[str, typer.Option(help="Per layer, how many steps back each state links, comma-separated (dilated LSTM, as in ES-RNN): 1,24 lets the second layer carry each hour to the same hour of the next day in one step. auto: the last layer is dilated by the season the data show (the frequency's, or, for a time axis without one, the period among 4, 5, 7, 12, 24, 52 whose autocorrelation is highest, if at least 0.2), when the lookback holds two of them; none: no dilation. lstm and gru cells, one direction.")] = "auto",
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs (default 20, or up to 40 when an epoch is under 20 steps, so that 400 steps are planned; with --time-limit, until early stopping or the limit). Training stops earlier when the validation loss has not improved for --patience epochs.")] = None,
     epoch_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps per epoch. Default: sized to the data: each step trains --batch-size sequences of --forking origins, and an epoch covers every training window 4 times over, at least 10 and at most 50 steps.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
@@ -208,7 +209,7 @@ def train(
                 return api.resume(resume, progress=progress, on_note=out.note, wait=wait, threads=threads)
             return api.train(data, data_cfg, horizon=horizon, lookback=lookback, hidden=hidden, layers=layers,
                              dropout=dropout, window_norm=window_norm, skip=skip, cell=cell, bidirectional=bidirectional,
-                             attention=attention, quantiles=quantiles, train_config=train_cfg,
+                             attention=attention, quantiles=quantiles, dilations=dilations, train_config=train_cfg,
                              run_dir=run_dir, overwrite=overwrite, progress=progress, on_note=out.note, wait=wait,
                              threads=threads)
         finally:

@@ -21,8 +21,65 @@ def make_encoder(config: ModelConfig) -> nn.Module:
         from lstmcast.model.cells import PeepholeLSTM
 
         return PeepholeLSTM(**kwargs)
+    if any(d > 1 for d in config.dilations):
+        return DilatedRNN(config)
     fused = nn.GRU if config.cell is Cell.gru else nn.LSTM
     return fused(batch_first=True, **kwargs)
+
+
+def dilate(x: torch.Tensor, d: int) -> torch.Tensor:
+    """[B, T, F] -> [B * d, ceil(T / d), F]: chain j of each row holds its steps j, j + d, j + 2d, ...
+
+    The last chains are padded with zeros at the end; the padding comes after every real
+    step of its chain, so no real step reads it.
+    """
+    b, t, f = x.shape
+    n = -(-t // d)
+    if n * d > t:
+        x = torch.cat([x, x.new_zeros(b, n * d - t, f)], 1)
+    return x.reshape(b, n, d, f).transpose(1, 2).reshape(b * d, n, f)
+
+
+def undilate(y: torch.Tensor, d: int, t: int) -> torch.Tensor:
+    """The inverse of `dilate` for a sequence of `t` steps: [B * d, n, F] -> [B, t, F]."""
+    bd, n, f = y.shape
+    return y.reshape(bd // d, d, n, f).transpose(1, 2).reshape(bd // d, n * d, f)[:, :t]
+
+
+class DilatedRNN(nn.Module):
+    """A stacked LSTM or GRU whose layer k links each step to the one `dilations[k]` before.
+
+    A dilated layer is the fused kernel run over d interleaved chains at once (steps j,
+    j + d, ... of each sequence form one chain), so a season-long dilation carries a state
+    from one day's hour to the next day's in one step instead of 24. The parameters have
+    nn.LSTM's / nn.GRU's names, shapes and initialisation: with every dilation 1 this is
+    that module, and the numpy forward reads both alike.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        fused = nn.GRU if config.cell is Cell.gru else nn.LSTM
+        reference = fused(config.input_size, config.hidden, num_layers=config.layers, batch_first=True)
+        for name, param in reference.named_parameters():
+            self.register_parameter(name, param)
+        self.gru, self.hidden, self.dropout = config.cell is Cell.gru, config.hidden, config.dropout
+        self.dilations = config.dilations
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        seq = x
+        for k, d in enumerate(self.dilations):
+            if k and self.dropout and self.training:
+                seq = nn.functional.dropout(seq, self.dropout, True)
+            weights = [getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            steps = seq.size(1)
+            z = dilate(seq, d) if d > 1 else seq
+            h0 = z.new_zeros(1, z.size(0), self.hidden)
+            if self.gru:
+                out = torch.gru(z, h0, weights, True, 1, 0.0, self.training, False, True)[0]
+            else:
+                out = torch.lstm(z, (h0, h0), weights, True, 1, 0.0, self.training, False, True)[0]
+            seq = undilate(out, d, steps) if d > 1 else out
+        return seq, None
 
 
 def attend(states: torch.Tensor, query: torch.Tensor, lookback: int) -> torch.Tensor:

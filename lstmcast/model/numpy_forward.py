@@ -60,6 +60,19 @@ def _recurrent_layer(cell: Cell, seq: np.ndarray, w: dict[str, np.ndarray], pref
     return out
 
 
+def _dilate(x: np.ndarray, d: int) -> np.ndarray:
+    """[B, T, F] -> [B * d, ceil(T / d), F], zero-padded at the end (model.network.dilate)."""
+    b, t, f = x.shape
+    n = -(-t // d)
+    padded = np.concatenate([x, np.zeros((b, n * d - t, f), x.dtype)], 1) if n * d > t else x
+    return padded.reshape(b, n, d, f).transpose(0, 2, 1, 3).reshape(b * d, n, f)
+
+
+def _undilate(y: np.ndarray, d: int, t: int) -> np.ndarray:
+    bd, n, f = y.shape
+    return y.reshape(bd // d, d, n, f).transpose(0, 2, 1, 3).reshape(bd // d, n * d, f)[:, :t]
+
+
 class NumpyForecaster:
     """Callable: scaled windows [B, L] float32 (and covariate channels [B, L + H, C]) -> scaled forecasts [B, H]."""
 
@@ -87,6 +100,11 @@ class NumpyForecaster:
         if cov is not None:
             seq = np.concatenate([seq, cov[:, :x.shape[1]].astype(np.float32)], axis=-1)
         for layer in range(cfg.layers):
+            d = cfg.dilations[layer] if cfg.dilations else 1
+            if d > 1:  # one direction (ModelConfig): d interleaved chains, as model.network.dilate
+                seq = _undilate(_recurrent_layer(cfg.cell, _dilate(seq, d), w, cfg.cell.value, f"_l{layer}", False),
+                                d, seq.shape[1])
+                continue
             outs = [_recurrent_layer(cfg.cell, seq, w, cfg.cell.value, f"_l{layer}{sfx}", sfx == "_reverse")
                     for sfx in directions(cfg)]
             seq = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)

@@ -100,6 +100,7 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     out.update({k: model[k] for k in ("horizon", "lookback", "hidden", "layers", "dropout", "window_norm", "skip", "cell",
                                     "bidirectional", "attention")})
     out["quantiles"] = ",".join(repr(q) for q in model_config.quantiles) or None
+    out["dilations"] = ",".join(map(str, model_config.dilations)) or "none"  # as resolved: auto chose these
     tc = to_json_dict(train_config)
     out.update({k: tc[k] for k in ("val_size", "epochs", "epoch_steps", "max_steps", "batch_size", "time_limit", "ensemble", "lr", "schedule", "patience",
                                     "scaler", "transform", "loss", "mase_weight", "forking", "seed", "device", "precision") if k in tc})

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast.config import DataConfig, ModelConfig, TrainConfig, to_json_dict
+from lstmcast.config import Cell, DataConfig, ModelConfig, TrainConfig, to_json_dict
 from lstmcast.data.frequency import default_horizon, season_length
 from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, LstmcastError
 from lstmcast.model.shapes import member_prefix
@@ -47,6 +47,7 @@ class Plan:
     season: int
     train_config: TrainConfig
     notes: list[str]
+    dilations: tuple[int, ...] = ()
 
 
 @dataclass
@@ -68,9 +69,13 @@ class Prepared:
     series_records: list[Any]  # run.record.SeriesRecord per series
 
 
-def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, quantiles: tuple[float, ...],
-          bidirectional: bool, train_config: TrainConfig) -> Plan:
+def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, arch: dict[str, Any],
+          train_config: TrainConfig) -> Plan:
+    """`arch["dilations"]` None: the auto rule (train.defaults.pick_dilations)."""
     from lstmcast.model import intervals
+    from lstmcast.train.defaults import pick_dilations
+
+    quantiles, bidirectional = arch["quantiles"], arch["bidirectional"]
 
     notes = list(series.notes)
     horizon = horizon or default_horizon(series.freq)
@@ -82,10 +87,12 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, qu
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season = season_length(series.freq)
     lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    dilations = pick_dilations(arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback,
+                               arch["layers"], Cell(arch["cell"]).value, bidirectional, notes)
     if bidirectional and train_config.forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
         train_config = replace(train_config, forking=1)
-    return Plan(horizon, lookback, val_size, season, train_config, notes)
+    return Plan(horizon, lookback, val_size, season, train_config, notes, dilations)
 
 
 def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.ndarray, log: np.ndarray,
@@ -245,7 +252,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
 
     device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
     own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
-    plan = _plan(path, series, horizon, lookback, arch["quantiles"], arch["bidirectional"], train_config)
+    plan = _plan(path, series, horizon, lookback, arch, train_config)
     notes = plan.notes
     p, described = _prepare(path, series, data_config, plan, own)
     notes += [described] if described else []
@@ -259,7 +266,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
 
     model_config = ModelConfig(lookback=plan.lookback, horizon=plan.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
-                               known_size=p.spec.known if p.spec else 0, **arch)
+                               known_size=p.spec.known if p.spec else 0, **{**arch, "dilations": plan.dilations})
     n_threads = choose_threads(threads)
     torch.set_num_threads(n_threads)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
