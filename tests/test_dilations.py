@@ -118,7 +118,7 @@ def test_auto_dilates_the_last_layer_by_the_season():
 
 def test_auto_finds_the_period_of_a_time_axis_without_frequency():
     notes: list[str] = []
-    assert pick_dilations(None, _seasonal_parts(12), 1, 48, 2, "lstm", False, notes) == (1, 12)
+    assert pick_dilations(None, _seasonal_parts(12), 1, 84, 2, "lstm", False, notes) == (1, 12)
     assert "autocorrelation's period" in notes[0]
     assert seasonal_acf(_seasonal_parts(12), (12,))[12] > 0.5
 
@@ -126,7 +126,9 @@ def test_auto_finds_the_period_of_a_time_axis_without_frequency():
 @pytest.mark.parametrize(("parts", "season", "lookback", "layers", "cell", "bidirectional"), [
     ([np.random.default_rng(s).standard_normal(400).cumsum() + 100 for s in range(3)], 1, 96, 2, "lstm", False),
     ([np.random.default_rng(s).standard_normal(400) for s in range(3)], 24, 168, 2, "lstm", False),  # no daily cycle
-    (_seasonal_parts(24), 24, 47, 2, "lstm", False),  # the lookback holds less than two seasons
+    (_seasonal_parts(24), 24, 167, 2, "lstm", False),  # the lookback holds less than seven seasons
+    (_seasonal_parts(7), 7, 28, 2, "lstm", False),  # a daily file's default lookback: four weeks
+    (_seasonal_parts(12), 1, 83, 2, "lstm", False),  # no frequency: the period found must fit seven times too
     (_seasonal_parts(24), 24, 168, 1, "lstm", False),
     (_seasonal_parts(24), 24, 168, 2, "peephole", False),
     (_seasonal_parts(24), 24, 168, 2, "lstm", True),
@@ -153,8 +155,8 @@ def test_requested_dilations_are_checked_against_the_model(requested, match):
 
 @pytest.fixture(scope="module")
 def hourly_daily_cycle(tmp_path_factory):
-    """Two hourly series with a daily cycle, 10 days."""
-    n = 240
+    """Two hourly series with a daily cycle, 16 days."""
+    n = 384
     times = pd.date_range("2024-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")
     frame = pd.DataFrame({"timestamp": times, "a": seasonal(n, period=24, seed=1).round(3),
                           "b": seasonal(n, period=24, level=40.0, amp=9.0, seed=2).round(3)})
@@ -163,7 +165,7 @@ def hourly_daily_cycle(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dilated_run(hourly_daily_cycle, tmp_path_factory):
-    return api.train(hourly_daily_cycle, horizon=6, lookback=48, hidden=6, train_config=replace(TINY, forking=4),
+    return api.train(hourly_daily_cycle, horizon=6, lookback=168, hidden=6, train_config=replace(TINY, forking=4),
                      run_dir=tmp_path_factory.mktemp("dilated-run") / "run")
 
 
@@ -181,7 +183,7 @@ def test_a_trained_run_records_and_forecasts_with_its_dilations(dilated_run, hou
 
     model = LSTMForecaster(run.model_config).eval()
     model.load_state_dict(load_file(dilated_run.run_dir / "weights.safetensors"))
-    x = np.random.default_rng(0).standard_normal((3, 48)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((3, 168)).astype(np.float32)
     with torch.inference_mode():
         np.testing.assert_allclose(run.model(x), model(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
     forecast = api.predict(dilated_run.run_dir).forecast

@@ -50,11 +50,16 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
 # Dilations (ModelConfig.dilations). The auto rule dilates the last layer by the season the data show:
 # the frequency's season when the time axis has one, else the candidate period whose lag the series'
 # autocorrelation favours; at least PERIOD_MIN_ACF, the median over series of the autocorrelation of
-# their first differences (of logs where all positive) at that lag. Measured (benchmarks/RESULTS.md,
-# "Dilated layers"): M4 Hourly 24 (0.85), M4 Weekly 52 (0.22), ETTh1 24 (0.38), airline 12 (0.84),
-# store sales 7 (0.60); daily births 7 (0.05), daily temperatures and monthly sunspots below 0.05.
+# their first differences (of logs where all positive) at that lag, and only when the lookback holds
+# PERIOD_MIN_SPAN periods, so that each of the dilated layer's interleaved chains is that many steps
+# long. Measured (benchmarks/RESULTS.md, "Dilated layers"): it won where the lookback held 7 periods
+# (M4 Hourly OWA 0.501 -> 0.468 / 0.508 -> 0.476, ETTh1 and the demo's load) and lost where it held 3
+# or 4 (airline passengers' 36 months, store sales' 28 days), so 7. Autocorrelations: M4 Hourly 24
+# (0.85), ETTh1 24 (0.38), airline 12 (0.84), store sales 7 (0.60); M4 Weekly, daily births, daily
+# temperatures and monthly sunspots below 0.2.
 PERIOD_CANDIDATES = (4, 5, 7, 12, 24, 52)
 PERIOD_MIN_ACF = 0.2
+PERIOD_MIN_SPAN = 7
 PERIOD_MAX_SERIES, PERIOD_MAX_POINTS = 500, 2000  # enough series and recent points to read the median from
 
 
@@ -113,7 +118,7 @@ def pick_dilations(requested: tuple[int, ...] | None, values: list[np.ndarray], 
     """The requested dilations (checked against the layers), or the auto rule's: () or (1, ..., 1, period).
 
     Auto dilates the last layer by the period (see PERIOD_CANDIDATES) when the encoder is a
-    one-way lstm or gru of 2 or more layers and the lookback holds 2 periods; otherwise none.
+    one-way lstm or gru of 2 or more layers and the lookback holds PERIOD_MIN_SPAN periods; otherwise none.
     """
     if requested is not None:
         if requested and len(requested) != layers:
@@ -129,7 +134,7 @@ def pick_dilations(requested: tuple[int, ...] | None, values: list[np.ndarray], 
     if layers < 2 or bidirectional or cell == "peephole":
         return ()
     lags = (season,) if season > 1 else PERIOD_CANDIDATES
-    acf = {lag: r for lag, r in seasonal_acf(values, tuple(q for q in lags if 2 * q <= lookback)).items()
+    acf = {lag: r for lag, r in seasonal_acf(values, tuple(q for q in lags if PERIOD_MIN_SPAN * q <= lookback)).items()
            if r >= PERIOD_MIN_ACF}
     if not acf:
         return ()
