@@ -54,9 +54,10 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
 # PERIOD_MIN_SPAN periods, so that each of the dilated layer's interleaved chains is that many steps
 # long. Measured (benchmarks/RESULTS.md, "Dilated layers"): it won where the lookback held 7 periods
 # (M4 Hourly OWA 0.501 -> 0.468 / 0.508 -> 0.476, ETTh1 and the demo's load) and lost where it held 3
-# or 4 (airline passengers' 36 months, store sales' 28 days), so 7. Autocorrelations: M4 Hourly 24
-# (0.85), ETTh1 24 (0.38), airline 12 (0.84), store sales 7 (0.60); M4 Weekly, daily births, daily
-# temperatures and monthly sunspots below 0.2.
+# or 4 (airline passengers' 36 months, store sales' 28 days), so 7. Autocorrelations (whole files):
+# M4 Hourly 24 (0.85), ETTh1 24 (0.38), airline 12 (0.84), store sales 7 (0.60); daily births, daily
+# temperatures and monthly sunspots below 0.2; M4 Weekly 52 (0.22), which its 52-week lookback cannot
+# hold, and its shorter candidates below 0.2.
 PERIOD_CANDIDATES = (4, 5, 7, 12, 24, 52)
 PERIOD_MIN_ACF = 0.2
 PERIOD_MIN_SPAN = 7
