@@ -18,6 +18,7 @@ calibration (made on the combined forecast) does not matter. The run must come f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ import numpy as np
 
 import m4
 import m4_scoring as scoring
+from lstmcast.model.shapes import member_prefix
+from lstmcast.run.rundir import RUN_JSON, WEIGHTS
 
 
 def member_run(run: Path, k: int, out: Path) -> Path:
@@ -38,20 +41,20 @@ def member_run(run: Path, k: int, out: Path) -> Path:
 
     target = out / f"member{k}"
     shutil.copytree(run, target)
-    prefix = f"member{k}."
-    weights = load_file(target / "weights.safetensors")
+    prefix = member_prefix(k)
+    weights = load_file(target / WEIGHTS)
     mine = {n[len(prefix):]: v for n, v in weights.items() if n.startswith(prefix)}
     if not mine:
         raise SystemExit(f"{run}: no tensors named {prefix}*; is it an ensemble run?")
-    save_file(mine, target / "weights.safetensors")
-    record = json.loads((target / "run.json").read_text(encoding="utf-8"))
+    save_file(mine, target / WEIGHTS)
+    record = json.loads((target / RUN_JSON).read_text(encoding="utf-8"))
     record["model"]["members"] = 1
-    (target / "run.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    (target / RUN_JSON).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return target
 
 
 def members_of(run: Path) -> int:
-    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))
     return int(record["model"].get("members", 1))
 
 
@@ -75,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = members_of(args.run)
     if count < 2:
         raise SystemExit(f"{args.run}: a run of one network; nothing to split")
-    with tempfile.TemporaryDirectory(prefix="m4-members-") as tmp:
-        out = args.workdir or Path(tmp)
+    with contextlib.ExitStack() as stack:
+        out = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="m4-members-")))
         out.mkdir(parents=True, exist_ok=True)
         forecasts = []
         for k in range(count):
