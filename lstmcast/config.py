@@ -76,6 +76,15 @@ class Schedule(str, Enum):
     cosine = "cosine"
 
 
+class FullData(str, Enum):
+    """After early stopping on the held-out points, whether to train again on every point (AutoGluon's
+    refit_full): the held-out run finds the number of steps, the final networks learn the newest data."""
+
+    auto = "auto"  # where the held-out points are a large share of the data (train.defaults.use_full_data)
+    on = "on"
+    off = "off"  # the networks trained on the held-out split (runs written before it existed)
+
+
 class Loss(str, Enum):
     """Training loss on the scaled values; MAE suits sMAPE/MASE-style metrics."""
 
@@ -206,6 +215,7 @@ class TrainConfig:
     precision: Precision = Precision.auto
     time_limit: float | None = None  # seconds for the whole training; the best model so far at the limit
     ensemble: int | None = None  # members to train (seeds seed, seed+1, ...); None: 1, or what a time limit fits
+    full_data: FullData = FullData.auto  # train again on every point for the best held-out number of steps
 
 
 TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopping or the limit

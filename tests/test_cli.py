@@ -213,10 +213,15 @@ def test_predict_new_series_wide_layout(wide_csv, tmp_path):
     assert "'c'" in result.stderr or "c" in set(forecast["series"])
 
 
-def test_predict_data_too_short_for_lookback(trained_run, run_copy, tmp_path):
+def test_predict_data_shorter_than_the_lookback_is_forecast_from_padded_histories(trained_run, run_copy, tmp_path):
+    """New products have little history: they get a forecast and a note, not a refusal (issue 30)."""
     short = write_frame(tmp_path / "short.csv", pd.read_csv(trained_run.data).tail(5))
-    result = invoke("predict", "--run", run_copy, "--data", short, code=EXIT_INPUT)
-    assert "lookback 12" in result.stderr and str(short) in result.stderr
+    result = invoke("predict", "--run", run_copy, "--data", short, "--output", tmp_path / "fc.csv")
+    assert "fewer points than the run's lookback 12" in result.stderr and "padded" in result.stderr
+    forecast = pd.read_csv(tmp_path / "fc.csv")
+    assert len(forecast) == 2 * trained_run.horizon and forecast["forecast"].notna().all()
+    empty = write_frame(tmp_path / "empty.csv", pd.read_csv(trained_run.data).head(0))
+    invoke("predict", "--run", run_copy, "--data", empty, code=EXIT_INPUT)
 
 
 def test_evaluate_output_json(trained_run, tmp_path):

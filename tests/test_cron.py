@@ -3,6 +3,8 @@ divergence, locks, and SIGKILL at random moments."""
 
 from __future__ import annotations
 
+import re
+
 import json
 import random
 import signal
@@ -33,7 +35,8 @@ def daily(tmp_path: Path) -> Path:
 
 def one_error_line(stderr: str) -> str:
     """The one error line among the messages (progress lines may precede it)."""
-    lines = [line for line in stderr.splitlines() if not line.startswith(("epoch ", "lookback", "frequency", "wide", "inputs besides"))]
+    notes = ("epoch ", "lookback", "frequency", "wide", "inputs besides")
+    lines = [line for line in stderr.splitlines() if not line.startswith(notes) and not re.match(r"\d+ series ", line)]
     assert len(lines) == 1 and lines[0].startswith("lstmcast: error: "), stderr
     assert "Traceback" not in stderr
     return lines[0]

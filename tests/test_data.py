@@ -373,7 +373,7 @@ def test_infinite_value_names_column_and_line(write_csv, token):
     assert "'a'" in message and "line 4" in message and "infinite" in message
 
 
-def test_series_too_short_names_series_and_minimum(tmp_path):
+def test_a_short_series_is_padded_named_and_forecast(tmp_path):
     frame = pd.concat([
         pd.DataFrame({"id": "long_one", "date": pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d"),
                       "value": seasonal(60)}),
@@ -381,21 +381,23 @@ def test_series_too_short_names_series_and_minimum(tmp_path):
                       "value": seasonal(10)}),
     ])
     path = write_frame(tmp_path / "short.csv", frame)
-    with pytest.raises(InputError) as info:  # daily: horizon 14, validation 14 -> needs 30
-        api.train(path, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
-    message = str(info.value)
-    assert str(path) in message and "'stub'" in message and "10 points" in message and "30" in message
-    with pytest.raises(InputError) as info:
-        api.train(path, lookback=20, horizon=5, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
-    message = str(info.value)
-    assert "'stub'" in message and "= 30" in message  # lookback 20 + horizon 5 + validation 5
-    assert not (tmp_path / "run").exists()
+    # daily: horizon 14, validation 14; 'stub' has 10 points, under 14 + 14 + 3: forecast, not trained on
+    report = api.train(path, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    note = next(n for n in report.notes if "padded" in n)
+    assert "'stub'" in note and "the shortest has 10 points" in note and "under 31 points" in note
+    forecast = api.predict(report.run_dir).forecast
+    assert set(forecast["id"]) == {"long_one", "stub"} and forecast["forecast"].notna().all()
+    # a given lookback longer than 'stub' pads it too
+    report = api.train(path, lookback=20, horizon=5, train_config=TINY, run_dir=tmp_path / "run2", **TINY_MODEL)
+    assert any("'stub'" in n for n in report.notes)
 
 
 def test_wide_file_too_short(tmp_path):
     path = write_frame(tmp_path / "tiny.csv", wide_frame(n=20))
-    with pytest.raises(InputError, match=r"series 'a' has 20 points; each series needs at least 30"):
+    with pytest.raises(InputError, match=r"no series is long enough to train on \(the longest, 'a', has 20 points\); "
+                                         r"at least one needs 31"):
         api.train(path, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    assert not (tmp_path / "run").exists()
 
 
 # --- awkward values train and predict without NaN ------------------------------------------------

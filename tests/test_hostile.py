@@ -175,7 +175,6 @@ FIXED = {
     "ragged.csv": b"date,a\n2024-01-01,1\n2024-01-02,2,3,4\n",
     "ragged-first-row.csv": b"timestamp,a,b\n2024-01-01 00:00:00,1,2,3\n2024-01-01 01:00:00,1,2\n",
     "huge.csv": b"date,a,b\n2024-01-01,1e308,1\n2024-01-02,-1e308,2\n",
-    "one-row.csv": b"timestamp,a,b\n2024-01-01 00:00:00,1,2\n",
     "dup-headers.csv": b"timestamp,a,a\n2024-01-01 00:00:00,1,2\n",
 }
 
@@ -194,6 +193,17 @@ def test_hostile_files_through_real_processes(cli, trained_run, tmp_path):
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("lstmcast: error: ") and str(path) in lines[0], stderr
         assert stdout == "" and not out.exists()
+
+
+def test_one_row_of_new_data_is_forecast_from_its_padded_history(cli, trained_run, tmp_path):
+    """One observation of a new product is a history, not hostile input (issue 30): a forecast and a note."""
+    path = tmp_path / "one-row.csv"
+    path.write_bytes(b"timestamp,a,b\n2024-01-01 00:00:00,1,2\n")
+    out = tmp_path / "fc.csv"
+    done = cli("predict", "--run", trained_run.run_dir, "--data", path, "--output", out)
+    assert done.returncode == 0 and "padded at the front" in done.stderr, done.stderr
+    forecast = pd.read_csv(out)
+    assert len(forecast) == 2 * trained_run.horizon and np.isfinite(forecast["forecast"]).all()
 
 
 MEMORY_DRIVER = """

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstmcast.config import (Cell, DataConfig, Device, Fill, Loss, ModelConfig, Precision, ScalerKind, Schedule, Transform,
+from lstmcast.config import (Cell, DataConfig, Device, Fill, FullData, Loss, ModelConfig, Precision, ScalerKind, Schedule, Transform,
                              TrainConfig, WindowNorm)
 from lstmcast.cli.console import (Console, detect_summary, metrics_summary, print_backtest, print_detection,
                                   print_evaluation, print_train, run_app, stop_code, train_summary)
@@ -153,6 +153,7 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sequences per batch. Default: sized to the data, one per 64 training windows, a power of two from 32 to 256 (16 under 1,024 windows).")] = None,
     time_limit: Annotated[Optional[float], typer.Option(min=1.0, help="Seconds the whole training may take, reading the data included: it stops at 95% of them with the best model so far (stop reason time_limit) and writes the run. Without --epochs it trains until early stopping or the limit.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(min=1, max=100, help="Train N networks with seeds --seed, --seed + 1, ... and forecast their median (one run directory, one weights file). Default: 1; with --time-limit, members are added while the time allows one more, at most 5.")] = None,
+    full_data: Annotated[FullData, typer.Option(help="After early stopping on the held-out points, train the networks again on every point for the number of steps that scored best, so that they learn the newest data (on: always; off: keep the networks of the held-out split; auto: when the held-out points are at least 10% of the median series, as on short monthly, quarterly and yearly series). The validation metrics stay those of the held-out split.")] = TrainConfig.full_data,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads. Default: $OMP_NUM_THREADS, else the CPUs this process may use (affinity, cgroup quota) less the load of other processes, at least 1.")] = None,
     forking: Annotated[int, typer.Option(min=1, help="Forecast origins trained per sequence: one LSTM pass over lookback + K - 1 steps trains K consecutive origins (forking sequences). 1 trains one window per sequence.")] = TrainConfig.forking,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
@@ -194,7 +195,7 @@ def train(
                             schedule=schedule, patience=patience, val_size=val_size, scaler=scaler, transform=transform, loss=loss,
                             mase_weight=mase_weight,
                             forking=forking, seed=seed, device=device, precision=precision, time_limit=time_limit,
-                            ensemble=ensemble)
+                            ensemble=ensemble, full_data=full_data)
     progress = None
     if not quiet:
         from lstmcast.cli.progress import PlainProgress, RichProgress

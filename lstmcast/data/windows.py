@@ -10,6 +10,16 @@ One series of length n, forecast origin t (the first step forecast)::
 
 All series are concatenated into one flat array; a window is named by the flat
 position of its origin, and a batch is gathered as `flat[origin + arange(-L, H)]`.
+
+Short series are padded at the front with their first value (`pad_sizes`), so that one
+young series neither shrinks everyone's lookback nor stops the file: its windows read
+at least MIN_INPUT real values and the padding before them, and its targets are always
+real values. With P padding points before n real ones (positions in the padded series)::
+
+    |pad ... pad|x[0] ... x[n-1]|
+     0        P-1 P          P+n-1
+    training origins:   max(L, P + MIN_INPUT) <= t <= P + n - V - H
+    validation origins: max(L, P + n - V) <= t <= P + n - H   (when n - V >= MIN_INPUT)
 """
 
 from __future__ import annotations
@@ -46,6 +56,29 @@ def concat_scaled(series: list[np.ndarray], center: np.ndarray, scale: np.ndarra
     return flat, offsets
 
 
+MIN_INPUT = 3  # real values a padded window reads at least (fewer: the series is not trained on)
+
+
+def pad_sizes(lengths: np.ndarray | list[int], lookback: int, horizon: int, val_size: int) -> np.ndarray:
+    """Padding before each series: int64 [S].
+
+    A series long enough for a lookback of real values before every training origin
+    (n >= 2L + V + H - MIN_INPUT) is not padded. A shorter one gets just enough padding for
+    L - MIN_INPUT + 1 windows, at most L - MIN_INPUT, and at least what fills its last
+    lookback window (a series shorter than the lookback still has a full window to forecast from).
+    """
+    n = np.asarray(lengths, np.int64)
+    pad = np.clip(2 * lookback + val_size + horizon - MIN_INPUT - n, 0, max(lookback - MIN_INPUT, 0))
+    return np.maximum(pad, lookback - n)
+
+
+def pad_front(values: np.ndarray, size: int) -> np.ndarray:
+    """`values` after `size` copies of its first value (itself when size <= 0)."""
+    if size <= 0 or not len(values):
+        return values
+    return np.concatenate([np.full(size, values[0], dtype=values.dtype), values])
+
+
 def index_dtype(size: int) -> type:
     """int32 for positions in a flat array that int32 can count (half the memory of int64:
     ten thousand series of 2,000 points have 17 million training origins), else int64."""
@@ -64,11 +97,18 @@ def origins(offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: in
 
 
 def val_origins(offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: int,
-                val_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(flat positions of the validation origins, the series of each), of `index_dtype`."""
+                val_size: int, pads: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(flat positions of the validation origins, the series of each), of `index_dtype`.
+
+    `lengths` count the padded series, `pads` the padding before each (None: none); a series with
+    fewer than MIN_INPUT real values before its validation part has no validation origin.
+    """
+    pads = np.zeros(len(lengths), np.int64) if pads is None else pads
     dtype = index_dtype(int(np.sum(lengths)) + len(lengths))
     val, val_series = [], []
-    for s, (off, n) in enumerate(zip(offsets, lengths)):
+    for s, (off, n, p) in enumerate(zip(offsets, lengths, pads)):
+        if n - p - val_size < MIN_INPUT:
+            continue
         v = np.arange(off + max(n - val_size, lookback), off + n - horizon + 1, dtype=dtype)
         val.append(v)
         val_series.append(np.full(len(v), s, dtype=dtype))
@@ -87,11 +127,14 @@ class TrainOrigins:
 
     @classmethod
     def of(cls, offsets: np.ndarray, lengths: np.ndarray, lookback: int, horizon: int,
-           val_size: int) -> TrainOrigins:
-        """lookback <= t <= n - V - H in each series (see the module's diagram)."""
+           val_size: int, pads: np.ndarray | None = None) -> TrainOrigins:
+        """max(L, P + MIN_INPUT) <= t <= n - V - H in each series of padded length n (see the module's diagram)."""
         lengths = np.asarray(lengths, np.int64)
-        count = np.maximum(lengths - val_size - horizon - lookback + 1, 0)
-        return cls(np.asarray(offsets, np.int64) + lookback, count)
+        first = np.full(len(lengths), lookback, np.int64)
+        if pads is not None:
+            first = np.where(pads > 0, np.maximum(first, np.asarray(pads, np.int64) + MIN_INPUT), first)
+        count = np.maximum(lengths - val_size - horizon - first + 1, 0)
+        return cls(np.asarray(offsets, np.int64) + first, count)
 
     def __len__(self) -> int:
         return int(self.count.sum())

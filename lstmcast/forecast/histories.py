@@ -140,13 +140,16 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
                          log=np.array([s.log for s in record.series], dtype=bool))
     series = read_like_run(run, data)
     values = cut_histories(run, series, [len(v) - cut for v in series.values])  # nothing after the cut
-    short = [(i, len(h)) for i, h in zip(series.ids, values) if len(h) < lookback]
-    if short:
-        raise InputError(
-            f"{data}: series {short[0][0]!r} has {short[0][1]} points before the forecast start, "
-            f"fewer than the run's lookback {lookback}; give more history"
-        )
+    empty = [i for i, h in zip(series.ids, values) if not len(h)]
+    if empty:
+        raise InputError(f"{data}: series {empty[0]!r} has no points before the forecast start; give it history "
+                         "or leave it out")
     center, scale, log, new = scalers(run, series.ids, values)
     notes = list(series.notes)
+    short = [i for i, h in zip(series.ids, values) if len(h) < lookback]
+    if short:
+        notes.append(f"{len(short)} series have fewer points than the run's lookback {lookback} and are forecast "
+                     "from their history padded at the front with its first value: "
+                     + ", ".join(repr(i) for i in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else ""))
     check_logs(series.ids, values, log, lookback, notes)
     return Histories(series.ids, values, center, scale, series, new, notes, floors(run, series.ids, values), log)

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from lstmcast.data.scaling import apply, invert, log_floor
+from lstmcast.data.windows import pad_front
 from lstmcast.errors import RunDirError
 
 _BATCH = 1024  # windows per forward pass: bounds memory at a few tens of MB
@@ -52,7 +53,7 @@ def forecast_scaled_all(net: Net, history: np.ndarray, steps: int, cov: np.ndarr
 def forecast_series(net: Net, histories: list[np.ndarray], center: np.ndarray,
                     scale: np.ndarray, steps: int, cov: np.ndarray | None = None,
                     log: np.ndarray | None = None) -> np.ndarray:
-    """Forecast raw histories (each at least `lookback` long) in original units: [S, steps]."""
+    """Forecast raw histories (at least one value each; padded to `lookback`) in original units: [S, steps]."""
     return forecast_series_all(net, histories, center, scale, steps, cov=cov, log=log)[0]
 
 
@@ -79,8 +80,9 @@ def forecast_series_all(net: Net, histories: list[np.ndarray], center: np.ndarra
 
     lookback = net.config.lookback
     log = np.zeros(len(histories), dtype=bool) if log is None else log
-    scaled = np.stack([apply(_floored(h[-lookback:]) if m else h[-lookback:], c, s, m)
-                       for h, c, s, m in zip(histories, center, scale, log)])
+    # A history shorter than the lookback is padded at the front with its first value, as training padded it.
+    tails = [pad_front(h, lookback - len(h))[-lookback:] for h in histories]
+    scaled = np.stack([apply(_floored(h) if m else h, c, s, m) for h, c, s, m in zip(tails, center, scale, log)])
     # Overflow is not warned about: the caller checks the result (`require_finite`) and names the series.
     with np.errstate(over="ignore", invalid="ignore"):
         point, quant = forecast_scaled_all(net, scaled, steps, cov)

@@ -163,10 +163,16 @@ class LSTMForecaster(nn.Module):
         else:
             level = head.mean(dim=1, keepdim=True)  # [B, 1]
         if norm is WindowNorm.revin:
-            spread = head.std(dim=1, keepdim=True).clamp_min(MIN_STD)
+            raw_spread = head.std(dim=1, keepdim=True)
+            spread = raw_spread.clamp_min(MIN_STD)
         else:
             spread = torch.ones_like(level)
         z = (x - level) / spread  # [B, L + K - 1]
+        if norm is WindowNorm.revin:
+            # The output is scaled back by the unclamped spread, so that a window that does not move
+            # forecasts its own value exactly (a constant series its constant); the input is divided by
+            # the clamped one, so that a flat window is not blown up. Equal from MIN_STD up.
+            spread = raw_spread
         windows = z.unfold(1, lookback, 1)  # [B, K, L]
         batch, origins = windows.shape[:2]
         seq = z.unsqueeze(-1) if cov is None else torch.cat([z.unsqueeze(-1), cov[:, :z.size(1)].to(z.dtype)], -1)

@@ -92,10 +92,13 @@ class NumpyForecaster:
         else:
             level = x.mean(axis=1, keepdims=True)
         if cfg.window_norm is WindowNorm.revin:
-            spread = np.maximum(x.std(axis=1, ddof=1, keepdims=True), MIN_STD).astype(np.float32)
+            raw_spread = x.std(axis=1, ddof=1, keepdims=True).astype(np.float32)
+            spread = np.maximum(raw_spread, np.float32(MIN_STD))
         else:
             spread = np.ones_like(level)
         z = (x - level) / spread  # [B, L]
+        if cfg.window_norm is WindowNorm.revin:  # out by the unclamped spread: a flat window forecasts its value
+            spread = raw_spread
         seq = z[:, :, None]  # [B, L, in]
         if cov is not None:
             seq = np.concatenate([seq, cov[:, :x.shape[1]].astype(np.float32)], axis=-1)

@@ -103,7 +103,7 @@ def train_options(path: Path, data_config: Any, series: Any, model_config: Any, 
     out["dilations"] = ",".join(map(str, model_config.dilations)) or "none"  # as resolved: auto chose these
     tc = to_json_dict(train_config)
     out.update({k: tc[k] for k in ("val_size", "epochs", "epoch_steps", "max_steps", "batch_size", "time_limit", "ensemble", "lr", "schedule", "patience",
-                                    "scaler", "transform", "loss", "mase_weight", "forking", "seed", "device", "precision") if k in tc})
+                                    "scaler", "transform", "loss", "mase_weight", "full_data", "forking", "seed", "device", "precision") if k in tc})
     return out
 
 

@@ -332,8 +332,9 @@ def _train(d: Any) -> TrainConfig:
     if not isinstance(d, Mapping):
         raise _Bad("train", "not an object")
     try:
-        # runs before transforms read as none, runs before MASE weights as unweighted
-        cfg = from_json_dict(TrainConfig, {"transform": "none", "mase_weight": 0.0, **d})
+        # runs before transforms read as none, runs before MASE weights as unweighted, runs before the
+        # full-data refit as trained on the held-out split
+        cfg = from_json_dict(TrainConfig, {"transform": "none", "mase_weight": 0.0, "full_data": "off", **d})
     except (TypeError, ValueError, AttributeError) as exc:
         raise _Bad("train", f"invalid ({exc})") from None
     if cfg.val_size is not None:

@@ -293,6 +293,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
             or a `windows.SharedRows` standing for them.
         deadline: a `time.monotonic()` time; training stops at the first step past it (after
             scoring that epoch's validation loss), stop reason "time_limit".
+        val_origin empty: no validation; every epoch runs and the last weights are kept.
         weights: (where each series starts in flat [S], its training loss weight [S]); None: all 1.
             The validation loss that early stopping reads is not weighted.
 
@@ -336,11 +337,15 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
             order = _epoch_order(n_train, draws, generator)
             train_loss, late = _train_epoch(net, model, optimizer, b, order, cfg, lookback, horizon, total_steps,
                                             bf16, epoch, result, device, deadline)
-            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, dist=dist, cov=covs)
-            if not math.isfinite(val_loss):
+            val_loss = evaluate_loss(model, data, val_idx, lookback, horizon, criterion, dist=dist, cov=covs) \
+                if len(val_idx) else math.nan
+            if len(val_idx) and not math.isfinite(val_loss):
                 raise _Diverged(f"training diverged at epoch {epoch} (validation loss is {val_loss})")
             result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-            if val_loss < result.best_val_loss:
+            if not len(val_idx):  # a fit of fixed length (the full-data refit): the last weights are kept
+                result.best_epoch, bad_epochs = epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            elif val_loss < result.best_val_loss:
                 result.best_val_loss, result.best_epoch, bad_epochs = val_loss, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:

@@ -95,8 +95,29 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, ar
     return Plan(horizon, lookback, val_size, season, train_config, notes, dilations)
 
 
+def _short_series(ids: list[str], lengths: np.ndarray, pads: np.ndarray) -> str:
+    short = [ids[k] for k in np.flatnonzero(pads)]
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    return (f"{len(short)} series too short for a full lookback before each window ("
+            + ", ".join(repr(i) for i in short[:5]) + more + f"; the shortest has {int(lengths.min())} points)")
+
+
+def _untrained(ids: list[str], lengths: np.ndarray, horizon: int, val_size: int) -> str:
+    """The part of the padding note that names the series too short to train on (forecast all the same)."""
+    from lstmcast.data.windows import MIN_INPUT
+
+    least = horizon + val_size + MIN_INPUT
+    few = [ids[k] for k in np.flatnonzero(lengths < least)]
+    if not few:
+        return ""
+    return (f"; {len(few)} of them, under {least} points (horizon + validation + {MIN_INPUT}), are not trained on "
+            "but forecast from their padded history: " + ", ".join(repr(i) for i in few[:5])
+            + (f" and {len(few) - 5} more" if len(few) > 5 else ""))
+
+
 def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.ndarray, log: np.ndarray,
-                    cov_meta: list[dict[str, Any]], clip: bool) -> list[Any]:
+                    cov_meta: list[dict[str, Any]], clip: bool, pads: np.ndarray) -> list[Any]:
+    from lstmcast.data.windows import pad_front
     from lstmcast.run.record import SeriesRecord
 
     out = []
@@ -106,7 +127,7 @@ def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.nd
         out.append(SeriesRecord(
             id=series.ids[i], center=float(center[i]), scale=float(scale[i]), length=len(values),
             last_time=last.isoformat() if hasattr(last, "isoformat") else int(last),
-            tail=np.asarray(values[-lookback:], dtype=np.float64),
+            tail=np.asarray(pad_front(values, int(pads[i]))[-lookback:], dtype=np.float64),
             cov_tail=extra["cov_tail"][-lookback:] if "cov_tail" in extra else None, static=extra.get("static"),
             nonnegative=bool(clip and values.min() >= 0), log=bool(log[i]),
         ))
@@ -120,17 +141,28 @@ def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: 
 
     lookback, horizon, val_size = plan.lookback, plan.horizon, plan.val_size
     spec, channels, cov_meta = covariates.prepare(path, series, data_config, val_size)
-    lengths = [len(v) for v in series.values]
-    # Scalers see only the training part: the validation tail must not leak into them.
-    train_parts = [v[:-val_size] for v in series.values]
+    lengths = np.array([len(v) for v in series.values], np.int64)
+    pads = windows.pad_sizes(lengths, lookback, horizon, val_size)
+    if channels and pads.any():
+        raise InputError(f"{path}: {_short_series(series.ids, lengths, pads)} covariates need every series to hold "
+                         f"lookback + horizon + validation = {lookback + horizon + val_size} points; lower --lookback "
+                         "or drop short series")
+    # Scalers see only the training part: the validation tail must not leak into them (a series with
+    # too few points before it has no validation window, and is scaled on all its points).
+    train_parts = [v[:len(v) - val_size] if len(v) - val_size >= windows.MIN_INPUT else v for v in series.values]
     log = scaling.log_mask(series.values, series.ids, plan.train_config.transform, path)
     center, scale = scaling.fit_scalers_of(train_parts, plan.train_config.scaler, log)
-    flat, offsets = windows.concat_scaled(series.values, center, scale, log)  # float32, no scaled float64 copy
+    padded = [windows.pad_front(v, int(k)) for v, k in zip(series.values, pads)]
+    flat, offsets = windows.concat_scaled(padded, center, scale, log)  # float32, no scaled float64 copy
     cov = windows.concat_shared(channels) if channels else None  # [T, C] beside flat; shared blocks once
-    train_origin = windows.TrainOrigins.of(offsets, lengths, lookback, horizon, val_size)  # no table of them
-    val_origin, val_series = windows.val_origins(offsets, lengths, lookback, horizon, val_size)
-    naive = [mase_scale(v[:-val_size], plan.season) for v in series.values]  # all the metrics need of the series
-    records = _series_records(series, lookback, center, scale, log, cov_meta, data_config.nonnegative)
+    sizes = lengths + pads
+    train_origin = windows.TrainOrigins.of(offsets, sizes, lookback, horizon, val_size, pads)  # no table of them
+    val_origin, val_series = windows.val_origins(offsets, sizes, lookback, horizon, val_size, pads)
+    if pads.any():
+        plan.notes.append(_short_series(series.ids, lengths, pads) + " padded at the front with their first value"
+                          + _untrained(series.ids, lengths, horizon, val_size))
+    naive = [mase_scale(v, plan.season) for v in train_parts]  # all the metrics need of the series
+    records = _series_records(series, lookback, center, scale, log, cov_meta, data_config.nonnegative, pads)
     weight = scaling.mase_weights(train_parts, log, scale, naive, plan.train_config.mase_weight)
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
@@ -152,6 +184,8 @@ def _validation_metrics(net: Any, p: Prepared, lookback: int, horizon: int) -> d
     per_series = []
     for s in range(len(p.center)):
         rows = p.val_series == s
+        if not rows.any():  # too short for a validation window (data.windows.val_origins)
+            continue
         actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), p.center[s], p.scale[s], p.log[s])
         fc = scaling.invert(predicted[rows], p.center[s], p.scale[s], p.log[s])
         per_series.append(series_metrics(actual.ravel(), fc.ravel(), p.naive[s]))
@@ -248,13 +282,17 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     from lstmcast.model import intervals
     from lstmcast.run import rundir
     from lstmcast.train import distributed, signals
+    from lstmcast.train.defaults import use_full_data
     from lstmcast.train.device import choose_threads, pick_device
 
     device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
     own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
     plan = _plan(path, series, horizon, lookback, arch, train_config)
     notes = plan.notes
-    p, described = _prepare(path, series, data_config, plan, own)
+    full = use_full_data(plan.train_config.full_data, [len(v) for v in series.values], plan.val_size,
+                         bool(arch["quantiles"]), bool(data_config.covariates or data_config.calendar), distributed.current() is not None,
+                         notes)
+    p, described = _prepare(path, series, data_config, plan, own and not full)  # the refit reads the series again
     notes += [described] if described else []
     plan.train_config = _budget(plan.train_config, len(p.train_origin), keep_budget or start is not None)
     if start is not None:
@@ -277,15 +315,23 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     result = results[0]
     if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
         return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
+    validation, refit = None, None
+    if full and results[-1].stopped not in ("interrupted", "diverged", "time_limit"):
+        # Scored before the refit: the validation metrics are those of networks that never saw the held-out points.
+        validation = _validation_metrics(_net(replace(model_config, members=len(states)), states), p, plan.lookback,
+                                         plan.horizon)
+        refit = _train_full(path, series, data_config, plan, model_config, results, device, deadline, notes, on_note,
+                            own)
+        if refit is not None:
+            p, states = refit[0], refit[1]
     # A signal from here on must not throw the finished training away: it is recorded, the run written.
     with signals.writing():
-        from lstmcast.model.ensemble import forecaster
-
         model_config = replace(model_config, members=len(states))
-        state = states[0] if len(states) == 1 else \
-            {member_prefix(k) + name: v for k, s in enumerate(states) for name, v in s.items()}
-        net = forecaster(model_config, {k: v.numpy() for k, v in state.items()})  # what predict will run
-        metrics = _metrics(result, _validation_metrics(net, p, plan.lookback, plan.horizon), device)
+        state = _state(states)
+        net = _net(model_config, states)  # what predict will run
+        metrics = _metrics(result, validation or _validation_metrics(net, p, plan.lookback, plan.horizon), device)
+        if refit is not None:
+            metrics["full_data"] = refit[2]
         earlier = _earlier_members(run_dir, start.member) if start is not None and start.member else []
         _account(metrics, results, n_threads, plan.train_config, limit, time.monotonic() - began, earlier)
         record = _record(path, series, data_config, model_config, plan, p)
@@ -300,6 +346,63 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
                             "Lower --lr or check the data for extreme values")
     files = sorted(q for q in out.iterdir() if q.name in rundir.OWN_FILES)
     return TrainReport(run_dir=out, metrics=metrics, notes=notes, files=files, model=to_json_dict(model_config))
+
+
+def _state(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The weights file's tensors: one network's, or each member's under its prefix."""
+    return states[0] if len(states) == 1 else \
+        {member_prefix(k) + name: v for k, s in enumerate(states) for name, v in s.items()}
+
+
+def _net(model_config: ModelConfig, states: list[dict[str, Any]]) -> Any:
+    """The numpy forecaster predict runs (the median of the members)."""
+    from lstmcast.model.ensemble import forecaster
+
+    return forecaster(model_config, {k: v.numpy() for k, v in _state(states).items()})
+
+
+def _train_full(path: Path, series: Any, data_config: DataConfig, plan: Plan, model_config: ModelConfig,
+                results: list[Any], device: Any, deadline: float | None, notes: list[str],
+                on_note: NoteFn | None, own: bool) -> tuple[Prepared, list[dict[str, Any]], dict[str, Any]] | None:
+    """Train each member again on every point, for the steps of its best held-out epoch (`--full-data`).
+
+    Returns the data prepared without a held-out part, the new weights and what the refit cost; None
+    (with a note) when it was stopped or diverged, or the time limit leaves no room: the run then
+    keeps the networks of the held-out split.
+    """
+    import time
+
+    from lstmcast.model.network import LSTMForecaster
+    from lstmcast.train.loop import fit, seed_everything
+
+    def say(text: str) -> None:
+        notes.append(text)
+        on_note(text) if on_note is not None else None
+
+    cfg, began = plan.train_config, time.monotonic()
+    cost = sum(r.train_seconds * r.best_epoch / max(len(r.history), 1) for r in results)
+    if deadline is not None and began + cost > deadline:
+        say("full data: no time left to train again on every point; the run keeps the networks of the held-out split")
+        return None
+    p, _ = _prepare(path, series, data_config, replace(plan, val_size=0, notes=[]), own)
+    states, steps = [], 0
+    for k, r in enumerate(results):
+        member = replace(cfg, seed=cfg.seed + k, epochs=max(r.best_epoch, 1))
+        seed_everything(member.seed)
+        model = LSTMForecaster(model_config)
+        again = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, member, device, None,
+                    None, p.cov, deadline, None if p.weight is None else (p.offsets, p.weight))
+        if again.stopped in ("interrupted", "diverged", "time_limit"):
+            say(f"full data: training again on every point was {again.stopped.replace('_', ' ')}"
+                f"{' (' + again.error + ')' if again.error else ''}; the run keeps the networks of the held-out split")
+            return None
+        model.cpu()
+        states.append({n: v.detach().contiguous() for n, v in model.state_dict().items()})
+        steps += again.steps
+    seconds = round(time.monotonic() - began, 3)
+    say(f"full data: trained again on every point, held-out ones included, for the steps of the best held-out "
+        f"epoch ({steps} steps, {seconds:.1f} s); the validation metrics are those of the held-out split")
+    return p, states, {"steps": steps, "seconds": seconds}
 
 
 MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while time remains, at most this many

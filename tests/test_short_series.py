@@ -1,0 +1,125 @@
+"""Every series gets a forecast: short series are padded, never shrink the lookback or stop the file; and the
+full-data refit, which trains again on the held-out points once their number of steps is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY, TINY_CLI, TINY_MODEL, seasonal
+
+from lstmcast import api
+from lstmcast.config import FullData
+from lstmcast.data import windows
+from lstmcast.errors import InputError
+from lstmcast.train.defaults import pick_lookback, use_full_data
+
+
+def mixed_frame(lengths: dict[str, int], freq: str = "MS") -> pd.DataFrame:
+    """A long file whose series end on the same month and start when their length says."""
+    parts = []
+    for k, (sid, n) in enumerate(lengths.items()):
+        times = pd.date_range(end="2024-12-01", periods=n, freq=freq)
+        parts.append(pd.DataFrame({"id": sid, "month": times.strftime("%Y-%m-%d"),
+                                   "sales": seasonal(n, 12, level=50 + 10 * k, seed=k)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_pad_sizes_leave_long_series_alone_and_give_short_ones_windows():
+    lookback, horizon, val = 12, 6, 6
+    pads = windows.pad_sizes([300, 30, 20, 7, 2], lookback, horizon, val)
+    assert pads[0] == 0  # long enough for a full lookback before every window
+    assert all(0 < p <= lookback - windows.MIN_INPUT for p in pads[1:4])
+    assert pads[4] == lookback - 2  # shorter than a lookback: its one forecast window is filled
+    sizes = np.array([300, 30, 20, 7, 2]) + pads
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    origins = windows.TrainOrigins.of(offsets, sizes, lookback, horizon, val, pads)
+    assert origins.count[1] > 0 and origins.count[2] > 0  # 30 and 20 points: trained on
+    assert origins.count[3] == 0 and origins.count[4] == 0  # under horizon + validation + MIN_INPUT: not
+    for s in range(5):  # every training origin reads MIN_INPUT real values and its targets are real ones
+        first = origins.first[s] - offsets[s]
+        assert origins.count[s] == 0 or first - pads[s] >= windows.MIN_INPUT
+        assert origins.count[s] == 0 or first + origins.count[s] - 1 + horizon <= sizes[s] - val
+    val_origin, val_series = windows.val_origins(offsets, sizes, lookback, horizon, val, pads)
+    assert set(val_series.tolist()) == {0, 1, 2}  # the 7- and 2-point series have nothing to validate on
+
+
+def test_pad_front_repeats_the_first_value():
+    assert windows.pad_front(np.array([3.0, 4.0]), 3).tolist() == [3.0, 3.0, 3.0, 3.0, 4.0]
+    assert windows.pad_front(np.array([3.0]), 0).tolist() == [3.0]
+
+
+def test_lookback_follows_the_median_series_and_only_a_file_with_nothing_to_train_on_is_refused(tmp_path):
+    notes: list[str] = []
+    # one 16-point series among 44-point ones (M3 quarterly): the lookback is what the median series holds
+    assert pick_lookback([16] + [44] * 9, ["young"] + list("abcdefghi"), 8, 8, 4, None, tmp_path, notes) == 16
+    with pytest.raises(InputError, match=r"no series is long enough.*'b'.*9 points.*at least one needs 11"):
+        pick_lookback([7, 9], ["a", "b"], 4, 4, 1, None, tmp_path / "f.csv", [])
+
+
+def test_a_file_mixing_7_and_300_point_series_forecasts_every_series(tmp_path):
+    data = tmp_path / "mixed.csv"
+    mixed_frame({"old": 300, "mid": 60, "mid2": 60, "young": 7, "newborn": 2}).to_csv(data, index=False)
+    report = api.train(data, horizon=6, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    note = next(n for n in report.notes if "padded" in n)
+    assert "'young'" in note and "'newborn'" in note and "not trained on" in note
+    assert report.model["lookback"] == 36  # three seasons, as the median series allows: not capped by the young
+    forecast = api.predict(report.run_dir).forecast
+    assert sorted(forecast["id"].unique()) == ["mid", "mid2", "newborn", "old", "young"]
+    assert forecast["forecast"].notna().all() and (forecast.groupby("id").size() == 6).all()
+    # new data whose series are shorter than the lookback are forecast too, from padded histories
+    short = tmp_path / "short.csv"
+    mixed_frame({"old": 5, "young": 3}).to_csv(short, index=False)
+    again = api.predict(report.run_dir, data=short)
+    assert again.forecast["forecast"].notna().all() and any("padded" in n for n in again.notes)
+
+
+def test_cli_trains_a_file_with_a_young_series_and_names_it(cli, tmp_path):
+    data = tmp_path / "mixed.csv"
+    mixed_frame({"a": 60, "b": 60, "Y50": 7}).to_csv(data, index=False)
+    run = tmp_path / "run"
+    done = cli("train", data, "--horizon", "4", "--run-dir", run, *TINY_CLI)
+    assert done.returncode == 0, done.stderr
+    assert "'Y50'" in done.stderr + done.stdout
+    out = cli("predict", "--run", run, "--output", tmp_path / "fc.csv")
+    assert out.returncode == 0, out.stderr
+    assert set(pd.read_csv(tmp_path / "fc.csv")["id"]) == {"a", "b", "Y50"}
+
+
+def test_cli_refuses_a_file_where_no_series_can_train_saying_the_least_length(cli, tmp_path):
+    data = tmp_path / "tiny.csv"
+    mixed_frame({"a": 5, "b": 6}).to_csv(data, index=False)
+    done = cli("train", data, "--horizon", "4", "--run-dir", tmp_path / "run", *TINY_CLI)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "at least one needs 11" in done.stderr
+
+
+def test_full_data_auto_follows_the_held_out_share():
+    assert use_full_data(FullData.auto, [48, 60, 126], 18, False, False, False, [])  # M3 monthly
+    assert not use_full_data(FullData.auto, [700, 960], 48, False, False, False, [])  # M4 Hourly
+    assert not use_full_data(FullData.auto, [48], 18, True, False, False, [])  # quantiles: calibrated on held-out
+    assert not use_full_data(FullData.off, [48], 18, False, False, False, [])
+    with pytest.raises(InputError, match="--full-data on does not work with --quantiles"):
+        use_full_data(FullData.on, [48], 18, True, False, False, [])
+
+
+def test_full_data_trains_again_on_the_held_out_points(tmp_path):
+    data = tmp_path / "m.csv"
+    mixed_frame({"a": 40, "b": 50}).to_csv(data, index=False)
+    cfg = TINY.__class__(**{**TINY.__dict__, "max_steps": None, "epochs": 3, "epoch_steps": 2})
+    held = api.train(data, horizon=6, train_config=cfg.__class__(**{**cfg.__dict__, "full_data": FullData.off}),
+                     run_dir=tmp_path / "held", **TINY_MODEL)
+    full = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "full", **TINY_MODEL)
+    assert "full_data" not in held.metrics
+    assert full.metrics["full_data"]["steps"] == 2 * full.metrics["best_epoch"]
+    assert any(n.startswith("full data: trained again") for n in full.notes)
+    # the held-out split scores the same networks before the refit: the validation metrics agree
+    assert full.metrics["validation"] == pytest.approx(held.metrics["validation"])
+    # the stored tails and scalers now come from every point, and the forecast differs
+    record = json.loads((full.run_dir / "run.json").read_text())
+    assert record["train"]["full_data"] == "auto"
+    a = api.predict(held.run_dir).forecast["forecast"].to_numpy()
+    b = api.predict(full.run_dir).forecast["forecast"].to_numpy()
+    assert np.isfinite(b).all() and not np.allclose(a, b)
