@@ -1,4 +1,5 @@
-"""The public Python API: `train`, `resume`, `predict`, `predict_to_file`, `evaluate`, `backtest`, `detect`.
+"""The public Python API: `train`, `resume`, `predict`, `predict_to_file`, `evaluate`, `backtest`,
+`evaluate_to_file`, `detect`, `detect_to_file`.
 
 The CLI is a thin layer over these; nothing inside the package below the CLI imports
 this module. Compute returns data; only the CLI renders tables.
@@ -26,7 +27,7 @@ from lstmcast.train.progress import ProgressFn
 from lstmcast.train.workflow import TrainReport
 
 __all__ = ["TrainReport", "PredictReport", "Written", "DetectReport", "train", "resume", "predict", "predict_to_file",
-           "evaluate", "backtest", "detect", "detect_to_file"]
+           "evaluate", "backtest", "evaluate_to_file", "detect", "detect_to_file"]
 
 NoteFn = Callable[[str], None]
 
@@ -166,6 +167,31 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
 
     return backtest_fn(run_dir, data, folds=folds, step=step, horizon=horizon, refit=refit, season=season,
                        keep_forecasts=keep_forecasts, on_fold=on_fold)
+
+
+def evaluate_to_file(run_dir: str | Path, data: str | Path, output: str | Path, *, backtest: bool = False,
+                     wait: float = 0.0, **options: Any) -> tuple[dict[str, Any], Path | None]:
+    """`evaluate` (or `backtest` with `backtest=True`), its metrics written as JSON to `output` ('-': stdout).
+
+    The output goes through the same door as forecasts: the run's own files (its
+    metrics.json too) are refused before any work, it is locked while the metrics are
+    computed (`BusyError` after `wait` seconds) and replaced atomically. `options` go to
+    `evaluate` or `backtest`. Returns (the result, the path written or None for stdout).
+    """
+    import json
+
+    from lstmcast.run.output import Door
+
+    door = Door(output, run_dir)
+    with door.hold(wait):
+        result = _backtest(run_dir, data, **options) if backtest else evaluate(run_dir, data, **options)
+        plain = {k: v for k, v in result.items() if k not in ("notes", "forecast", "history")}
+        with door.open() as handle:
+            handle.write(json.dumps(plain, indent=2, allow_nan=False) + "\n")
+    return result, None if door.stdout else door.path
+
+
+_backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
 
 
 def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVEL, last: int | None = None,

@@ -25,6 +25,7 @@ EXIT_CODES_HELP = (
     "4 busy (another lstmcast is writing the same run directory or output; see --wait); "
     "5 detect --fail-on-anomaly flagged a point (the output is written); "
     "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run once an epoch has finished); "
+    "141 the reader of stdout closed the pipe (| head): ended quietly, as cat does; "
     "1 anything else."
 )
 
@@ -315,35 +316,19 @@ def evaluate(
         out.fail("--output - and --json both want stdout; write the metrics to a file with --output FILE", EXIT_INPUT)
 
     def work():
-        import json
-
         from lstmcast import api, plots
-        from lstmcast.run import locking
-        from lstmcast.run.atomic import clean_stale, write_json
-        from lstmcast.run.rundir import check_output
 
         if plot is not None:
             plots.require()  # before the work, not after it
-        if output is not None:
-            check_output(run, output, allowed=frozenset())  # RUN/metrics.json is the run's, not evaluate's
-
-        def compute():
-            if backtest:
-                return api.backtest(run, data, folds=folds, step=step, horizon=test_size, refit=refit, season=season,
-                                    keep_forecasts=plot is not None, on_fold=out.note)
-            return api.evaluate(run, data, test_size=test_size, season=season, keep_forecasts=plot is not None)
-
-        if output is None:
-            result = compute()
-        elif to_stdout:
-            result = compute()
-            print(json.dumps({k: v for k, v in result.items() if k not in ("notes", "forecast", "history")},
-                             indent=2, allow_nan=False))
+        options = dict(season=season, keep_forecasts=plot is not None)
+        if backtest:
+            options.update(folds=folds, step=step, horizon=test_size, refit=refit, on_fold=out.note)
         else:
-            with locking.hold(output, wait, "output"):
-                clean_stale(output)
-                result = compute()
-                write_json(output, {k: v for k, v in result.items() if k not in ("notes", "forecast", "history")})
+            options.update(test_size=test_size)
+        if output is None:
+            result = api.backtest(run, data, **options) if backtest else api.evaluate(run, data, **options)
+        else:  # RUN/metrics.json is the run's, not evaluate's: the door refuses it
+            result, _ = api.evaluate_to_file(run, data, output, backtest=backtest, wait=wait, **options)
         pngs = [] if plot is None else plots.for_run(plot, run, result["forecast"], result["history"], plot_max)
         return result, pngs
 
@@ -399,7 +384,7 @@ def detect(
         report, target = api.detect_to_file(run, data, output, level=level, last=last, stride=stride, window=window,
                                             refit_every=refit_every, flatline=flatline, wait=wait,
                                             keep_series=plot_max if plot is not None else 0, on_note=out.note)
-        pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max)
+        pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max, run)
         return report, target, pngs
 
     report, target, pngs = out.run(work)

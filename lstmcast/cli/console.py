@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from lstmcast.train import signals
-from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_SIGINT, EXIT_SIGTERM, LstmcastError
+from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_PIPE, EXIT_SIGINT, EXIT_SIGTERM, LstmcastError
 
 T = TypeVar("T")
 
@@ -71,6 +71,8 @@ class Console:
         except KeyboardInterrupt:
             code = stop_code() or EXIT_SIGINT
             self.fail("interrupted by SIGTERM" if code == 143 else "interrupted", code)
+        except BrokenPipeError:
+            pipe_closed()
         except MemoryError:
             self.fail("out of memory; use a smaller file, --batch-size or --lookback", EXIT_FAILURE)
         except Exception as exc:  # noqa: BLE001 -- a bug or an OS error: one line, traceback on request
@@ -287,6 +289,20 @@ def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def pipe_closed() -> NoReturn:
+    """The reader of stdout closed the pipe (`lstmcast predict --output - | head -1`): a reader
+    that has read enough is normal in a shell. End quietly with 141, as cat does (128 + SIGPIPE);
+    stdout goes to /dev/null first, so the interpreter's last flush finds no broken pipe either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_PIPE)
+
+
 def run_app(app: typer.Typer) -> NoReturn:
     """Run the Typer app: usage errors become one line on stderr and exit code 2."""
     # click's UsageError and ClickException, whether typer vendors click or depends on it.
@@ -312,6 +328,12 @@ def run_app(app: typer.Typer) -> NoReturn:
         print(f"lstmcast: error: {exc.format_message()}", file=sys.stderr)
         json_error(exc.format_message(), exc.exit_code)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        pipe_closed()
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # typer's own exit on EPIPE, printing a summary
+            pipe_closed()
+        raise
     except (typer.Abort, KeyboardInterrupt):
         code = stop_code() or EXIT_SIGINT
         print("lstmcast: error: interrupted", file=sys.stderr)

@@ -333,25 +333,18 @@ def write_detection(run_dir: str | Path, data: str | Path, output: str | Path | 
                     keep: Callable[[Any], None] | None = None, **options: Any) -> tuple[Detection, Path | None]:
     """Score and write the CSV to `output` ('-': stdout; None: anomalies.csv in the run directory).
 
-    The file is locked while it is written and replaced atomically when complete.
-    `options` go to `detection`. Returns (the Detection, its counts filled; the path or None).
+    Through `run.output.Door`, as predict's forecast: checked before any work, locked while
+    written, replaced atomically when complete. `options` go to `detection`.
+    Returns (the Detection, its counts filled; the path or None).
     """
-    import sys
-
-    from lstmcast.run import locking
-    from lstmcast.run.atomic import atomic_writer, clean_stale
+    from lstmcast.run.output import Door
     from lstmcast.run.rundir import ANOMALIES_CSV, load_meta
 
-    if output is not None and str(output) == "-":
-        made = detection(run_dir, data, **options)
-        write_csv(sys.stdout, made.chunks, keep)
-        return made, None
     if output is None:
         load_meta(run_dir)  # a missing run must not gain a directory for the output's lock
-    target = Path(output) if output is not None else Path(run_dir) / ANOMALIES_CSV
-    with locking.hold(target, wait, "output"):
-        clean_stale(target)
+    door = Door(output, run_dir, default=ANOMALIES_CSV, allowed=frozenset({ANOMALIES_CSV}))
+    with door.hold(wait):
         made = detection(run_dir, data, **options)
-        with atomic_writer(target) as handle:
+        with door.open() as handle:
             write_csv(handle, made.chunks, keep)
-    return made, target
+    return made, None if door.stdout else door.path

@@ -37,7 +37,7 @@ from lstmcast.errors import InputError, RunDirError
 from lstmcast.run.atomic import clean_stale, exchange, fsync_dir, public_mode, real_target, temp_pattern
 from lstmcast.run.record import FORMAT_VERSION, RUN_JSON, RunRecord
 
-__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_output", "check_target", "is_run", "load_meta",
+__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_target", "is_run", "load_meta",
            "load_run", "read_file", "save_run"]
 
 WEIGHTS = "weights.safetensors"
@@ -307,18 +307,3 @@ def tensor_bytes(expected: dict[str, tuple[int, ...]], copies: int = 1) -> int:
     """The most bytes a safetensors file of these tensors can take: float64 values, plus the
     header (names, dtypes, shapes); `copies` sets of them (the resume state holds several)."""
     return copies * (8 * sum(math.prod(shape) for shape in expected.values()) + 256 * len(expected)) + 64 * 1024
-
-
-def check_output(run_dir: str | Path, output: str | Path, allowed: frozenset[str] = frozenset({FORECAST_CSV}),
-                 flag: str = "--output") -> None:
-    """InputError when `output` is one of the run's own files (run.json, weights, metrics...):
-    writing there would destroy the run. `allowed` names the ones this output may replace.
-
-    Links are followed, so a link to the run's run.json is refused too.
-    """
-    if str(output) == "-":
-        return
-    out, run = Path(os.path.realpath(output)), Path(os.path.realpath(run_dir))
-    if out.parent == run and out.name in OWN_FILES - allowed:
-        raise InputError(f"{flag} {output}: is the run's own {out.name} in {run_dir}; writing it would destroy "
-                         f"the run. Choose another path (the default is {Path(run_dir) / FORECAST_CSV})")
