@@ -408,9 +408,11 @@ def runs_list(parent: RunsDir, verbose: Verbose = False, json_: Json = False) ->
     from lstmcast.run import catalog
 
     out = Console("runs list", verbose=verbose, as_json=json_)
-    found = out.run(lambda: catalog.list_runs(parent))
+    found, notes = out.run(lambda: catalog.scan(parent))
+    for note in notes:
+        out.note(note)
     if json_:
-        out.emit({"status": "ok", "exit_code": 0, "runs": [r.as_dict() for r in found], "files": []})
+        out.emit({"status": "ok", "exit_code": 0, "runs": [r.as_dict() for r in found], "notes": notes, "files": []})
         return
     for r in found:
         mae = (r.validation or {}).get("mae")
