@@ -77,7 +77,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
 
     from lstmcast.train.defaults import parse_dilations
 
-    path, levels = Path(data), parse_levels(quantiles)  # a bad level fails before any work
+    _check_train_options(train_config, threads)  # a bad option fails before any work
+    path, levels = Path(data), parse_levels(quantiles)
     dilated = parse_dilations(dilations)
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
     # Under torchrun only rank 0 locks and writes. The check comes before any work: a refusal after an hour helps nobody.
@@ -87,6 +88,19 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
                     bidirectional=bidirectional, attention=attention, quantiles=levels, dilations=dilated)
         return train_run(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
                          on_note, None, threads=threads)
+
+
+def _check_train_options(train_config: TrainConfig, threads: int | None) -> None:
+    """InputError (exit 2) for a training option that is not finite or beyond `config.TRAIN_LIMITS`."""
+    from lstmcast.config import train_problem
+    from lstmcast.errors import InputError
+
+    problem = train_problem(train_config)
+    if problem is not None:
+        name, what = problem
+        raise InputError(f"--{name.replace('_', '-')} {getattr(train_config, name)!r}: {what.split(' (')[0]}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"--threads {threads!r}: give a whole number of threads, at least 1")
 
 
 def resume(run_dir: str | Path, *, progress: ProgressFn | None = None, on_note: NoteFn | None = None,

@@ -267,7 +267,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     model_config = ModelConfig(lookback=plan.lookback, horizon=plan.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
                                known_size=p.spec.known if p.spec else 0, **{**arch, "dilations": plan.dilations})
-    n_threads = choose_threads(threads)
+    n_threads = choose_threads(threads, on_note)
     torch.set_num_threads(n_threads)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
     limit = plan.train_config.time_limit
