@@ -24,7 +24,7 @@ import pandas as pd
 from lstmcast.config import DataConfig, Fill
 from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
-from lstmcast.data.csvfile import read_csv, text_column
+from lstmcast.data.csvfile import read_csv, spool, text_column
 from lstmcast.data.frequency import infer_freq, normalize_freq
 from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column, require
 from lstmcast.errors import InputError
@@ -307,6 +307,11 @@ def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
         cfg: column names, date format, frequency and fill method; None fields are detected.
     """
     path = Path(path)
+    with spool(path):  # a pipe is read once: its bytes serve every reader below
+        return _load(path, cfg)
+
+
+def _load(path: Path, cfg: DataConfig) -> SeriesSet:
     df = read_csv(path)
     notes: list[str] = []
     cols = choose_columns(path, df, cfg, notes)

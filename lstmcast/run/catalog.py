@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmcast.run.rundir import METRICS_JSON, OWN_FILES, RUN_JSON, load_meta, read_file
+from lstmcast.run.rundir import METRICS_JSON, OWN_FILES, RUN_JSON, holds_record, load_meta, read_file
 from lstmcast.errors import BusyError, InputError, RunDirError
 
 UNFINISHED = ("interrupted", "diverged")
@@ -70,8 +70,8 @@ def _info(path: Path, notes: list[str] | None = None) -> RunInfo | None:
     try:
         record = load_meta(path)
     except RunDirError as exc:
-        if notes is not None and (os.path.lexists(path / RUN_JSON) or not os.access(path, os.R_OK | os.X_OK)):
-            notes.append(f"skipped {path}: {str(exc).removeprefix(str(path / RUN_JSON) + ': ')}")
+        if notes is not None and (holds_record(path) or not os.access(path, os.R_OK | os.X_OK)):
+            notes.append(f"skipped {path}: not a readable lstmcast run ({exc})")
         return None
     metrics, wrong = _metrics(path)
     if notes is not None:

@@ -71,6 +71,11 @@ def is_run(path: Path) -> bool:
     return (path / RUN_JSON).is_file()
 
 
+def holds_record(path: Path) -> bool:
+    """Whether something is at `path`'s run.json, readable or not (a run that may be broken)."""
+    return os.path.lexists(path / RUN_JSON)
+
+
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)

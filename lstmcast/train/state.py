@@ -95,6 +95,9 @@ def restore(state: TrainState, model: torch.nn.Module, optimizer: Adam,
 
 
 def file_digest(path: Path) -> str:
+    """The data file's SHA-256; "" for a pipe, which is gone once read (such a run cannot be resumed)."""
+    if not path.is_file():
+        return ""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
