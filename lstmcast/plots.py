@@ -42,9 +42,14 @@ def _figure(width: int, height: int):
     return fig
 
 
-def require() -> None:
-    """Raise InputError (exit 2) naming the install command when matplotlib is missing."""
+def require(out_dir: str | Path | None = None) -> None:
+    """Raise InputError (exit 2) naming the install command when matplotlib is missing, or when
+    `out_dir` cannot hold the plots (a regular file where a directory of it should be)."""
     _figure(10, 10)
+    if out_dir is not None:
+        from lstmcast.run.output import Door
+
+        Door(Path(out_dir) / "plot.png", chosen=True, flag="--plot").check_place()
 
 
 def _png(fig) -> bytes:

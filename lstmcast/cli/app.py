@@ -258,7 +258,7 @@ def predict(
         from lstmcast import api, plots
 
         if plot is not None:
-            plots.require()
+            plots.require(plot)
         report, written, target = api.predict_to_file(run, data=data, horizon=horizon, output=output, wait=wait,
                                                       whole=plot is not None)
         pngs = [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
@@ -319,7 +319,7 @@ def evaluate(
         from lstmcast import api, plots
 
         if plot is not None:
-            plots.require()  # before the work, not after it
+            plots.require(plot)  # before the work, not after it
         options = dict(season=season, keep_forecasts=plot is not None)
         if backtest:
             options.update(folds=folds, step=step, horizon=test_size, refit=refit, on_fold=out.note)
@@ -380,7 +380,7 @@ def detect(
         from lstmcast import api, plots
 
         if plot is not None:
-            plots.require()
+            plots.require(plot)
         report, target = api.detect_to_file(run, data, output, level=level, last=last, stride=stride, window=window,
                                             refit_every=refit_every, flatline=flatline, wait=wait,
                                             keep_series=plot_max if plot is not None else 0, on_note=out.note)

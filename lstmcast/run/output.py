@@ -93,7 +93,7 @@ class Door:
         if self.chosen:
             self._check_chosen()
         self._check_own()
-        self._check_shape()
+        self.check_place()
 
     def _check_chosen(self) -> None:
         try:
@@ -142,7 +142,8 @@ class Door:
                 return name
         return None
 
-    def _check_shape(self) -> None:
+    def check_place(self) -> None:
+        """Refuse a directory at the path, or a regular file where one of its directories should be."""
         target = Path(os.path.realpath(self.path)) if not self.chosen else self.path
         if target.is_dir():
             raise InputError(f"{self.flag} {self.path}: is a directory; give a file name to write")
