@@ -353,7 +353,7 @@ DETECT_WINDOW = 5000  # detect.workflow.DEFAULT_WINDOW; not imported, so that --
 def detect(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by train (the target alone, no covariates).")],
     data: Annotated[Path, typer.Option(help="CSV to score, same columns as training. Every point after the run's lookback is scored.")],
-    output: Annotated[Optional[Path], typer.Option(help="CSV to write ('-' for stdout): id, time, value, expected, lower, upper, score, anomaly. Default: anomalies.csv in the run directory. Missing directories are created.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="CSV to write ('-' for stdout): id, time, value, expected, lower, upper, score, anomaly. Default: anomalies.csv in the run directory. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO is written to in place; the run's own files are refused.")] = None,
     last: Annotated[Optional[int], typer.Option(min=1, help="Score only the newest N points of each series (the nightly job); the points before still calibrate them.")] = None,
     level: Annotated[float, typer.Option(help="Interval level in (0, 1): a point is an anomaly when its score exceeds it, exactly when the value is outside [lower, upper].")] = 0.99,
     stride: Annotated[Optional[int], typer.Option(min=1, help="Steps between forecast origins; each point's expected value is the mean of the forecasts reaching it. Default: a third of the trained horizon (three forecasts per point). 1 is slowest.")] = None,
