@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from lstmcast.cli.app import app
 from lstmcast.data.series import load_series
 from lstmcast.errors import EXIT_INPUT, InputError
-from tests.conftest import TINY_CLI, wide_frame, long_frame
+from tests.conftest import HAS_MATPLOTLIB, TINY_CLI, long_frame, wide_frame
 
 
 def _thousands(value: float) -> str:
@@ -104,3 +104,41 @@ def test_existing_run_without_overwrite_is_exit_2(trained_run):
     assert result.exit_code == EXIT_INPUT
     assert result.stderr.strip().splitlines() == [
         f"lstmcast: error: {trained_run.run_dir}: is an existing run; choose another --run-dir or pass --overwrite"]
+
+
+def test_backtest_refit_one_fold_leaves_short_series_out_by_name(tmp_path):
+    long = long_frame(ids=("long", "short"), n=80)
+    long = long[~((long["id"] == "short") & (long.index % 80 < 55))].reset_index(drop=True)  # short: the last 25
+    long.to_csv(tmp_path / "stores.csv", sep=";", decimal=",")  # Excel-style, index and all
+    run = tmp_path / "run"
+    assert CliRunner().invoke(app, ["train", str(tmp_path / "stores.csv"), "--run-dir", str(run), "--horizon", "6",
+                                    "--lookback", "12", *TINY_CLI]).exit_code == 0
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(tmp_path / "stores.csv"),
+                                      "--backtest", "--refit", "--folds", "1", "--output", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    assert "left out 1 series with fewer than the 30 points 1 fold of 6 steps need" in result.stderr and "['short']" in result.stderr
+    assert "backtest: 1 fold of 6 steps" in result.stdout
+    assert list(json.loads((tmp_path / "m.json").read_text())["folds"][0]["series"]) == ["long"]
+
+    only_short = long[long["id"] == "short"]
+    only_short.to_csv(tmp_path / "short.csv", index=False)
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(tmp_path / "short.csv"),
+                                      "--backtest", "--refit", "--folds", "1"])
+    assert result.exit_code == EXIT_INPUT
+    line = result.stderr.strip()
+    assert "no series is long enough for 1 fold of 6 steps" in line and "series 'short' has 25" in line
+    assert "--folds" not in line and "without --refit" in line and "\n" not in line
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_detect_plot_draws_flagged_series_first(trained_run, tmp_path):
+    data = pd.read_csv(trained_run.data)
+    data.loc[100, "b"] += 500.0  # a spike in the second series only
+    data.to_csv(tmp_path / "spike.csv")
+    result = CliRunner().invoke(app, ["detect", "--run", str(trained_run.run_dir), "--data", str(tmp_path / "spike.csv"),
+                                      "--output", str(tmp_path / "a.csv"), "--plot", str(tmp_path / "p"),
+                                      "--plot-max", "1"])
+    assert result.exit_code == 0, result.output
+    assert "in 1 series" in result.stdout and "  b  " in result.stdout
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["b.png"]
+    assert "wrote 1 PNG file to" in result.stdout

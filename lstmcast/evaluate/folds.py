@@ -236,8 +236,9 @@ def _long_enough(series: Any, data: Any, need: int, steps: int, folds: int, step
         raise InputError(f"{label(data)}: no series is long enough for {scheme}: each needs {least}, and series "
                          f"{sid!r} has {n}; {fix}")
     names = [series.ids[i] for i in short]
-    notes.append(f"left out {plural(len(short), 'series', 'series')} shorter than the {least} that {scheme} "
-                 f"need: {names[:10]}" + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
+    notes.append(f"left out {plural(len(short), 'series', 'series')} with fewer than the {need + span} points "
+                 f"{scheme} need ({need}, the {why}, before the first cut-off): {names[:10]}"
+                 + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
     dropped = set(short)
     keep = [i for i in range(len(series)) if i not in dropped]
     pick = lambda items: [items[i] for i in keep] if items else items  # noqa: E731
