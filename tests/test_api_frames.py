@@ -12,7 +12,7 @@ import pytest
 
 from lstmcast import api
 from lstmcast.errors import InputError
-from tests.conftest import REPO, TINY, TINY_MODEL, long_frame, seasonal, wide_frame
+from conftest import REPO, TINY, TINY_MODEL, long_frame, seasonal, wide_frame
 
 
 def test_api_names_are_the_functions_whatever_was_imported_before(subprocess_env):

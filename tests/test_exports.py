@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from lstmcast.cli.app import app
 from lstmcast.data.series import load_series
 from lstmcast.errors import EXIT_INPUT, InputError
-from tests.conftest import HAS_MATPLOTLIB, TINY_CLI, long_frame, wide_frame
+from conftest import HAS_MATPLOTLIB, TINY_CLI, long_frame, wide_frame
 
 
 def _thousands(value: float) -> str:
