@@ -126,7 +126,7 @@ def test_backtest_refit_one_fold_leaves_short_series_out_by_name(tmp_path):
                                       "--backtest", "--refit", "--folds", "1"])
     assert result.exit_code == EXIT_INPUT
     line = result.stderr.strip()
-    assert "no series is long enough for 1 fold of 6 steps" in line and "series 'short' has 25" in line
+    assert "no series is long enough for 1 fold of 6 steps" in line and "series 'short' has 25 points" in line
     assert "--folds" not in line and "without --refit" in line and "\n" not in line
 
 

@@ -234,7 +234,7 @@ def _long_enough(series: Any, data: Any, need: int, steps: int, folds: int, step
         if refit:
             fix += ", or backtest without --refit (the run as trained needs only its lookback)"
         raise InputError(f"{label(data)}: no series is long enough for {scheme}: each needs {least}, and series "
-                         f"{sid!r} has {n}; {fix}")
+                         f"{sid!r} has {n} points; {fix}")
     names = [series.ids[i] for i in short]
     notes.append(f"left out {plural(len(short), 'series', 'series')} with fewer than the {need + span} points "
                  f"{scheme} need ({need}, the {why}, before the first cut-off): {names[:10]}"
