@@ -1,6 +1,6 @@
 """PNG plots: one per series (history, forecast, intervals, actuals) and the training loss.
 
-matplotlib is optional (`pip install 'lstmcast[plot]'`). It is imported here, lazily,
+matplotlib is optional (`INSTALL`: the `plot` extra, from the clone). It is imported here, lazily,
 only when a plot is drawn, and only through `matplotlib.figure.Figure`, which renders
 with the Agg backend: no pyplot, no display, no global state. PNGs, at a fixed pixel size
 (WIDTH x HEIGHT), go out through `run.output.Door` like every output: their names come
@@ -20,7 +20,8 @@ import numpy as np
 
 from lstmcast.errors import InputError
 
-INSTALL = "pip install 'lstmcast[plot]'"
+# lstmcast is on no package index: the extra is installed from the clone (constraints.txt pins matplotlib).
+INSTALL = "pip install -c constraints.txt -e '.[plot]' in your lstmcast clone, or pip install matplotlib"
 DPI = 100
 WIDTH, HEIGHT = 1200, 500  # pixels of a series plot
 LOSS_WIDTH, LOSS_HEIGHT = 900, 450  # pixels of loss.png

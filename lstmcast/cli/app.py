@@ -97,7 +97,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")
 Verbose = Annotated[bool, typer.Option("--verbose", help="Add the traceback to an error message.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout: status, files written, metrics, timings (also on error).")]
 Wait = Annotated[float, typer.Option(min=0.0, help="Seconds to wait while another lstmcast writes the same run directory or output; then exit 4.")]
-PlotDir = Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: history, forecast, shaded intervals when there are q-columns, actuals where known. Needs matplotlib: pip install 'lstmcast[plot]'.")]
+PlotDir = Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: history, forecast, shaded intervals when there are q-columns, actuals where known. Needs matplotlib: in the lstmcast clone, pip install -c constraints.txt -e '.[plot]'.")]
 PlotMax = Annotated[int, typer.Option(min=1, help="With --plot: plot only the first N series.")]
 PLOT_MAX = 20  # plots.PLOT_MAX; not imported, so that --help loads no numpy
 Config = Annotated[Optional[Path], typer.Option(
@@ -361,7 +361,7 @@ def detect(
     refit_every: Annotated[Optional[int], typer.Option(min=1, help="Streaming: retrain the run's configuration on the values before every multiple of N positions, for the forecasts from there on (needs torch; slower).")] = None,
     flatline: Annotated[bool, typer.Option("--flatline", help="Also flag a value that repeats for longer than the series' past runs of equal values make likely (a stuck sensor), inside the band too. Off by default: on NAB it flagged many normal flat stretches.")] = False,
     fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 5 when any point is flagged (after writing the output), so cron can alert.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: values, the expected band, flagged points marked. Needs matplotlib: pip install 'lstmcast[plot]'.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: values, the expected band, flagged points marked. Needs matplotlib: in the lstmcast clone, pip install -c constraints.txt -e '.[plot]'.")] = None,
     plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
     quiet: Quiet = False,

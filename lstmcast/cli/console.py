@@ -21,6 +21,7 @@ import typer
 
 from lstmcast.train import signals
 from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_PIPE, EXIT_SIGINT, EXIT_SIGTERM, LstmcastError
+from lstmcast.wording import plural
 
 T = TypeVar("T")
 
@@ -215,7 +216,7 @@ def _cutoff(fold: dict[str, Any]) -> str:
 def print_backtest(result: dict[str, Any]) -> None:
     """Per fold and over all folds: lstmcast beside naive and seasonal naive."""
     folds = result["folds"]
-    title = (f"backtest: {len(folds)} folds of {result['horizon']} steps, {result['step']} apart, "
+    title = (f"backtest: {plural(len(folds), 'fold')} of {plural(result['horizon'], 'step')}, {result['step']} apart, "
              f"season {result['season']}, " + ("refit per fold" if result["refit"] else "run as trained"))
     sections = [([str(f["fold"]), _cutoff(f)], f) for f in folds] + [(["all", ""], result)]
     if sys.stdout.isatty():
@@ -269,7 +270,7 @@ def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
 def print_detection(report: Any, target: Path | None, pngs: list[Path], plot: Path | None, stream: Any) -> None:
     """detect's summary for people: what was scored and flagged, the highest scores, the files written."""
     flagged = len(report.flagged_series)
-    print(f"scored {report.scored} points of {report.series} series at level {report.level:g}: "
+    print(f"scored {plural(report.scored, 'point')} of {plural(report.series, 'series', 'series')} at level {report.level:g}: "
           f"{report.anomalies} flagged in {flagged} series", file=stream)
     for f in sorted(report.flagged, key=lambda f: -f.score)[:10]:
         print(f"  {f.id}  {_when(_label(f.time))}  value {fmt(f.value)}  expected {fmt(f.expected)}  "

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from lstmcast.errors import InputError
+from lstmcast.data import exported, frames
 from lstmcast.data.widecsv import read_streaming
 
 # Larger magnitudes overflow float64 in variances and squared errors (1e100**2 is still finite).
@@ -223,8 +224,18 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return table.to_pandas(date_as_object=False, self_destruct=True)
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV with clear errors for the usual ways a file is unusable."""
+def read_table(data: frames.Data, notes: list[str] | None = None) -> tuple[Path | frames.FrameLabel, pd.DataFrame]:
+    """(what messages call it, the table) of a file (`read_csv`) or a pandas DataFrame, read alike."""
+    if frames.is_frame(data):
+        return frames.FRAME, _finish(frames.FRAME, frames.as_table(data), [], ".", notes)
+    return Path(data), read_csv(data, notes)
+
+
+def read_csv(path: str | Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV with clear errors for the usual ways a file is unusable.
+
+    `notes` gets a line for each column taken out or read differently (`data.exported`).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found; check the path")
@@ -232,10 +243,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: is a directory, not a CSV file")
     if is_pipe(path) and path not in _SPOOLED:  # read once; every reader below reads those bytes
         with spool(path):
-            return read_csv(path)
+            return read_csv(path, notes)
     _check_memory(path)
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        return _finish(path, read_parquet(path), [])
+        return _finish(path, read_parquet(path), [], ".", notes)
     try:
         encoding, sep, decimal, header = _sniff(path)
         spooled = (lambda: source(path)) if path in _SPOOLED else path
@@ -243,7 +254,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         if df is None:
             df = _read_arrow(path, encoding, sep, decimal, header)
         if df is not None:
-            return _finish(path, df, header)
+            return _finish(path, df, header, decimal, notes)
         with warnings.catch_warnings():
             # index_col=False: a first row with one field too many must not silently turn the
             # first column into the index and shift every column by one.
@@ -261,7 +272,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a readable CSV ({detail}); save it as UTF-8 CSV") from None
-    return _finish(path, df, header)
+    return _finish(path, df, header, decimal, notes)
 
 
 def text_column(path: str | Path, df: pd.DataFrame, col: str) -> pd.Series:
@@ -272,9 +283,9 @@ def text_column(path: str | Path, df: pd.DataFrame, col: str) -> pd.Series:
     (NaN). The CSV's column is read again for this, with nothing parsed; a Parquet
     file's typed column is written as text (an integer 7 is `7`).
     """
-    path = Path(path)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
+    if isinstance(path, frames.FrameLabel) or Path(path).suffix.lower() in PARQUET_SUFFIXES:
         return _as_text(df[col])
+    path = Path(path)
     encoding, sep, _decimal, header = _sniff(path)
     if header.count(col) != 1:
         return _as_text(df[col])
@@ -296,15 +307,15 @@ def _as_text(column: pd.Series) -> pd.Series:
     return column.astype(str).where(column.notna())
 
 
-def _finish(path: Path, df: pd.DataFrame, header: list[str]) -> pd.DataFrame:
+def _finish(path: Path | frames.FrameLabel, df: pd.DataFrame, header: list[str], decimal: str,
+            notes: list[str] | None) -> pd.DataFrame:
     if df.empty:
         raise InputError(f"{path}: no data rows below the header; add data")
     df.columns = [str(c).strip() for c in df.columns]
-    # pandas renames a repeated header 'a' to 'a.1': check the names as written.
-    dupes = sorted(c for c, k in Counter(header).items() if c and k > 1)  # Counter: 10,000 columns are common
-    unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
-    if unnamed:  # drop(columns=[]) still copies: seconds for 100,000 columns
-        df = df.drop(columns=unnamed)
+    # pandas renames a repeated header 'a' to 'a.1': check the names as written (a frame's own names as they are).
+    names = header or list(df.columns)
+    dupes = sorted(c for c, k in Counter(names).items() if c and k > 1)  # Counter: 10,000 columns are common
     if dupes:
         raise InputError(f"{path}: duplicate column names {dupes}; rename them so each is unique")
-    return df
+    notes = [] if notes is None else notes
+    return exported.read_thousands(exported.drop_unnamed(df, notes), decimal, notes)

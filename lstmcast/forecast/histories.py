@@ -15,14 +15,16 @@ from typing import Any
 import numpy as np
 
 from lstmcast.config import Fill
+from lstmcast.data.frames import Data, label
 from lstmcast.errors import InputError
 
 
-def read_like_run(run: Any, data: str | Path) -> Any:
-    """Read `data` (a `data.series.SeriesSet`) with the columns, frequency and fill the run was trained with."""
+def read_like_run(run: Any, data: Data) -> Any:
+    """Read `data` (a file or a DataFrame; a `data.series.SeriesSet`) with the columns, frequency and fill the
+    run was trained with."""
     from lstmcast.data.series import load_series
 
-    return load_series(Path(data), run.record.data.read_config())
+    return load_series(data, run.record.data.read_config())
 
 
 def fold_history(values: np.ndarray, gaps: np.ndarray, cut: int, fill: Fill) -> np.ndarray:
@@ -129,7 +131,7 @@ class Histories:
     log: np.ndarray | None = None  # per series: modelled in logs; None: none is
 
 
-def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
+def histories(run: Any, data: Data | None, cut: int = 0) -> Histories:
     """The histories to forecast from: the run's stored tails, or `data` less its last `cut` points."""
     record = run.record
     lookback = record.model.lookback
@@ -143,7 +145,7 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
     short = [(i, len(h)) for i, h in zip(series.ids, values) if len(h) < lookback]
     if short:
         raise InputError(
-            f"{data}: series {short[0][0]!r} has {short[0][1]} points before the forecast start, "
+            f"{label(data)}: series {short[0][0]!r} has {short[0][1]} points before the forecast start, "
             f"fewer than the run's lookback {lookback}; give more history"
         )
     center, scale, log, new = scalers(run, series.ids, values)

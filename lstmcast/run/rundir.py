@@ -125,7 +125,8 @@ def _recover(target: Path) -> None:
 
 
 def check_target(target: Path, overwrite: bool) -> bool:
-    """Whether `target` is occupied; RunDirError if it is and may not be replaced.
+    """Whether `target` is occupied; InputError (exit 2: a usage error, the run itself is fine) if it
+    is and may not be replaced without --overwrite.
 
     Call it holding the run directory's lock: it may put back a run a killed writer left.
     A symbolic link is followed: the run where it points is the one checked (and replaced).
@@ -137,7 +138,7 @@ def check_target(target: Path, overwrite: bool) -> bool:
     occupied = target.is_dir() and any(target.iterdir())
     if occupied and not overwrite:
         what = "an existing run" if is_run(target) else "a non-empty directory that is not an lstmcast run"
-        raise RunDirError(f"{target}: is {what}; choose another --run-dir or pass --overwrite")
+        raise InputError(f"{target}: is {what}; choose another --run-dir or pass --overwrite")
     return occupied
 
 
