@@ -1,12 +1,15 @@
-"""The public Python API: `train`, `resume`, `predict`, `predict_to_file`, `evaluate`, `backtest`, `detect`.
+"""The public Python API: `train`, `resume`, `predict`, `predict_to_file`, `evaluate`, `backtest`,
+`evaluate_to_file`, `detect`, `detect_to_file`.
 
 The CLI is a thin layer over these; nothing inside the package below the CLI imports
-this module. Compute returns data; only the CLI renders tables.
+this module. Compute returns data; only the CLI renders tables. Wherever a data file
+is taken, a pandas DataFrame may be given instead: it is read as the same table in a
+CSV would be (layout detection, checks, messages naming `DataFrame`).
 
     from lstmcast import api
-    report = api.train("sales.csv", horizon=14)
-    forecast = api.predict(report.run_dir).forecast      # a DataFrame
-    metrics = api.evaluate(report.run_dir, "sales.csv")  # a dict
+    report = api.train("sales.csv", horizon=14)           # or api.train(df, horizon=14)
+    forecast = api.predict(report.run_dir).forecast      # a DataFrame: id, time, forecast
+    scores = api.evaluate(report.run_dir, "sales.csv")   # a dict; .metrics and .forecasts are DataFrames
     found = api.detect(report.run_dir, "sales.csv")      # found.frame: score and anomaly per point
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmcast.config import ARCH_FIELDS, Cell, DataConfig, ModelConfig, TrainConfig, WindowNorm
+from lstmcast.data.frames import Data, label
 from lstmcast.detect.workflow import DEFAULT_LEVEL, DEFAULT_WINDOW, DetectReport
 from lstmcast.forecast.batches import PredictReport, Written
 from lstmcast.model.quantiles import parse_levels
@@ -25,10 +29,35 @@ from lstmcast.train.defaults import MAX_DEFAULT_LOOKBACK  # noqa: F401 (part of 
 from lstmcast.train.progress import ProgressFn
 from lstmcast.train.workflow import TrainReport
 
-__all__ = ["TrainReport", "PredictReport", "Written", "DetectReport", "train", "resume", "predict", "predict_to_file",
-           "evaluate", "backtest", "detect", "detect_to_file"]
+__all__ = ["TrainReport", "PredictReport", "Written", "DetectReport", "Evaluation", "train", "resume", "predict",
+           "predict_to_file", "evaluate", "backtest", "evaluate_to_file", "detect", "detect_to_file"]
 
 NoteFn = Callable[[str], None]
+
+
+class Evaluation(dict):
+    """What `evaluate` and `backtest` return: the dict `evaluate --output` writes (JSON-ready), and
+
+    Attributes:
+        metrics: DataFrame, one row per series (and fold): id, [fold], cutoff (the time of the
+            last point the forecast saw), mase, smape, mape, mae, rmse.
+        forecasts: DataFrame, one row per forecast point: id, time, [fold], forecast,
+            [quantile columns], actual.
+    """
+
+    metrics: Any
+    forecasts: Any
+
+
+def _evaluation(result: dict[str, Any], keep_forecasts: bool) -> Evaluation:
+    """The folds' result with its DataFrames as attributes; "forecast" and "history" stay in the
+    dict only when asked for (`keep_forecasts`: plots), so that the dict stays JSON."""
+    out = Evaluation(result)
+    out.metrics = out.pop("per_series")
+    out.forecasts = out["forecast"] if keep_forecasts else out.pop("forecast")
+    if not keep_forecasts:
+        out.pop("history")
+    return out
 
 
 def _default_run_dir(path: Path) -> Path:
@@ -39,7 +68,7 @@ def _default_run_dir(path: Path) -> Path:
     return run_dir
 
 
-def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
+def train(data: Data, data_config: DataConfig = DataConfig(), *, horizon: int | None = None,
           lookback: int | None = None, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
           window_norm: WindowNorm = ModelConfig.window_norm, skip: bool = ModelConfig.skip,
           cell: Cell = ModelConfig.cell, bidirectional: bool = False, attention: bool = False, quantiles: str | Sequence[float] = (),
@@ -49,7 +78,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
     """Train a global stacked LSTM on every series of a CSV and write a run directory.
 
     Args:
-        data: CSV file (wide or long layout).
+        data: CSV or Parquet file, or a pandas DataFrame (wide or long layout; a DataFrame's
+            index is a column when it is named or holds times).
         horizon: steps forecast at once; default by frequency (48 hourly, 14 daily, 12 monthly...).
         lookback: input steps; default a few seasons, at least two horizons.
         cell, bidirectional, attention: the encoder's cell, whether it also reads each window
@@ -76,7 +106,8 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
 
     from lstmcast.train.defaults import parse_dilations
 
-    path, levels = Path(data), parse_levels(quantiles)  # a bad level fails before any work
+    _check_train_options(train_config, threads)  # a bad option fails before any work
+    path, levels = label(data), parse_levels(quantiles)  # a bad level too
     dilated = parse_dilations(dilations)
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(path)
     # Under torchrun only rank 0 locks and writes. The check comes before any work: a refusal after an hour helps nobody.
@@ -84,15 +115,29 @@ def train(data: str | Path, data_config: DataConfig = DataConfig(), *, horizon: 
             dist, lambda: locking.hold(run_dir, wait, "run directory"), lambda: check_target(run_dir, overwrite)):
         arch = dict(hidden=hidden, layers=layers, dropout=dropout, window_norm=window_norm, skip=skip, cell=cell,
                     bidirectional=bidirectional, attention=attention, quantiles=levels, dilations=dilated)
-        return train_run(path, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
+        return train_run(data, data_config, horizon, lookback, arch, train_config, run_dir, overwrite, progress,
                          on_note, None, threads=threads)
 
 
-def resume(run_dir: str | Path, *, progress: ProgressFn | None = None, on_note: NoteFn | None = None,
-           wait: float = 0.0, threads: int | None = None) -> TrainReport:
+def _check_train_options(train_config: TrainConfig, threads: int | None) -> None:
+    """InputError (exit 2) for a training option that is not finite or beyond `config.TRAIN_LIMITS`."""
+    from lstmcast.config import train_problem
+    from lstmcast.errors import InputError
+
+    problem = train_problem(train_config)
+    if problem is not None:
+        name, what = problem
+        raise InputError(f"--{name.replace('_', '-')} {getattr(train_config, name)!r}: {what.split(' (')[0]}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"--threads {threads!r}: give a whole number of threads, at least 1")
+
+
+def resume(run_dir: str | Path, *, data: Any = None, progress: ProgressFn | None = None,
+           on_note: NoteFn | None = None, wait: float = 0.0, threads: int | None = None) -> TrainReport:
     """Continue a run that Ctrl-C or SIGTERM stopped, with the options it was started with.
 
     The result is the one the run would have reached uninterrupted (same seed, CPU).
+    `data`: for a run trained on a DataFrame, that DataFrame again (a file is found by its path).
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
     from lstmcast.train import distributed
@@ -103,18 +148,18 @@ def resume(run_dir: str | Path, *, progress: ProgressFn | None = None, on_note: 
     run_dir = Path(run_dir)
     with distributed.session(distributed.device_of_run(run_dir)) as dist, distributed.main_rank_first(
             dist, lambda: locking.hold(run_dir, wait, "run directory")):
-        source, data_config, model_config, train_config, state = state_io.load(run_dir)
+        source, data_config, model_config, train_config, state = state_io.load(run_dir, data)
         arch = {k: getattr(model_config, k) for k in ARCH_FIELDS}
         return train_run(source, data_config, model_config.horizon, model_config.lookback, arch, train_config,
                          run_dir, True, progress, on_note, state, threads=threads)
 
 
-def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | None = None) -> PredictReport:
+def predict(run_dir: str | Path, data: Data | None = None, horizon: int | None = None) -> PredictReport:
     """Forecast the `horizon` steps after the end of each series.
 
     Args:
         run_dir: a directory written by `train`.
-        data: CSV with recent history (same columns as training); default the stored tails.
+        data: CSV or DataFrame with recent history (same columns as training); default the stored tails.
         horizon: steps to forecast; beyond the trained horizon forecasts are fed back (recursive).
     """
     import pandas as pd
@@ -126,7 +171,7 @@ def predict(run_dir: str | Path, data: str | Path | None = None, horizon: int | 
     return PredictReport(forecast=frame, new_series=made.new_series, notes=made.notes, history=made.history)
 
 
-def predict_to_file(run_dir: str | Path, data: str | Path | None = None, horizon: int | None = None,
+def predict_to_file(run_dir: str | Path, data: Data | None = None, horizon: int | None = None,
                     output: str | Path | None = None, wait: float = 0.0, whole: bool = False
                     ) -> tuple[PredictReport, Written, Path | None]:
     """Forecast and write the CSV: `output` ('-' for stdout; default forecast.csv in the run directory).
@@ -140,35 +185,65 @@ def predict_to_file(run_dir: str | Path, data: str | Path | None = None, horizon
     return write_forecast(run_dir, data, horizon, output, wait, whole)
 
 
-def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None,
-             season: int | None = None, keep_forecasts: bool = False) -> dict[str, Any]:
-    """Hold out the last `test_size` points of each series, forecast them, and score.
+def evaluate(run_dir: str | Path, data: Data, test_size: int | None = None,
+             season: int | None = None, keep_forecasts: bool = False) -> Evaluation:
+    """Hold out the last `test_size` points of each series of `data` (a file or DataFrame), forecast them, and score.
 
-    Returns:
-        {"overall": {...}, "baselines": {"naive": {...}, "seasonal_naive": {...}},
-         "series": {id: {...}}, "test_size": T, "season": m}; each metric dict holds
-        mae, rmse, mape, smape, mase. `keep_forecasts` adds "forecast" and "history" for
-        plots (a DataFrame and arrays, not JSON; see `backtest`).
+    Returns an `Evaluation`: the dict {"overall": {...}, "baselines": {"naive": {...},
+    "seasonal_naive": {...}}, "series": {id: {...}}, "test_size": T, "season": m} (each
+    metric dict holds mae, rmse, mape, smape, mase), with `.metrics` (per series) and
+    `.forecasts` (per point, beside the actual values) as DataFrames. `keep_forecasts`
+    also puts "forecast" and "history" in the dict for plots (not JSON).
     """
     from lstmcast.evaluate.folds import evaluate as evaluate_fn
 
-    return evaluate_fn(run_dir, data, test_size=test_size, season=season, keep_forecasts=keep_forecasts)
+    return _evaluation(evaluate_fn(run_dir, data, test_size=test_size, season=season, keep_forecasts=True),
+                       keep_forecasts)
 
 
-def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | None = None,
+def backtest(run_dir: str | Path, data: Data, folds: int = 3, step: int | None = None,
              horizon: int | None = None, refit: bool = False, season: int | None = None,
-             keep_forecasts: bool = False, on_fold: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Rolling-origin evaluation of a run on `data` at `folds` cut-offs `step` steps apart.
+             keep_forecasts: bool = False, on_fold: Callable[[str], None] | None = None) -> Evaluation:
+    """Rolling-origin evaluation of a run on `data` (a file or DataFrame) at `folds` cut-offs `step` steps apart.
 
-    See `lstmcast.evaluate.folds.backtest` for the arguments and the result.
+    Series too short for every fold are left out, named in a note. Returns an `Evaluation`:
+    the dict `evaluate --backtest --output` writes (see `lstmcast.evaluate.folds.backtest`),
+    with `.metrics` (per series and fold, with its cut-off) and `.forecasts` (the forecasts
+    from every cut-off, with a fold column, beside the actual values) as DataFrames.
     """
     from lstmcast.evaluate.folds import backtest as backtest_fn
 
-    return backtest_fn(run_dir, data, folds=folds, step=step, horizon=horizon, refit=refit, season=season,
-                       keep_forecasts=keep_forecasts, on_fold=on_fold)
+    return _evaluation(backtest_fn(run_dir, data, folds=folds, step=step, horizon=horizon, refit=refit,
+                                   season=season, keep_forecasts=True, on_fold=on_fold), keep_forecasts)
 
 
-def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVEL, last: int | None = None,
+def evaluate_to_file(run_dir: str | Path, data: Data, output: str | Path, *, backtest: bool = False,
+                     wait: float = 0.0, **options: Any) -> tuple[Evaluation, Path | None]:
+    """`evaluate` (or `backtest` with `backtest=True`) of `data` (a file or DataFrame), its metrics
+    written as JSON to `output` ('-': stdout): the dict, not the `.metrics` and `.forecasts` DataFrames.
+
+    The output goes through the same door as forecasts: the run's own files (its
+    metrics.json too) are refused before any work, it is locked while the metrics are
+    computed (`BusyError` after `wait` seconds) and replaced atomically. `options` go to
+    `evaluate` or `backtest`. Returns (the result, the path written or None for stdout).
+    """
+    import json
+
+    from lstmcast.run.output import Door
+
+    door = Door(output, run_dir)
+    with door.hold(wait):
+        result = _backtest(run_dir, data, **options) if backtest else evaluate(run_dir, data, **options)
+        plain = {k: v for k, v in result.items() if k not in ("notes", "forecast", "history")}
+        with door.open() as handle:
+            handle.write(json.dumps(plain, indent=2, allow_nan=False) + "\n")
+    return result, None if door.stdout else door.path
+
+
+_backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
+
+
+def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
            flatline: bool = False, on_note: NoteFn | None = None) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
@@ -182,7 +257,7 @@ def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVE
 
     Args:
         run_dir: a directory written by `train` (the target alone: no covariates).
-        data: CSV with the run's columns; series the run never saw are scored too.
+        data: CSV or DataFrame with the run's columns; series the run never saw are scored too.
         level: the interval's level, in (0, 1).
         last: score only the newest `last` points of each series (the earlier ones still
             calibrate them).
@@ -205,7 +280,7 @@ def detect(run_dir: str | Path, data: str | Path, *, level: float = DEFAULT_LEVE
     return report(made, pd.concat(list(made.chunks), ignore_index=True))
 
 
-def detect_to_file(run_dir: str | Path, data: str | Path, output: str | Path | None = None, *,
+def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = None, *,
                    level: float = DEFAULT_LEVEL, last: int | None = None, stride: int | None = None,
                    window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = False,
                    wait: float = 0.0, keep_series: int = 0, on_note: NoteFn | None = None
@@ -213,22 +288,29 @@ def detect_to_file(run_dir: str | Path, data: str | Path, output: str | Path | N
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).
 
     The output is locked while it is written (`BusyError` after `wait` seconds) and
-    replaced atomically, batch by batch. The report's `frame` holds the rows of the first
-    `keep_series` series only (for plots). Returns (report, the path written or None).
+    replaced atomically, batch by batch. The report's `frame` holds the rows of `keep_series`
+    series only, for plots: those with a flagged point first, then the others, in file order. Returns (report, the path written or None).
     """
     import pandas as pd
 
     from lstmcast.detect.workflow import report, write_detection
 
-    kept: list[Any] = []
+    flagged: list[Any] = []  # rows of series with a flagged point, then of the others: plots show those first
+    others: list[Any] = []
 
     def keep(frame: Any) -> None:
-        seen = sum(part.iloc[:, 0].nunique() for part in kept)
-        if seen < keep_series:
-            first = frame.iloc[:, 0].unique()[:keep_series - seen]
-            kept.append(frame[frame.iloc[:, 0].isin(first)])
+        ids = frame.iloc[:, 0]
+        hits = ids[frame["anomaly"].to_numpy(dtype=bool)].unique()
+        for kept, chosen in ((flagged, hits), (others, ids[~ids.isin(hits)].unique())):
+            room = keep_series - sum(part.iloc[:, 0].nunique() for part in kept)
+            if room > 0 and len(chosen):
+                kept.append(frame[ids.isin(chosen[:room])])
 
     made, target = write_detection(run_dir, data, output, wait, keep, level=level, last=last, stride=stride,
                                    window=window, refit_every=refit_every, flatline=flatline, on_note=on_note)
-    frame = pd.concat(kept, ignore_index=True) if kept else None
+    parts = flagged + others
+    frame = pd.concat(parts, ignore_index=True) if parts else None
+    if frame is not None:  # at most keep_series series, the flagged ones first
+        first = frame.iloc[:, 0].drop_duplicates().iloc[:keep_series]
+        frame = frame[frame.iloc[:, 0].isin(first)]
     return report(made, frame), target

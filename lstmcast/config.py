@@ -218,6 +218,35 @@ class TrainConfig:
     full_data: FullData = FullData.auto  # train again on every point for the best held-out number of steps
 
 
+# Bounds of the training options that size work (and of run.json's "train", which refits and
+# resumes read): beyond them a value is a typo or a tampered file, never a plan. The CLI
+# refuses them at the door (exit 2), run.record when it reads run.json (exit 3).
+TRAIN_LIMITS = {"epochs": 100_000, "max_steps": 100_000_000, "batch_size": 1 << 20, "epoch_steps": 1_000_000,
+                "patience": 100_000, "val_size": 100_000_000, "forking": 100_000, "ensemble": 100}
+MAX_TIME_LIMIT = 366 * 86400.0  # seconds: a year
+
+
+def train_problem(cfg: TrainConfig) -> tuple[str, str] | None:
+    """(field, what is wrong) for the first option of `cfg` that is of the wrong type, not finite
+    or beyond `TRAIN_LIMITS`, MAX_TIME_LIMIT; None when all are sound."""
+    for name, limit in TRAIN_LIMITS.items():
+        value = getattr(cfg, name)
+        if value is None and name not in ("patience", "forking"):
+            continue
+        low = 1
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:
+            return name, f"not an integer in [{low}, {limit:,}] ({value!r})"
+    for name, low, high in (("lr", 0.0, 1e6), ("clip", 0.0, 1e12), ("mase_weight", 0.0, 1.0),
+                            ("time_limit", 0.0, MAX_TIME_LIMIT)):
+        value = getattr(cfg, name)
+        if value is None and name == "time_limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
+                or (name == "time_limit" and value == 0):
+            return name, f"not a finite number in [{low:g}, {high:,.0f}] ({value!r})"
+    return None
+
+
 TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopping or the limit
 
 

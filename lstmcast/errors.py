@@ -14,6 +14,7 @@ EXIT_BUSY = 4  # another lstmcast process is writing the same run directory or o
 EXIT_ANOMALY = 5  # detect --fail-on-anomaly flagged at least one point (the output is still written)
 EXIT_SIGINT = 130  # stopped by Ctrl-C (128 + SIGINT)
 EXIT_SIGTERM = 143  # stopped by SIGTERM (128 + SIGTERM)
+EXIT_PIPE = 141  # the reader of stdout closed the pipe (`| head`): ended quietly, as cat does (128 + SIGPIPE)
 
 
 class LstmcastError(Exception):

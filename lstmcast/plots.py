@@ -1,9 +1,11 @@
 """PNG plots: one per series (history, forecast, intervals, actuals) and the training loss.
 
-matplotlib is optional (`pip install 'lstmcast[plot]'`). It is imported here, lazily,
+matplotlib is optional (`INSTALL`: the `plot` extra, from the clone). It is imported here, lazily,
 only when a plot is drawn, and only through `matplotlib.figure.Figure`, which renders
-with the Agg backend: no pyplot, no display, no global state. PNGs are written
-atomically through `io.write_bytes`, at a fixed pixel size (WIDTH x HEIGHT).
+with the Agg backend: no pyplot, no display, no global state. PNGs, at a fixed pixel size
+(WIDTH x HEIGHT), go out through `run.output.Door` like every output: their names come
+from the data, so a link planted at one is refused, never followed, and in a run
+directory no series takes the name of one of the run's own files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 
 from lstmcast.errors import InputError
 
-INSTALL = "pip install 'lstmcast[plot]'"
+# lstmcast is on no package index: the extra is installed from the clone (constraints.txt pins matplotlib).
+INSTALL = "pip install -c constraints.txt -e '.[plot]' in your lstmcast clone, or pip install matplotlib"
 DPI = 100
 WIDTH, HEIGHT = 1200, 500  # pixels of a series plot
 LOSS_WIDTH, LOSS_HEIGHT = 900, 450  # pixels of loss.png
@@ -40,9 +43,14 @@ def _figure(width: int, height: int):
     return fig
 
 
-def require() -> None:
-    """Raise InputError (exit 2) naming the install command when matplotlib is missing."""
+def require(out_dir: str | Path | None = None) -> None:
+    """Raise InputError (exit 2) naming the install command when matplotlib is missing, or when
+    `out_dir` cannot hold the plots (a regular file where a directory of it should be)."""
     _figure(10, 10)
+    if out_dir is not None:
+        from lstmcast.run.output import Door
+
+        Door(Path(out_dir) / "plot.png", chosen=True, flag="--plot").check_place()
 
 
 def _png(fig) -> bytes:
@@ -185,13 +193,10 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
         freq, step: the grid of the time column (pandas alias for dates, step for integers).
         value_label, subtitle: the y axis's label (the value column) and a note beside the title (the run).
     """
-    from lstmcast.run.atomic import write_bytes
-
     require()
-    out_dir = Path(out_dir)
     id_col, time_col = frame.columns[0], frame.columns[1]
     groups = list(frame.groupby(id_col, sort=False))[:max_plots]
-    names = file_names([sid for sid, _ in groups], reserved)
+    doors = _doors(out_dir, [sid for sid, _ in groups], reserved)
     written = []
     for sid, part in groups:
         segments = [p for _, p in part.groupby("fold", sort=True)] if "fold" in part else [part]
@@ -205,25 +210,44 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
             actual = (list(known[time_col]), known["actual"].to_numpy(float))
         origins = [_history_times(p.iloc[0, 0], 1, freq, step)[0] for p in segments]
         png = series_png(sid, (list(hx), past), segments, actual, origins, time_col, value_label or str(sid), subtitle)
-        target = out_dir / names[sid]
-        write_bytes(target, png)
-        written.append(target)
+        written.append(_write(doors[sid], png))
     return written
+
+
+def _doors(out_dir: str | Path, ids: list[Any], reserved: frozenset[str] = frozenset(),
+           run_dir: str | Path | None = None) -> dict[Any, Any]:
+    """A checked `Door` per series' PNG in `out_dir`, every one checked before any is drawn.
+
+    In a run directory (`run_dir`, or any lstmcast run) no series takes a name of the run's own files.
+    """
+    from lstmcast.run.output import Door, reserved_in
+
+    names = file_names(ids, reserved | reserved_in(out_dir, run_dir))
+    doors = {sid: Door(Path(out_dir) / names[sid], run_dir, chosen=True, flag="--plot") for sid in ids}
+    for door in doors.values():
+        door.check()
+    return doors
+
+
+def _write(door: Any, png: bytes) -> Path:
+    from lstmcast.run.output import write
+
+    write(door, png)
+    return door.path
 
 
 def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[str, np.ndarray],
             max_plots: int = PLOT_MAX) -> list[Path]:
     """`forecast_plots` on the time grid of the run in `run_dir`."""
-    import os
-
-    from lstmcast.run.rundir import OWN_FILES, load_meta
+    from lstmcast.run.output import reserved_in
+    from lstmcast.run.rundir import load_meta
 
     data = load_meta(run_dir).data
     # Long files name their value column; in a wide file each series is its own column.
     value = data.config.target[0] if data.layout == "long" and data.config.target else ""
-    inside = os.path.realpath(out_dir) == os.path.realpath(run_dir)  # --plot RUN: a series 'loss' must not be loss.png
+    # --plot RUN: a series 'loss' must not be loss.png
     return forecast_plots(out_dir, frame, history, data.freq, data.step, max_plots, value,
-                          f"run {Path(run_dir).resolve().name}", OWN_FILES if inside else frozenset())
+                          f"run {Path(run_dir).resolve().name}", reserved_in(out_dir, run_dir))
 
 
 def loss_png(history: list[dict[str, Any]], best_epoch: int | None = None, loss: str = "") -> bytes:
@@ -287,21 +311,15 @@ def detection_png(title: str, times: list[Any], frame: Any, time_label: str) -> 
     return _png(fig)
 
 
-def detection_plots(out_dir: str | Path, frame: Any, max_plots: int = PLOT_MAX) -> list[Path]:
+def detection_plots(out_dir: str | Path, frame: Any, max_plots: int = PLOT_MAX,
+                    run_dir: str | Path | None = None) -> list[Path]:
     """Write `<series>.png` into `out_dir` for the first `max_plots` series of detect's rows.
 
     `frame`: id column, time column, value, expected, lower, upper, score, anomaly.
+    `run_dir`: the run detect read (its own files are never replaced).
     """
-    from lstmcast.run.atomic import write_bytes
-
     require()
-    out_dir = Path(out_dir)
     id_col, time_col = frame.columns[0], frame.columns[1]
     groups = list(frame.groupby(id_col, sort=False))[:max_plots]
-    names = file_names([sid for sid, _ in groups])
-    written = []
-    for sid, part in groups:
-        target = out_dir / names[sid]
-        write_bytes(target, detection_png(sid, list(part[time_col]), part, time_col))
-        written.append(target)
-    return written
+    doors = _doors(out_dir, [sid for sid, _ in groups], run_dir=run_dir)
+    return [_write(doors[sid], detection_png(sid, list(part[time_col]), part, time_col)) for sid, part in groups]

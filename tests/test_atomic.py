@@ -159,7 +159,7 @@ def test_foreign_directory_is_refused_then_joined_never_emptied(trained_run, tmp
     run.mkdir()
     (run / "thesis.tex").write_text("precious")
     result = CliRunner().invoke(app, train_args(trained_run.data, run))
-    assert result.exit_code == EXIT_RUN and "not an lstmcast run" in result.stderr and "--overwrite" in result.stderr
+    assert result.exit_code == EXIT_INPUT and "not an lstmcast run" in result.stderr and "--overwrite" in result.stderr
     assert visible(run) == ["thesis.tex"]
     assert CliRunner().invoke(app, train_args(trained_run.data, run, "--overwrite")).exit_code == 0
     assert visible(run) == sorted([*RUN_FILES, "thesis.tex"]) and (run / "thesis.tex").read_text() == "precious"

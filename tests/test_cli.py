@@ -111,7 +111,8 @@ def test_train_refuses_existing_run_without_overwrite(hourly_csv, tmp_path):
     run = tmp_path / "run"
     train_tiny(hourly_csv, run, "--horizon", "6", "--lookback", "12", "-q")
     before = (run / "run.json").read_text()
-    result = invoke("train", hourly_csv, "--run-dir", run, *TINY_CLI, "--horizon", "6", code=EXIT_RUN)
+    # A usage error: exit 2, as the README's table says (3 is a run directory that cannot be used).
+    result = invoke("train", hourly_csv, "--run-dir", run, *TINY_CLI, "--horizon", "6", code=EXIT_INPUT)
     assert "--overwrite" in result.stderr and str(run) in result.stderr
     assert (run / "run.json").read_text() == before
     train_tiny(hourly_csv, run, "--horizon", "4", "--lookback", "12", "--overwrite", "-q")

@@ -106,13 +106,15 @@ def test_missing_matplotlib_is_one_line_and_exit_2(trained_run, tmp_path, monkey
     result = invoke("predict", "--run", trained_run.run_dir, "--output", out, "--plot", tmp_path / "p",
                     code=EXIT_INPUT)
     assert result.stderr.strip().splitlines() == [
-        "lstmcast: error: --plot needs matplotlib, which is not installed: pip install 'lstmcast[plot]'"]
+        "lstmcast: error: --plot needs matplotlib, which is not installed: pip install -c constraints.txt -e '.[plot]' "
+        "in your lstmcast clone, or pip install matplotlib"]
     assert not out.exists() and not (tmp_path / "p").exists()
     notes: list[str] = []
     report = api.train(trained_run.data, horizon=6, lookback=12, train_config=TINY, run_dir=tmp_path / "run",
                        on_note=notes.append, **TINY_MODEL)
     assert not (report.run_dir / "loss.png").exists()
-    assert "no loss.png: matplotlib is not installed (pip install 'lstmcast[plot]')" in notes
+    assert ("no loss.png: matplotlib is not installed (pip install -c constraints.txt -e '.[plot]' in your lstmcast "
+            "clone, or pip install matplotlib)") in notes
 
 
 def test_predict_without_plot_imports_neither_matplotlib_nor_torch(trained_run, tmp_path):

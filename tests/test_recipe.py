@@ -56,7 +56,11 @@ def test_time_limit_ends_training_with_the_best_model_by_then(hourly_csv, tmp_pa
 
 
 def test_threads_follow_the_request_the_environment_and_the_load(monkeypatch):
+    monkeypatch.setattr(device, "available_cpus", lambda: 4)
     assert device.choose_threads(3) == 3
+    notes = []
+    assert device.choose_threads(10_000, notes.append) == 4  # never more threads than CPUs to run them
+    assert notes == ["--threads 10000: this process may use 4 CPUs; training on 4 threads"]
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert device.choose_threads() == 2
     monkeypatch.delenv("OMP_NUM_THREADS")

@@ -25,6 +25,7 @@ EXIT_CODES_HELP = (
     "4 busy (another lstmcast is writing the same run directory or output; see --wait); "
     "5 detect --fail-on-anomaly flagged a point (the output is written); "
     "130 or 143 stopped by Ctrl-C or SIGTERM (train still writes a resumable run once an epoch has finished); "
+    "141 the reader of stdout closed the pipe (| head): ended quietly, as cat does; "
     "1 anything else."
 )
 
@@ -96,7 +97,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")
 Verbose = Annotated[bool, typer.Option("--verbose", help="Add the traceback to an error message.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout: status, files written, metrics, timings (also on error).")]
 Wait = Annotated[float, typer.Option(min=0.0, help="Seconds to wait while another lstmcast writes the same run directory or output; then exit 4.")]
-PlotDir = Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: history, forecast, shaded intervals when there are q-columns, actuals where known. Needs matplotlib: pip install 'lstmcast[plot]'.")]
+PlotDir = Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: history, forecast, shaded intervals when there are q-columns, actuals where known. Needs matplotlib: in the lstmcast clone, pip install -c constraints.txt -e '.[plot]'.")]
 PlotMax = Annotated[int, typer.Option(min=1, help="With --plot: plot only the first N series.")]
 PLOT_MAX = 20  # plots.PLOT_MAX; not imported, so that --help loads no numpy
 Config = Annotated[Optional[Path], typer.Option(
@@ -154,7 +155,7 @@ def train(
     time_limit: Annotated[Optional[float], typer.Option(min=1.0, help="Seconds the whole training may take, reading the data included: it stops at 95% of them with the best model so far (stop reason time_limit) and writes the run. Without --epochs it trains until early stopping or the limit.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(min=1, max=100, help="Train N networks with seeds --seed, --seed + 1, ... and forecast their median (one run directory, one weights file). Default: 1; with --time-limit, members are added while the time allows one more, at most 5.")] = None,
     full_data: Annotated[FullData, typer.Option(help="After early stopping on the held-out points, train the networks again on every point for the number of steps that scored best, so that they learn the newest data (on: always; off: keep the networks of the held-out split; auto: when the held-out points are at least 10% of the median series, as on short monthly, quarterly and yearly series). The validation metrics stay those of the held-out split.")] = TrainConfig.full_data,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads. Default: $OMP_NUM_THREADS, else the CPUs this process may use (affinity, cgroup quota) less the load of other processes, at least 1.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads, at most the CPUs this process may use (affinity, cgroup quota; a note says when more were asked for). Default: $OMP_NUM_THREADS, else those CPUs less the load of other processes, at least 1.")] = None,
     forking: Annotated[int, typer.Option(min=1, help="Forecast origins trained per sequence: one LSTM pass over lookback + K - 1 steps trains K consecutive origins (forking sequences). 1 trains one window per sequence.")] = TrainConfig.forking,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
     schedule: Annotated[Schedule, typer.Option(help="Learning rate over the planned steps (epochs x batches, or --max-steps): constant, or cosine decay to a tenth of --lr.")] = TrainConfig.schedule,
@@ -258,7 +259,7 @@ def predict(
         from lstmcast import api, plots
 
         if plot is not None:
-            plots.require()
+            plots.require(plot)
         report, written, target = api.predict_to_file(run, data=data, horizon=horizon, output=output, wait=wait,
                                                       whole=plot is not None)
         pngs = [] if plot is None else plots.for_run(plot, run, report.forecast, report.history, plot_max)
@@ -316,35 +317,19 @@ def evaluate(
         out.fail("--output - and --json both want stdout; write the metrics to a file with --output FILE", EXIT_INPUT)
 
     def work():
-        import json
-
         from lstmcast import api, plots
-        from lstmcast.run import locking
-        from lstmcast.run.atomic import clean_stale, write_json
-        from lstmcast.run.rundir import check_output
 
         if plot is not None:
-            plots.require()  # before the work, not after it
-        if output is not None:
-            check_output(run, output, allowed=frozenset())  # RUN/metrics.json is the run's, not evaluate's
-
-        def compute():
-            if backtest:
-                return api.backtest(run, data, folds=folds, step=step, horizon=test_size, refit=refit, season=season,
-                                    keep_forecasts=plot is not None, on_fold=out.note)
-            return api.evaluate(run, data, test_size=test_size, season=season, keep_forecasts=plot is not None)
-
-        if output is None:
-            result = compute()
-        elif to_stdout:
-            result = compute()
-            print(json.dumps({k: v for k, v in result.items() if k not in ("notes", "forecast", "history")},
-                             indent=2, allow_nan=False))
+            plots.require(plot)  # before the work, not after it
+        options = dict(season=season, keep_forecasts=plot is not None)
+        if backtest:
+            options.update(folds=folds, step=step, horizon=test_size, refit=refit, on_fold=out.note)
         else:
-            with locking.hold(output, wait, "output"):
-                clean_stale(output)
-                result = compute()
-                write_json(output, {k: v for k, v in result.items() if k not in ("notes", "forecast", "history")})
+            options.update(test_size=test_size)
+        if output is None:
+            result = api.backtest(run, data, **options) if backtest else api.evaluate(run, data, **options)
+        else:  # RUN/metrics.json is the run's, not evaluate's: the door refuses it
+            result, _ = api.evaluate_to_file(run, data, output, backtest=backtest, wait=wait, **options)
         pngs = [] if plot is None else plots.for_run(plot, run, result["forecast"], result["history"], plot_max)
         return result, pngs
 
@@ -369,7 +354,7 @@ DETECT_WINDOW = 5000  # detect.workflow.DEFAULT_WINDOW; not imported, so that --
 def detect(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by train (the target alone, no covariates).")],
     data: Annotated[Path, typer.Option(help="CSV to score, same columns as training. Every point after the run's lookback is scored.")],
-    output: Annotated[Optional[Path], typer.Option(help="CSV to write ('-' for stdout): id, time, value, expected, lower, upper, score, anomaly. Default: anomalies.csv in the run directory. Missing directories are created.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="CSV to write ('-' for stdout): id, time, value, expected, lower, upper, score, anomaly. Default: anomalies.csv in the run directory. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO is written to in place; the run's own files are refused.")] = None,
     last: Annotated[Optional[int], typer.Option(min=1, help="Score only the newest N points of each series (the nightly job); the points before still calibrate them.")] = None,
     level: Annotated[float, typer.Option(help="Interval level in (0, 1): a point is an anomaly when its score exceeds it, exactly when the value is outside [lower, upper].")] = 0.99,
     stride: Annotated[Optional[int], typer.Option(min=1, help="Steps between forecast origins; each point's expected value is the mean of the forecasts reaching it. Default: a third of the trained horizon (three forecasts per point). 1 is slowest.")] = None,
@@ -377,7 +362,7 @@ def detect(
     refit_every: Annotated[Optional[int], typer.Option(min=1, help="Streaming: retrain the run's configuration on the values before every multiple of N positions, for the forecasts from there on (needs torch; slower).")] = None,
     flatline: Annotated[bool, typer.Option("--flatline", help="Also flag a value that repeats for longer than the series' past runs of equal values make likely (a stuck sensor), inside the band too. Off by default: on NAB it flagged many normal flat stretches.")] = False,
     fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 5 when any point is flagged (after writing the output), so cron can alert.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: values, the expected band, flagged points marked. Needs matplotlib: pip install 'lstmcast[plot]'.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: values, the expected band, flagged points marked. Needs matplotlib: in the lstmcast clone, pip install -c constraints.txt -e '.[plot]'.")] = None,
     plot_max: PlotMax = PLOT_MAX,
     wait: Wait = 0.0,
     quiet: Quiet = False,
@@ -396,11 +381,11 @@ def detect(
         from lstmcast import api, plots
 
         if plot is not None:
-            plots.require()
+            plots.require(plot)
         report, target = api.detect_to_file(run, data, output, level=level, last=last, stride=stride, window=window,
                                             refit_every=refit_every, flatline=flatline, wait=wait,
                                             keep_series=plot_max if plot is not None else 0, on_note=out.note)
-        pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max)
+        pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max, run)
         return report, target, pngs
 
     report, target, pngs = out.run(work)
@@ -424,9 +409,11 @@ def runs_list(parent: RunsDir, verbose: Verbose = False, json_: Json = False) ->
     from lstmcast.run import catalog
 
     out = Console("runs list", verbose=verbose, as_json=json_)
-    found = out.run(lambda: catalog.list_runs(parent))
+    found, notes = out.run(lambda: catalog.scan(parent))
+    for note in notes:
+        out.note(note)
     if json_:
-        out.emit({"status": "ok", "exit_code": 0, "runs": [r.as_dict() for r in found], "files": []})
+        out.emit({"status": "ok", "exit_code": 0, "runs": [r.as_dict() for r in found], "notes": notes, "files": []})
         return
     for r in found:
         mae = (r.validation or {}).get("mae")

@@ -20,7 +20,8 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from lstmcast.train import signals
-from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_SIGINT, EXIT_SIGTERM, LstmcastError
+from lstmcast.errors import EXIT_FAILURE, EXIT_INPUT, EXIT_PIPE, EXIT_SIGINT, EXIT_SIGTERM, LstmcastError
+from lstmcast.wording import plural
 
 T = TypeVar("T")
 
@@ -71,6 +72,8 @@ class Console:
         except KeyboardInterrupt:
             code = stop_code() or EXIT_SIGINT
             self.fail("interrupted by SIGTERM" if code == 143 else "interrupted", code)
+        except BrokenPipeError:
+            pipe_closed()
         except MemoryError:
             self.fail("out of memory; use a smaller file, --batch-size or --lookback", EXIT_FAILURE)
         except Exception as exc:  # noqa: BLE001 -- a bug or an OS error: one line, traceback on request
@@ -213,7 +216,7 @@ def _cutoff(fold: dict[str, Any]) -> str:
 def print_backtest(result: dict[str, Any]) -> None:
     """Per fold and over all folds: lstmcast beside naive and seasonal naive."""
     folds = result["folds"]
-    title = (f"backtest: {len(folds)} folds of {result['horizon']} steps, {result['step']} apart, "
+    title = (f"backtest: {plural(len(folds), 'fold')} of {plural(result['horizon'], 'step')}, {result['step']} apart, "
              f"season {result['season']}, " + ("refit per fold" if result["refit"] else "run as trained"))
     sections = [([str(f["fold"]), _cutoff(f)], f) for f in folds] + [(["all", ""], result)]
     if sys.stdout.isatty():
@@ -267,7 +270,7 @@ def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
 def print_detection(report: Any, target: Path | None, pngs: list[Path], plot: Path | None, stream: Any) -> None:
     """detect's summary for people: what was scored and flagged, the highest scores, the files written."""
     flagged = len(report.flagged_series)
-    print(f"scored {report.scored} points of {report.series} series at level {report.level:g}: "
+    print(f"scored {plural(report.scored, 'point')} of {plural(report.series, 'series', 'series')} at level {report.level:g}: "
           f"{report.anomalies} flagged in {flagged} series", file=stream)
     for f in sorted(report.flagged, key=lambda f: -f.score)[:10]:
         print(f"  {f.id}  {_when(_label(f.time))}  value {fmt(f.value)}  expected {fmt(f.expected)}  "
@@ -285,6 +288,20 @@ def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
         keys = ("fold", "cutoff", "before_end", "overall", "baselines", "intervals")
         out["folds"] = [{k: f[k] for k in keys if k in f} for f in result["folds"]]
     return out
+
+
+def pipe_closed() -> NoReturn:
+    """The reader of stdout closed the pipe (`lstmcast predict --output - | head -1`): a reader
+    that has read enough is normal in a shell. End quietly with 141, as cat does (128 + SIGPIPE);
+    stdout goes to /dev/null first, so the interpreter's last flush finds no broken pipe either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_PIPE)
 
 
 def run_app(app: typer.Typer) -> NoReturn:
@@ -312,6 +329,12 @@ def run_app(app: typer.Typer) -> NoReturn:
         print(f"lstmcast: error: {exc.format_message()}", file=sys.stderr)
         json_error(exc.format_message(), exc.exit_code)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        pipe_closed()
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # typer's own exit on EPIPE, printing a summary
+            pipe_closed()
+        raise
     except (typer.Abort, KeyboardInterrupt):
         code = stop_code() or EXIT_SIGINT
         print("lstmcast: error: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.data.csvfile import MAX_MAGNITUDE
+from lstmcast.data.exported import thousands_hint
 from lstmcast.errors import InputError
 
 
@@ -58,8 +59,8 @@ def to_numeric(path: Path, df: pd.DataFrame, col: str, what: str) -> np.ndarray:
     if bad is not None and bad.any():
         row = bad.index[bad][0]
         raise InputError(
-            f"{path}: column {col!r} line {line(row)} has non-numeric value {str(raw[row])!r}{what}; "
-            "fix the value or choose the value columns with --target"
+            f"{path}: column {col!r} line {line(row)} has non-numeric value {str(raw[row])!r}{what}"
+            f"{thousands_hint(raw[bad])}; fix the value or choose the value columns with --target"
         )
     arr = values.to_numpy(dtype="float64", na_value=np.nan)
     _check_finite(path, df, col, arr, what)

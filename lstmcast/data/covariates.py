@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from lstmcast.data import calendar_features
+from lstmcast.data.frames import label
 from lstmcast.errors import InputError, RunDirError
 
 _FLAGS = {"past": "--past-covariates", "future": "--future-covariates", "static": "--static"}
@@ -299,12 +300,12 @@ def for_forecast(run, series, ends: list[int], steps: int, data) -> np.ndarray |
                     pd.date_range(last, periods=ahead + 1, freq=freq)[1:])
             out.append(_assemble(spec, dyn, s.static or {}, times))
         return np.stack(out)
-    source = _Source(Path(data), series, spec) if spec.dynamic or spec.static else None
+    source = _Source(label(data), series, spec) if spec.dynamic or spec.static else None
     for k, sid in enumerate(series.ids):
         end = ends[k]
         dyn = np.zeros((lookback + ahead, len(spec.dynamic)))
         if spec.dynamic:
-            dyn[:lookback] = _filled(Path(data), source.dynamic(k, end - lookback, lookback), spec.dynamic, sid)
+            dyn[:lookback] = _filled(label(data), source.dynamic(k, end - lookback, lookback), spec.dynamic, sid)
         if spec.future:
             fut = source.dynamic(k, end, ahead)[:, len(spec.past):]
             missing = np.isnan(fut)
@@ -312,7 +313,7 @@ def for_forecast(run, series, ends: list[int], steps: int, data) -> np.ndarray |
                 col, first = int(np.argmax(missing.any(axis=0))), int(np.argmax(missing.any(axis=1)))
                 when = series.times_after(k, end + first, 1)[0]
                 raise InputError(
-                    f"{data}: future covariate {spec.future[col]!r} of series {sid!r} is missing for "
+                    f"{label(data)}: future covariate {spec.future[col]!r} of series {sid!r} is missing for "
                     f"{int(missing[:, col].sum())} of the {ahead} steps after its history (first: {when}); "
                     f"add rows for the next {ahead} steps with every --future-covariates column (target empty)")
             dyn[lookback:, len(spec.past):] = fut
@@ -330,11 +331,11 @@ def history_channels(run, series, data) -> list[np.ndarray] | None:
     spec = run.record.covariates
     if spec is None:
         return None
-    source = _Source(Path(data), series, spec) if spec.dynamic or spec.static else None
+    source = _Source(label(data), series, spec) if spec.dynamic or spec.static else None
     out = []
     for k, sid in enumerate(series.ids):
         n = len(series.values[k])
-        dyn = _filled(Path(data), source.dynamic(k, 0, n), spec.dynamic, sid) if spec.dynamic else np.zeros((n, 0))
+        dyn = _filled(label(data), source.dynamic(k, 0, n), spec.dynamic, sid) if spec.dynamic else np.zeros((n, 0))
         times = series.times_after(k, 0, n) if spec.calendar else None
         out.append(_assemble(spec, dyn, source.static(k) if spec.static else {}, times))
     return out

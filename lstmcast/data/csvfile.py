@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from lstmcast.errors import InputError
+from lstmcast.data import exported, frames
 from lstmcast.data.widecsv import read_streaming
 
 # Larger magnitudes overflow float64 in variances and squared errors (1e100**2 is still finite).
@@ -34,9 +40,68 @@ SNIFF_BYTES = 65536
 MAX_HEADER_BYTES = 64 * 2**20
 
 
+# The bytes of a pipe being read (`--data <(zcat big.csv.gz)`, a named FIFO, /dev/stdin): a pipe
+# can be read once, and the readers below open the file several times (sniffing, reading,
+# the id column as text). `spool` reads it once and they read these bytes instead.
+_SPOOLED: dict[Path, bytes] = {}
+SPOOL_BLOCK = 1 << 20
+
+
+def is_pipe(path: str | Path) -> bool:
+    """Whether `path` (links followed) is a FIFO, socket or character device: readable once, as it comes."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+@contextmanager
+def spool(path: str | Path) -> Iterator[None]:
+    """For the block, every reader of `path` reads the bytes a pipe there gave, read once.
+
+    A regular file is read where it lies, as before. The pipe's bytes are held in memory
+    (checked against the memory available as they come, like a file's size).
+    """
+    path = Path(path)
+    if path in _SPOOLED or not is_pipe(path):
+        yield
+        return
+    have = available_memory()
+    limit = None if have is None else have // MEMORY_PER_FILE_BYTE
+    chunks, size = [], 0
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(SPOOL_BLOCK):
+                chunks.append(block)
+                size += len(block)
+                if limit is not None and size > limit:
+                    mb = 1024 * 1024
+                    raise InputError(f"{path}: more than {size / mb:,.0f} MB came through the pipe, and loading "
+                                     f"them needs more memory than the {have / mb:,.0f} MB available; "
+                                     "split the data or drop columns")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror or exc}); check the path") from None
+    _SPOOLED[path] = b"".join(chunks)
+    del chunks
+    try:
+        yield
+    finally:
+        del _SPOOLED[path]
+
+
+def source(path: Path) -> Any:
+    """What a reader opens for `path`: the path, or a fresh buffer over a spooled pipe's bytes."""
+    return io.BytesIO(_SPOOLED[path]) if path in _SPOOLED else path
+
+
+def file_size(path: Path) -> int:
+    return len(_SPOOLED[path]) if path in _SPOOLED else path.stat().st_size
+
+
 def _head(path: Path) -> bytes:
     """The file's first SNIFF_BYTES, extended to the end of the header line (UTF-8 or UTF-16)."""
-    with path.open("rb") as handle:
+    with (source(path) if path in _SPOOLED else path.open("rb")) as handle:
         head = handle.read(SNIFF_BYTES)
         while b"\n" not in head[1:] and len(head) < MAX_HEADER_BYTES:  # [1:]: UTF-16-BE "\0\n" needs a byte before
             more = handle.read(len(head))
@@ -96,7 +161,7 @@ def available_memory() -> int | None:
 
 def _check_memory(path: Path) -> None:
     """Fail before reading a file that would not fit: a clear message beats the OOM killer."""
-    size = path.stat().st_size
+    size = file_size(path)
     need = size * MEMORY_PER_FILE_BYTE
     have = available_memory()
     if have is not None and need > have:
@@ -125,7 +190,7 @@ def _read_arrow(path: Path, encoding: str, sep: str, decimal: str, header: list[
     except ImportError:
         return None
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=pacsv.ConvertOptions(
+        table = pacsv.read_csv(source(path), parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=pacsv.ConvertOptions(
             null_values=_PANDAS_NA, strings_can_be_null=True, quoted_strings_can_be_null=True))
     except (pa.ArrowException, OSError, ValueError):
         return None
@@ -150,7 +215,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     except ImportError:
         raise InputError(f"{path}: reading Parquet needs pyarrow; pip install 'lstmcast[parquet]'") from None
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(source(path))
     except PermissionError:
         raise InputError(f"{path}: permission denied; make the file readable") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
@@ -159,28 +224,42 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return table.to_pandas(date_as_object=False, self_destruct=True)
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV with clear errors for the usual ways a file is unusable."""
+def read_table(data: frames.Data, notes: list[str] | None = None) -> tuple[Path | frames.FrameLabel, pd.DataFrame]:
+    """(what messages call it, the table) of a file (`read_csv`) or a pandas DataFrame, read alike."""
+    if frames.is_frame(data):
+        return frames.FRAME, _finish(frames.FRAME, frames.as_table(data), [], ".", notes)
+    return Path(data), read_csv(data, notes)
+
+
+def read_csv(path: str | Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV with clear errors for the usual ways a file is unusable.
+
+    `notes` gets a line for each column taken out or read differently (`data.exported`).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found; check the path")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a CSV file")
+    if is_pipe(path) and path not in _SPOOLED:  # read once; every reader below reads those bytes
+        with spool(path):
+            return read_csv(path, notes)
     _check_memory(path)
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        return _finish(path, read_parquet(path), [])
+        return _finish(path, read_parquet(path), [], ".", notes)
     try:
         encoding, sep, decimal, header = _sniff(path)
-        df = read_streaming(path, encoding, sep, decimal, header, _PANDAS_NA, MAX_MAGNITUDE)  # large files
+        spooled = (lambda: source(path)) if path in _SPOOLED else path
+        df = read_streaming(spooled, encoding, sep, decimal, header, _PANDAS_NA, MAX_MAGNITUDE, file_size(path))  # large files
         if df is None:
             df = _read_arrow(path, encoding, sep, decimal, header)
         if df is not None:
-            return _finish(path, df, header)
+            return _finish(path, df, header, decimal, notes)
         with warnings.catch_warnings():
             # index_col=False: a first row with one field too many must not silently turn the
             # first column into the index and shift every column by one.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, skipinitialspace=True,
+            df = pd.read_csv(source(path), sep=sep, decimal=decimal, encoding=encoding, skipinitialspace=True,
                              index_col=False)
     except pd.errors.ParserWarning:
         raise InputError(
@@ -193,7 +272,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a readable CSV ({detail}); save it as UTF-8 CSV") from None
-    return _finish(path, df, header)
+    return _finish(path, df, header, decimal, notes)
 
 
 def text_column(path: str | Path, df: pd.DataFrame, col: str) -> pd.Series:
@@ -204,14 +283,14 @@ def text_column(path: str | Path, df: pd.DataFrame, col: str) -> pd.Series:
     (NaN). The CSV's column is read again for this, with nothing parsed; a Parquet
     file's typed column is written as text (an integer 7 is `7`).
     """
-    path = Path(path)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
+    if isinstance(path, frames.FrameLabel) or Path(path).suffix.lower() in PARQUET_SUFFIXES:
         return _as_text(df[col])
+    path = Path(path)
     encoding, sep, _decimal, header = _sniff(path)
     if header.count(col) != 1:
         return _as_text(df[col])
     try:
-        raw = pd.read_csv(path, sep=sep, encoding=encoding, usecols=[header.index(col)], dtype=str,
+        raw = pd.read_csv(source(path), sep=sep, encoding=encoding, usecols=[header.index(col)], dtype=str,
                           keep_default_na=False, na_filter=False, index_col=False, skipinitialspace=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError, ValueError):
         return _as_text(df[col])
@@ -228,15 +307,15 @@ def _as_text(column: pd.Series) -> pd.Series:
     return column.astype(str).where(column.notna())
 
 
-def _finish(path: Path, df: pd.DataFrame, header: list[str]) -> pd.DataFrame:
+def _finish(path: Path | frames.FrameLabel, df: pd.DataFrame, header: list[str], decimal: str,
+            notes: list[str] | None) -> pd.DataFrame:
     if df.empty:
         raise InputError(f"{path}: no data rows below the header; add data")
     df.columns = [str(c).strip() for c in df.columns]
-    # pandas renames a repeated header 'a' to 'a.1': check the names as written.
-    dupes = sorted(c for c, k in Counter(header).items() if c and k > 1)  # Counter: 10,000 columns are common
-    unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
-    if unnamed:  # drop(columns=[]) still copies: seconds for 100,000 columns
-        df = df.drop(columns=unnamed)
+    # pandas renames a repeated header 'a' to 'a.1': check the names as written (a frame's own names as they are).
+    names = header or list(df.columns)
+    dupes = sorted(c for c, k in Counter(names).items() if c and k > 1)  # Counter: 10,000 columns are common
     if dupes:
         raise InputError(f"{path}: duplicate column names {dupes}; rename them so each is unique")
-    return df
+    notes = [] if notes is None else notes
+    return exported.read_thousands(exported.drop_unnamed(df, notes), decimal, notes)

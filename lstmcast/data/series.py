@@ -24,7 +24,9 @@ import pandas as pd
 from lstmcast.config import DataConfig, Fill
 from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
-from lstmcast.data.csvfile import read_csv, text_column
+from lstmcast.data.csvfile import read_table, spool, text_column
+from lstmcast.data.exported import thousands_hint
+from lstmcast.data.frames import Data, is_frame
 from lstmcast.data.frequency import infer_freq, normalize_freq
 from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column, require
 from lstmcast.errors import InputError
@@ -186,12 +188,14 @@ def choose_columns(path: Path, df: pd.DataFrame, cfg: DataConfig, notes: list[st
         text = [c for c in targets if c not in numeric and pd.to_numeric(df[c], errors="coerce").isna().all()]
         if text and len(text) == len(targets):
             raise InputError(
-                f"{path}: no numeric column to forecast (columns: {list(df.columns)}); "
+                f"{path}: no numeric column to forecast (columns: {list(df.columns)})"
+                f"{''.join(thousands_hint(df[c]) for c in text[:1])}; "
                 "pass --target, and --id-col for long layout"
             )
         if text:
             raise InputError(
-                f"{path}: column {text[0]!r} is not numeric; choose the value columns with --target "
+                f"{path}: column {text[0]!r} is not numeric{thousands_hint(df[text[0]])}; "
+                "choose the value columns with --target "
                 "or name the id column with --id-col for long layout"
             )
     if not targets:
@@ -299,16 +303,22 @@ def put_on_grids(path: Path, cfg: DataConfig, time: TimeColumn, per_series: list
     return out_ids, out_vals, out_starts, out_gaps
 
 
-def load_series(path: str | Path, cfg: DataConfig = DataConfig()) -> SeriesSet:
-    """Read and validate `path` into a `SeriesSet`.
+def load_series(data: Data, cfg: DataConfig = DataConfig()) -> SeriesSet:
+    """Read and validate `data` into a `SeriesSet`.
 
     Args:
-        path: CSV file, wide or long layout.
+        data: CSV or Parquet file, or a pandas DataFrame, wide or long layout.
         cfg: column names, date format, frequency and fill method; None fields are detected.
     """
-    path = Path(path)
-    df = read_csv(path)
+    if is_frame(data):
+        return _load(data, cfg)
+    with spool(data):  # a pipe is read once: its bytes serve every reader below
+        return _load(data, cfg)
+
+
+def _load(data: Data, cfg: DataConfig) -> SeriesSet:
     notes: list[str] = []
+    path, df = read_table(data, notes)
     cols = choose_columns(path, df, cfg, notes)
     matrix = numeric_matrix(path, df, cols.targets)  # [series (wide) or 1 (long), rows] float64
     time = parse_time_column(path, df, cols.time_col, cfg, notes)

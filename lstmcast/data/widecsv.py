@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,12 +38,16 @@ class _Unsupported(Exception):
     """This file is for the whole-file readers."""
 
 
-def read_streaming(path: Path, encoding: str, sep: str, decimal: str, header: list[str],
-                   null_values: list[str], max_magnitude: float) -> pd.DataFrame | None:
-    """The file with float32 value columns, or None where the whole-file readers must read it."""
+def read_streaming(path: Any, encoding: str, sep: str, decimal: str, header: list[str],
+                   null_values: list[str], max_magnitude: float, size: int | None = None) -> pd.DataFrame | None:
+    """The file with float32 value columns, or None where the whole-file readers must read it.
+
+    `path` is a file's path, or a callable giving a fresh binary buffer each call (a spooled
+    pipe) with its `size`.
+    """
     if encoding != "utf-8-sig" or decimal != "." or not header or "" in header or len(set(header)) < len(header):
         return None
-    if path.stat().st_size < STREAM_MIN_BYTES:
+    if (size if size is not None else Path(path).stat().st_size) < STREAM_MIN_BYTES:
         return None
     try:
         import pyarrow as pa
@@ -68,15 +73,15 @@ def release_memory() -> None:
         pass
 
 
-def _open(path: Path, sep: str, null_values: list[str], pacsv, types: dict | None = None):
+def _open(path: Any, sep: str, null_values: list[str], pacsv, types: dict | None = None):
     return pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+        path() if callable(path) else path, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(delimiter=sep),
         convert_options=pacsv.ConvertOptions(null_values=null_values, strings_can_be_null=True,
                                              quoted_strings_can_be_null=True, column_types=types or {}))
 
 
-def _read(path: Path, sep: str, null_values: list[str], max_magnitude: float, pa, pacsv) -> pd.DataFrame:
+def _read(path: Any, sep: str, null_values: list[str], max_magnitude: float, pa, pacsv) -> pd.DataFrame:
     with _open(path, sep, null_values, pacsv) as first:  # the first block's types
         schema = first.schema
     names = [str(n).strip() for n in schema.names]

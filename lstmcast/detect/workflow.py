@@ -23,7 +23,9 @@ import numpy as np
 from lstmcast.config import Fill
 from lstmcast.data import scaling
 from lstmcast.detect import calibration, forecasts
+from lstmcast.data.frames import label
 from lstmcast.errors import InputError
+from lstmcast.wording import plural
 
 BATCH_SERIES = 2048  # series scored at once, at most
 CELLS = 1 << 22  # series x positions of one batch: each [series, positions] float64 matrix stays at 32 MB
@@ -132,9 +134,32 @@ def _check(run: Any, series: Any, data: str | Path, level: float, last: int | No
                          "calendar features (train one without them for detection)")
     for sid, values in zip(series.ids, series.values):
         if len(values) <= cfg.lookback:
-            raise InputError(f"{data}: series {sid!r} has {len(values)} points, not more than the run's lookback "
+            raise InputError(f"{label(data)}: series {sid!r} has {len(values)} points, not more than the run's lookback "
                              f"{cfg.lookback}: detect scores the points after the first {cfg.lookback}; "
                              "give more history or drop the series")
+
+
+def least_scored_length(lookback: int) -> int:
+    """The fewest points a series needs for one to be scored: the first residual is at position
+    `lookback`, and a point is scored when MIN_RESIDUALS residuals precede its block of REFRESH."""
+    return -(-(lookback + calibration.MIN_RESIDUALS) // REFRESH) * REFRESH + 1
+
+
+def _unscored_note(ids: list[str], values: list[np.ndarray], lookback: int, window: int) -> list[str]:
+    """A note naming the series too short for any point to be scored (exit 0 and 0 points says nothing)."""
+    least = least_scored_length(lookback)
+    short = [sid for sid, v in zip(ids, values) if len(v) < least]
+    if window < calibration.MIN_RESIDUALS:
+        return [f"--window {window} holds fewer than the {calibration.MIN_RESIDUALS} past residuals a score needs: "
+                "no point is scored; raise --window"]
+    if not short:
+        return []
+    why = (f"a point is scored once {calibration.MIN_RESIDUALS} residuals precede its block of {REFRESH}, and "
+           f"residuals start after the run's lookback of {lookback}; give more history")
+    if len(short) == len(ids):
+        return [f"no point can be scored: a series needs at least {least} points, and every one has fewer ({why})"]
+    return [f"{plural(len(short), 'series', 'series')} with fewer than the least {least} points get no score ({why}): "
+            f"{short[:10]}" + (f" and {len(short) - 10} more" if len(short) > 10 else "")]
 
 
 def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, every: int, first: int,
@@ -159,7 +184,7 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
         net, center, scale, log, _ = refit_run(run, series, cut, data)
         differ = np.flatnonzero(log != first_model.log)
         if len(differ):
-            raise InputError(f"{data}: series {series.ids[differ[0]]!r} is modelled in logs by the refit at position "
+            raise InputError(f"{label(data)}: series {series.ids[differ[0]]!r} is modelled in logs by the refit at position "
                              f"{position} and not by the run, or the other way round (--transform auto decides on "
                              "the values each sees); train the run with --transform none for --refit-every")
         made.append(Model(net, center, scale, log, position))
@@ -190,9 +215,9 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     log_floor = np.array([scaling.log_floor(v[:lookback]) if m else 0.0 for v, m in zip(values, log)])
     if np.isnan(log_floor).any():
         sid = series.ids[int(np.flatnonzero(np.isnan(log_floor))[0])]
-        raise InputError(f"{data}: series {sid!r} has no positive value in its first {lookback} points, but the run "
+        raise InputError(f"{label(data)}: series {sid!r} has no positive value in its first {lookback} points, but the run "
                          "models it in logs (its training values were all positive); train a run with --transform none")
-    notes = list(series.notes)
+    notes = list(series.notes) + _unscored_note(series.ids, values, lookback, window)
     if new:
         notes.append(f"{len(new)} series not seen in training, scaled on their first {lookback} values: {new[:10]}")
     firsts = [lookback if last is None else max(lookback, len(v) - last) for v in values]
@@ -200,7 +225,7 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
         earliest = min(max(lookback, (f // REFRESH) * REFRESH - window) for f in firsts)
-        models += _refit_models(run, series, values, Path(data), refit_every, earliest, on_note, models[0])
+        models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
@@ -333,25 +358,18 @@ def write_detection(run_dir: str | Path, data: str | Path, output: str | Path | 
                     keep: Callable[[Any], None] | None = None, **options: Any) -> tuple[Detection, Path | None]:
     """Score and write the CSV to `output` ('-': stdout; None: anomalies.csv in the run directory).
 
-    The file is locked while it is written and replaced atomically when complete.
-    `options` go to `detection`. Returns (the Detection, its counts filled; the path or None).
+    Through `run.output.Door`, as predict's forecast: checked before any work, locked while
+    written, replaced atomically when complete. `options` go to `detection`.
+    Returns (the Detection, its counts filled; the path or None).
     """
-    import sys
-
-    from lstmcast.run import locking
-    from lstmcast.run.atomic import atomic_writer, clean_stale
+    from lstmcast.run.output import Door
     from lstmcast.run.rundir import ANOMALIES_CSV, load_meta
 
-    if output is not None and str(output) == "-":
-        made = detection(run_dir, data, **options)
-        write_csv(sys.stdout, made.chunks, keep)
-        return made, None
     if output is None:
         load_meta(run_dir)  # a missing run must not gain a directory for the output's lock
-    target = Path(output) if output is not None else Path(run_dir) / ANOMALIES_CSV
-    with locking.hold(target, wait, "output"):
-        clean_stale(target)
+    door = Door(output, run_dir, default=ANOMALIES_CSV, allowed=frozenset({ANOMALIES_CSV}))
+    with door.hold(wait):
         made = detection(run_dir, data, **options)
-        with atomic_writer(target) as handle:
+        with door.open() as handle:
             write_csv(handle, made.chunks, keep)
-    return made, target
+    return made, None if door.stdout else door.path

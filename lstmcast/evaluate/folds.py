@@ -27,7 +27,9 @@ from typing import Any, Callable
 import numpy as np
 
 from lstmcast.config import ARCH_FIELDS
+from lstmcast.data.frames import label
 from lstmcast.errors import InputError, LstmcastError
+from lstmcast.wording import plural
 from lstmcast.forecast.histories import cut_histories, floors, read_like_run, scalers
 
 FORECASTERS = ("lstmcast", "naive", "seasonal_naive")
@@ -64,6 +66,23 @@ def forecast_frame(series, predicted: np.ndarray, cuts: list[int], steps: int, f
 
 def _label(t: object) -> object:
     return t.isoformat() if hasattr(t, "isoformat") else int(t)
+
+
+METRIC_NAMES = ("mase", "smape", "mape", "mae", "rmse")
+
+
+def metrics_frame(series, cuts: list[int], by_series: dict[str, dict[str, Any]], fold: int | None = None):
+    """Long DataFrame of each series' scores: id, [fold], cutoff (the time of the last point the
+    forecast saw), mase, smape, mape, mae, rmse."""
+    import pandas as pd
+
+    rows = {series.id_col: list(series.ids)}
+    if fold is not None:
+        rows["fold"] = [fold] * len(series.ids)
+    rows["cutoff"] = [series.times_after(i, c - 1, 1)[0] for i, c in enumerate(cuts)]
+    for name in METRIC_NAMES:
+        rows[name] = [by_series[sid][name] for sid in series.ids]
+    return pd.DataFrame(rows)
 
 
 def refit_run(run: Any, series: Any, histories: list[np.ndarray], data: Path
@@ -177,7 +196,7 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
               **({"intervals": intervals.overall(fold.intervals, levels)} if fold.quant is not None else {})}
     if keep_forecasts:
         result.update(forecast=forecast_frame(h.series, fold.predicted, cuts, steps, quant=fold.quant, levels=levels),
-                      history=dict(zip(h.ids, h.values)))
+                      history=dict(zip(h.ids, h.values)), per_series=metrics_frame(h.series, cuts, fold.by_series))
     return result
 
 
@@ -198,16 +217,33 @@ def _inside_training(run: Any, series: Any, cuts: list[int]) -> bool:
     return False
 
 
-def _check_lengths(series: Any, data: str | Path, need: int, steps: int, folds: int, step: int, refit: bool) -> None:
-    for sid, values in zip(series.ids, series.values):
-        first = len(values) - steps - (folds - 1) * step  # cutoffs()[0], without a list of --folds cut-offs
-        if first < need:
-            why = "lookback + horizon + validation that a refit trains on" if refit else "run's lookback"
-            raise InputError(
-                f"{data}: series {sid!r} has {len(values)} points; {folds} folds {step} steps apart with horizon "
-                f"{steps} leave {max(first, 0)} before the first cut-off, fewer than the {why} ({need}); "
-                "lower --folds or --step, or drop short series"
-            )
+def _long_enough(series: Any, data: Any, need: int, steps: int, folds: int, step: int, refit: bool,
+                 notes: list[str]) -> Any:
+    """The series with `need` points before the first cut-off; the shorter ones are named in a note and
+    left out. InputError when none is long enough."""
+    span = steps + (folds - 1) * step  # from the first cut-off to the end
+    short = [i for i, v in enumerate(series.values) if len(v) - span < need]
+    if not short:
+        return series
+    why = "lookback + horizon + validation that a refit trains on" if refit else "run's lookback"
+    scheme = f"{plural(folds, 'fold')} of {plural(steps, 'step')}" + (f", {step} apart" if folds > 1 else "")
+    least = f"at least {need + span} points ({need}, the {why}, before the first cut-off)"
+    if len(short) == len(series):
+        sid, n = series.ids[short[0]], len(series.values[short[0]])
+        fix = "lower --folds or --step, or give longer series" if folds > 1 else "give longer series"
+        if refit:
+            fix += ", or backtest without --refit (the run as trained needs only its lookback)"
+        raise InputError(f"{label(data)}: no series is long enough for {scheme}: each needs {least}, and series "
+                         f"{sid!r} has {n} points; {fix}")
+    names = [series.ids[i] for i in short]
+    notes.append(f"left out {plural(len(short), 'series', 'series')} with fewer than the {need + span} points "
+                 f"{scheme} need ({need}, the {why}, before the first cut-off): {names[:10]}"
+                 + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
+    dropped = set(short)
+    keep = [i for i in range(len(series)) if i not in dropped]
+    pick = lambda items: [items[i] for i in keep] if items else items  # noqa: E731
+    return replace(series, ids=pick(series.ids), values=pick(series.values), starts=pick(series.starts),
+                   gaps=pick(series.gaps))
 
 
 def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | None = None,
@@ -222,8 +258,9 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
         refit: train a new network on each fold's history (the run's configuration) instead
             of using the run's network and scalers as trained.
         season: season for MASE and seasonal naive; default from the frequency.
-        keep_forecasts: add "forecast" (DataFrame: id, time, fold, forecast, actual) and
-            "history" ({id: values before the first cut-off}) for plots; these are not JSON.
+        keep_forecasts: add "forecast" (DataFrame: id, time, fold, forecast, actual), "history"
+            ({id: values before the first cut-off}) for plots and "per_series" (DataFrame: id, fold,
+            cutoff, the metrics: `metrics_frame`); these are not JSON.
         on_fold: called with a one-line message as each fold starts.
 
     Returns:
@@ -248,14 +285,15 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
     series = read_like_run(run, data)
     notes = list(series.notes)
     val_size = run.record.train.val_size or cfg.horizon
-    _check_lengths(series, data, cfg.lookback + (cfg.horizon + val_size if refit else 0), steps, folds, step, refit)
+    series = _long_enough(series, data, cfg.lookback + (cfg.horizon + val_size if refit else 0), steps, folds, step,
+                          refit, notes)
     if not refit:
         notes.append("the run's network and scalers are used as trained: folds inside its training data "
                      "score it on points it has seen; --refit trains each fold on its history alone")
     levels = cfg.quantiles
     pooled: dict[str, list] = {name: [] for name in FORECASTERS}
     pooled_intervals: list[dict] = []
-    out_folds, frames = [], []
+    out_folds, frames, scored = [], [], []
     for k in range(1, folds + 1):
         before_end = steps + (folds - k) * step
         cuts = [len(v) - before_end for v in series.values]
@@ -267,7 +305,7 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
             on_fold(f"fold {k}/{folds}: cut-off {where}" + (", refitting" if refit else ""))
         try:
             if refit:
-                net, center, scale, log, used = refit_run(run, series, histories, Path(data))
+                net, center, scale, log, used = refit_run(run, series, histories, label(data))
             else:
                 center, scale, log, _ = scalers(run, series.ids, histories)
                 net, used = run.model, run
@@ -277,6 +315,7 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
         fold = score_fold(used, net, series, histories, cuts, center, scale, log, steps, m, data)
         if keep_forecasts:
             frames.append(forecast_frame(series, fold.predicted, cuts, steps, fold=k, quant=fold.quant, levels=levels))
+            scored.append(metrics_frame(series, cuts, fold.by_series, fold=k))
         for name in FORECASTERS:
             pooled[name] += fold.rows[name]
         pooled_intervals += fold.intervals
@@ -291,10 +330,7 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
     }
     if keep_forecasts:
         result["forecast"] = pd.concat(frames, ignore_index=True)
+        result["per_series"] = pd.concat(scored, ignore_index=True)
         first = [len(v) - steps - (folds - 1) * step for v in series.values]
         result["history"] = {sid: v[:c] for sid, v, c in zip(series.ids, series.values, first)}
     return result
-
-
-def _label(t: object) -> object:
-    return t.isoformat() if hasattr(t, "isoformat") else int(t)

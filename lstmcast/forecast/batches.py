@@ -3,7 +3,7 @@
 A million series times a horizon of 48 is 48 million rows: one DataFrame of them, and
 its CSV text, would need many times the memory the forecasts do. `forecasts` yields one
 small frame per batch of series; `write_csv` appends each to an open file (the atomic
-temporary file of `io.atomic_writer`, renamed into place at the end).
+temporary file of `run.output.Door`, renamed into place at the end).
 """
 
 from __future__ import annotations
@@ -130,42 +130,17 @@ def write_csv(handle: IO[str], chunks: Iterator[Any], head_rows: int = 6) -> Wri
     return Written(rows, n_series, head)
 
 
-def _check_default_output(path: Path) -> None:
-    """RUN/forecast.csv, written without --output, must be a regular file (or absent).
-
-    A run directory is untrusted: an --output the user names is followed where it links
-    (`run.atomic`), but a link planted at the default output could point at any file (or
-    device) the user may write, and would be replaced (or written) by a plain `predict`.
-    """
-    import os
-    import stat
-
-    from lstmcast.errors import RunDirError
-
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(info.st_mode):
-        what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
-        raise RunDirError(f"{path}: is {what}; predict writes its default output only as a regular file inside the "
-                          "run. Remove it, or name the file to write with --output")
-
-
 def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | None, output: str | Path | None,
                    wait: float = 0.0, whole: bool = False) -> tuple[Any, Written, Path | None]:
     """Forecast and write the CSV to `output` ('-': stdout; None: forecast.csv in the run directory).
 
-    A file is locked while it is written and replaced atomically when complete, batch by
-    batch; a device or FIFO (/dev/null, a named pipe) is written to in place (`run.atomic`).
-    The run's own files (run.json, weights...) are refused as `output`: forecast.csv only.
+    Through `run.output.Door`: checked before any work (the run's own files refused, a link
+    planted at the default output never followed), locked while written, replaced atomically
+    when complete, batch by batch; a device or FIFO the user names is written to in place.
     Returns (Forecasts, or a PredictReport when `whole`; what was written; the path or None).
     """
-    import sys
-
-    from lstmcast.run import locking
-    from lstmcast.run.atomic import atomic_writer, clean_stale
-    from lstmcast.run.rundir import check_output, load_meta
+    from lstmcast.run.output import Door
+    from lstmcast.run.rundir import FORECAST_CSV, load_meta
 
     def make() -> tuple[Any, Iterator[Any]]:  # in batches; `whole` keeps every forecast at once (plots)
         made = forecasts(run_dir, data=data, horizon=horizon)
@@ -176,18 +151,11 @@ def write_forecast(run_dir: str | Path, data: str | Path | None, horizon: int | 
         frame = pd.concat(list(made.chunks), ignore_index=True)
         return PredictReport(frame, made.new_series, made.notes, made.history), iter([frame])
 
-    if output is not None:
-        check_output(run_dir, output)  # before any work: RUN/run.json would destroy the run
-    if output is not None and str(output) == "-":
-        report, chunks = make()
-        return report, write_csv(sys.stdout, chunks), None
     if output is None:
         load_meta(run_dir)  # a missing run must not gain a directory for its forecast's lock
-        _check_default_output(Path(run_dir) / "forecast.csv")
-    target = Path(output) if output is not None else Path(run_dir) / "forecast.csv"
-    with locking.hold(target, wait, "output"):
-        clean_stale(target)  # temporary files of a killed predict; we hold the lock
+    door = Door(output, run_dir, default=FORECAST_CSV, allowed=frozenset({FORECAST_CSV}))
+    with door.hold(wait):  # checked before any work: RUN/run.json would destroy the run
         report, chunks = make()
-        with atomic_writer(target) as handle:  # renamed into place when complete
+        with door.open() as handle:  # renamed into place when complete
             written = write_csv(handle, chunks)
-    return report, written, target
+    return report, written, None if door.stdout else door.path

@@ -15,14 +15,16 @@ from typing import Any
 import numpy as np
 
 from lstmcast.config import Fill
+from lstmcast.data.frames import Data, label
 from lstmcast.errors import InputError
 
 
-def read_like_run(run: Any, data: str | Path) -> Any:
-    """Read `data` (a `data.series.SeriesSet`) with the columns, frequency and fill the run was trained with."""
+def read_like_run(run: Any, data: Data) -> Any:
+    """Read `data` (a file or a DataFrame; a `data.series.SeriesSet`) with the columns, frequency and fill the
+    run was trained with."""
     from lstmcast.data.series import load_series
 
-    return load_series(Path(data), run.record.data.read_config())
+    return load_series(data, run.record.data.read_config())
 
 
 def fold_history(values: np.ndarray, gaps: np.ndarray, cut: int, fill: Fill) -> np.ndarray:
@@ -129,7 +131,7 @@ class Histories:
     log: np.ndarray | None = None  # per series: modelled in logs; None: none is
 
 
-def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
+def histories(run: Any, data: Data | None, cut: int = 0) -> Histories:
     """The histories to forecast from: the run's stored tails, or `data` less its last `cut` points."""
     record = run.record
     lookback = record.model.lookback
@@ -142,7 +144,7 @@ def histories(run: Any, data: str | Path | None, cut: int = 0) -> Histories:
     values = cut_histories(run, series, [len(v) - cut for v in series.values])  # nothing after the cut
     empty = [i for i, h in zip(series.ids, values) if not len(h)]
     if empty:
-        raise InputError(f"{data}: series {empty[0]!r} has no points before the forecast start; give it history "
+        raise InputError(f"{label(data)}: series {empty[0]!r} has no points before the forecast start; give it history "
                          "or leave it out")
     center, scale, log, new = scalers(run, series.ids, values)
     notes = list(series.notes)

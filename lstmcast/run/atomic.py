@@ -123,17 +123,19 @@ def _stream(path: Path, binary: bool) -> Iterator[IO[Any]]:
 
 
 @contextmanager
-def atomic_writer(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
+def atomic_writer(path: str | Path, binary: bool = False, follow: bool = True) -> Iterator[IO[Any]]:
     """An open temporary file in `path`'s directory (UTF-8 text, or bytes), renamed over `path`
     once the block ends without an error: write in as many pieces as needed.
 
     A device or FIFO at `path` is written to directly instead (see the module's docstring).
+    With `follow` False nothing at `path` is followed or written into: the rename replaces
+    whatever name is there (a name lstmcast chose; `run.output.Door` refuses links there first).
     """
-    if is_stream(path):
+    if follow and is_stream(path):
         with _stream(Path(path), binary) as handle:
             yield handle
         return
-    path = real_target(path)
+    path = real_target(path) if follow else Path(path)
     _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

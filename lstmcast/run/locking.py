@@ -31,6 +31,7 @@ from pathlib import Path
 from lstmcast.errors import BusyError, InputError, LstmcastError, RunDirError
 
 POLL_SECONDS = 0.1
+MAX_WAIT = 7 * 86400.0  # seconds: a week
 
 
 def lock_path(target: str | Path) -> Path:
@@ -100,6 +101,8 @@ def hold(target: str | Path, wait: float = 0.0, what: str = "") -> Iterator[Path
     """
     from lstmcast.run.atomic import is_stream, real_target
 
+    if not (isinstance(wait, (int, float)) and 0 <= wait <= MAX_WAIT):  # NaN compares false: it would wait forever
+        raise InputError(f"--wait {wait!r}: give a number of seconds from 0 to {MAX_WAIT:g}")
     if is_stream(target):  # written in place, never replaced: nothing to guard, no lock file beside it
         yield lock_path(target)
         return

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast.config import LEGACY_MODEL_FIELDS, DataConfig, ModelConfig, TrainConfig, from_json_dict, to_json_dict
+from lstmcast.config import (LEGACY_MODEL_FIELDS, DataConfig, ModelConfig, TrainConfig, from_json_dict, to_json_dict,
+                             train_problem)
 from lstmcast.errors import RunDirError
 from lstmcast.version import __version__
 
@@ -341,6 +342,9 @@ def _train(d: Any) -> TrainConfig:
         _integer(cfg.val_size, "train.val_size", 1)
     if not 0.0 <= _number(cfg.mase_weight, "train.mase_weight") <= 1.0:
         raise _Bad("train.mase_weight", f"not in [0, 1] ({cfg.mase_weight!r})")
+    problem = train_problem(cfg)  # every field that sizes a refit or a resumed training, bounded
+    if problem is not None:
+        raise _Bad(f"train.{problem[0]}", problem[1])
     return cfg
 
 

@@ -37,7 +37,7 @@ from lstmcast.errors import InputError, RunDirError
 from lstmcast.run.atomic import clean_stale, exchange, fsync_dir, public_mode, real_target, temp_pattern
 from lstmcast.run.record import FORMAT_VERSION, RUN_JSON, RunRecord
 
-__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_output", "check_target", "is_run", "load_meta",
+__all__ = ["FORMAT_VERSION", "RUN_JSON", "Run", "RunRecord", "check_target", "is_run", "load_meta",
            "load_run", "read_file", "save_run"]
 
 WEIGHTS = "weights.safetensors"
@@ -69,6 +69,11 @@ class Run:
 
 def is_run(path: Path) -> bool:
     return (path / RUN_JSON).is_file()
+
+
+def holds_record(path: Path) -> bool:
+    """Whether something is at `path`'s run.json, readable or not (a run that may be broken)."""
+    return os.path.lexists(path / RUN_JSON)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -120,7 +125,8 @@ def _recover(target: Path) -> None:
 
 
 def check_target(target: Path, overwrite: bool) -> bool:
-    """Whether `target` is occupied; RunDirError if it is and may not be replaced.
+    """Whether `target` is occupied; InputError (exit 2: a usage error, the run itself is fine) if it
+    is and may not be replaced without --overwrite.
 
     Call it holding the run directory's lock: it may put back a run a killed writer left.
     A symbolic link is followed: the run where it points is the one checked (and replaced).
@@ -132,7 +138,7 @@ def check_target(target: Path, overwrite: bool) -> bool:
     occupied = target.is_dir() and any(target.iterdir())
     if occupied and not overwrite:
         what = "an existing run" if is_run(target) else "a non-empty directory that is not an lstmcast run"
-        raise RunDirError(f"{target}: is {what}; choose another --run-dir or pass --overwrite")
+        raise InputError(f"{target}: is {what}; choose another --run-dir or pass --overwrite")
     return occupied
 
 
@@ -307,18 +313,3 @@ def tensor_bytes(expected: dict[str, tuple[int, ...]], copies: int = 1) -> int:
     """The most bytes a safetensors file of these tensors can take: float64 values, plus the
     header (names, dtypes, shapes); `copies` sets of them (the resume state holds several)."""
     return copies * (8 * sum(math.prod(shape) for shape in expected.values()) + 256 * len(expected)) + 64 * 1024
-
-
-def check_output(run_dir: str | Path, output: str | Path, allowed: frozenset[str] = frozenset({FORECAST_CSV}),
-                 flag: str = "--output") -> None:
-    """InputError when `output` is one of the run's own files (run.json, weights, metrics...):
-    writing there would destroy the run. `allowed` names the ones this output may replace.
-
-    Links are followed, so a link to the run's run.json is refused too.
-    """
-    if str(output) == "-":
-        return
-    out, run = Path(os.path.realpath(output)), Path(os.path.realpath(run_dir))
-    if out.parent == run and out.name in OWN_FILES - allowed:
-        raise InputError(f"{flag} {output}: is the run's own {out.name} in {run_dir}; writing it would destroy "
-                         f"the run. Choose another path (the default is {Path(run_dir) / FORECAST_CSV})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +63,27 @@ def _cgroup_quota() -> int | None:
         return None
 
 
-def choose_threads(requested: int | None = None) -> int:
+def choose_threads(requested: int | None = None, on_note: Callable[[str], None] | None = None) -> int:
     """Torch threads for training: `requested` (--threads), else $OMP_NUM_THREADS, else the CPUs
     this process may use less the load other processes put on them (at least one): the lower
     of the one-minute load average and the CPUs busy now (`busy_cpus`).
+
+    A request or $OMP_NUM_THREADS above the CPUs this process may use is cut to them, and
+    `on_note` says so: 10,000 spinning threads on two cores only slow every job on the machine.
 
     Two busy processes on two cores do not share them gracefully: torch's spinning thread
     pools fight: 10 steps took 36.54 s with two threads beside three other jobs against
     4.76 s with one (`benchmarks/threads.py`; benchmarks/RESULTS.md, "Threads").
     """
-    if requested is not None:
-        return max(1, requested)
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    asked, source = ((requested, "--threads") if requested is not None
+                     else (int(env), "OMP_NUM_THREADS") if env.isdigit() and int(env) > 0 else (None, ""))
+    if asked is not None:
+        cpus = available_cpus()
+        if asked > cpus and on_note is not None:
+            on_note(f"{source} {asked}: this process may use {cpus} CPU{'s' * (cpus != 1)}; "
+                    f"training on {cpus} thread{'s' * (cpus != 1)}")
+        return max(1, min(asked, cpus))
     cpus = available_cpus()
     try:
         load = os.getloadavg()[0]

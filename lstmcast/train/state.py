@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmcast.data import frames
 from lstmcast.errors import RunDirError
 from lstmcast.train.adam import Adam
 
@@ -95,6 +96,9 @@ def restore(state: TrainState, model: torch.nn.Module, optimizer: Adam,
 
 
 def file_digest(path: Path) -> str:
+    """The data file's SHA-256; "" for a pipe, which is gone once read (such a run cannot be resumed)."""
+    if not path.is_file():
+        return ""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -102,8 +106,15 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def to_files(state: TrainState, data: Path) -> dict[str, bytes]:
-    """resume.safetensors and resume.json for a run directory."""
+def _data_record(data: Any) -> dict[str, Any]:
+    """What resume checks the data by: a file's path and hash, or a DataFrame's hash."""
+    if frames.is_frame(data):
+        return {"path": None, "frame": True, "sha256": frames.digest(data)}
+    return {"path": str(Path(data).resolve()), "sha256": file_digest(Path(data))}
+
+
+def to_files(state: TrainState, data: Any) -> dict[str, bytes]:
+    """resume.safetensors and resume.json for a run directory (`data`: the file or DataFrame trained on)."""
     from safetensors.torch import save
 
     from lstmcast.run.rundir import RESUME_JSON, RESUME_TENSORS
@@ -121,7 +132,7 @@ def to_files(state: TrainState, data: Path) -> dict[str, bytes]:
         "bad_epochs": state.bad_epochs, "finished": state.finished, "history": state.history,
         "numpy_rng": state.numpy_rng,
         **({"member": state.member} if state.member else {}),
-        "data": {"path": str(data.resolve()), "sha256": file_digest(data)},
+        "data": _data_record(data),
     }
     return {RESUME_TENSORS: save({k: v.contiguous() for k, v in tensors.items()}),
             RESUME_JSON: (json.dumps(info, indent=1, allow_nan=False) + "\n").encode("utf-8")}
@@ -188,10 +199,11 @@ def read(run_dir: Path, model: Any = None) -> tuple[TrainState, dict[str, Any]]:
     return state, info
 
 
-def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
-    """(data file, DataConfig, ModelConfig, TrainConfig, state) to resume `run_dir` with.
+def load(run_dir: Path, frame: Any = None) -> tuple[Any, Any, Any, Any, TrainState]:
+    """(data file or DataFrame, DataConfig, ModelConfig, TrainConfig, state) to resume `run_dir` with.
 
-    Raises RunDirError when the run holds no usable state, InputError when its data file
+    `frame`: the DataFrame a run trained on a DataFrame was trained on, given again.
+    Raises RunDirError when the run holds no usable state, InputError when its data
     is gone or changed since (the result would no longer be the uninterrupted one).
     """
     from lstmcast.errors import InputError
@@ -199,6 +211,12 @@ def load(run_dir: Path) -> tuple[Path, Any, Any, Any, TrainState]:
 
     record = load_meta(run_dir)
     state, info = read(run_dir, record.model)
+    if info.get("data", {}).get("frame") if isinstance(info.get("data"), dict) else False:
+        if not frames.is_frame(frame):
+            raise InputError(f"run {run_dir} was trained on a DataFrame; pass it again: resume(run_dir, data=frame)")
+        if frames.digest(frame) != info["data"].get("sha256"):
+            raise InputError(f"the DataFrame differs from the one run {run_dir} was trained on; train anew to use it")
+        return frame, record.data.read_config(), record.model, record.train, state
     try:
         source, digest = Path(info["data"]["path"]), info["data"]["sha256"]
     except (KeyError, TypeError, ValueError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lstmcast.config import Cell, DataConfig, ModelConfig, TrainConfig, to_json_dict
+from lstmcast.data.frames import Data, is_frame, label
 from lstmcast.data.frequency import default_horizon, season_length
 from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, LstmcastError
 from lstmcast.model.shapes import member_prefix
@@ -67,6 +68,10 @@ class Prepared:
     weight: np.ndarray | None  # per-series loss weights (data.scaling.mase_weights), None: all 1
     spec: Any  # data.covariates.Spec or None
     series_records: list[Any]  # run.record.SeriesRecord per series
+    # Per series: its values from its first validation target on, as read (float64): the metrics' actuals.
+    # Rebuilt from the float32 scaled array, a 0 came back as 1e-7 and MAPE counted it (1.6e9 %).
+    val_actual: list[np.ndarray] = field(default_factory=list)
+    pads: np.ndarray | None = None  # per series: padding before it in flat (data.windows.pad_sizes)
 
 
 def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, arch: dict[str, Any],
@@ -163,16 +168,20 @@ def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: 
                           + _untrained(series.ids, lengths, horizon, val_size))
     naive = [mase_scale(v, plan.season) for v in train_parts]  # all the metrics need of the series
     records = _series_records(series, lookback, center, scale, log, cov_meta, data_config.nonnegative, pads)
+    # the validation targets as read, in float64: metrics in original units without the float32 round trip
+    val_actual = [np.array(v[max(n - val_size, 0):], dtype=np.float64) for v, n in zip(series.values, lengths)]
     weight = scaling.mase_weights(train_parts, log, scale, naive, plan.train_config.mase_weight)
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
     prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, log, naive, offsets, weight,
-                        spec, records)
+                        spec, records, val_actual, pads)
     return prepared, covariates.describe(spec) if spec else None
 
 
 def _validation_metrics(net: Any, p: Prepared, lookback: int, horizon: int) -> dict[str, Any]:
-    """Validation metrics in original units, over every validation window of each series."""
+    """Validation metrics in original units, over every validation window of each series, against the
+    values as read (so a 0 is a 0, which MAPE skips, as evaluate does), of the forecasts predict would
+    make (clipped at 0 for a series of counts)."""
     from lstmcast.data import scaling
     from lstmcast.evaluate.metrics import overall, series_metrics
     from lstmcast.forecast.recursive import forecast_scaled
@@ -186,8 +195,13 @@ def _validation_metrics(net: Any, p: Prepared, lookback: int, horizon: int) -> d
         rows = p.val_series == s
         if not rows.any():  # too short for a validation window (data.windows.val_origins)
             continue
-        actual = scaling.invert(val_windows[rows, lookback:].astype(np.float64), p.center[s], p.scale[s], p.log[s])
+        # val_actual[s] holds the real values from n - V on; the origin's padded position less the padding is its real one
+        start = (p.val_origin[rows].astype(np.int64) - p.offsets[s] - p.pads[s]
+                 - (p.series_records[s].length - len(p.val_actual[s])))
+        actual = p.val_actual[s][start[:, None] + np.arange(horizon)]  # [windows, H]
         fc = scaling.invert(predicted[rows], p.center[s], p.scale[s], p.log[s])
+        if p.series_records[s].nonnegative:  # as predict and evaluate clip it
+            fc = np.maximum(fc, 0.0)
         per_series.append(series_metrics(actual.ravel(), fc.ravel(), p.naive[s]))
     return overall(per_series)
 
@@ -227,18 +241,20 @@ def _record(path: Path, series: Any, data_config: DataConfig, model_config: Mode
                      created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
 
-def _extra_files(path: Path, series: Any, data_config: DataConfig, record: Any, result: Any,
+def _extra_files(data: Data, series: Any, data_config: DataConfig, record: Any, result: Any,
                  metrics: dict[str, Any], notes: list[str], on_note: NoteFn | None) -> dict[str, bytes]:
-    """config.toml, the resume state of an interrupted run, loss.png."""
+    """config.toml (no data path for a DataFrame), the resume state of an interrupted run, loss.png."""
     from lstmcast import plots
     from lstmcast.run import configfile, rundir
     from lstmcast.train import state as state_io
 
-    options = configfile.train_options(path, data_config, series, record.model, record.train)
+    options = configfile.train_options(label(data), data_config, series, record.model, record.train)
+    if is_frame(data):
+        options["data"] = None
     extra = {rundir.CONFIG_TOML: configfile.dumps(
         "train", options, "the resolved options of this run: lstmcast train --config config.toml").encode()}
     if result.stopped == "interrupted" and result.state is not None:
-        extra.update(state_io.to_files(result.state, path))
+        extra.update(state_io.to_files(result.state, data))
     png, why = plots.loss_file(metrics, record.train.loss.value)
     if png:
         extra[rundir.LOSS_PNG] = png
@@ -262,11 +278,12 @@ def _budget(cfg: TrainConfig, n_train: int, keep: bool) -> TrainConfig:
     return replace(cfg, batch_size=batch, epoch_steps=steps, epochs=epochs)
 
 
-def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback: int | None,
+def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback: int | None,
               arch: dict[str, Any], train_config: TrainConfig, run_dir: Path, overwrite: bool,
               progress: ProgressFn | None = None, on_note: NoteFn | None = None, start: Any = None,
               series: Any = None, threads: int | None = None, keep_budget: bool = False) -> TrainReport:
-    """Train on `path` (or on `series` already read, for backtest refits) and write `run_dir`.
+    """Train on `data`, a file or a DataFrame (or on `series` already read, for backtest refits), and
+    write `run_dir`.
 
     `arch` holds the `config.ARCH_FIELDS`; `start` a `train.state.TrainState` to resume from
     (its budget is kept, as is one with `keep_budget`);
@@ -286,7 +303,8 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     from lstmcast.train.device import choose_threads, pick_device
 
     device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
-    own, series = series is None, load_series(path, data_config) if series is None else series  # backtest refits
+    path = label(data)  # what messages name
+    own, series = series is None, load_series(data, data_config) if series is None else series  # backtest refits
     plan = _plan(path, series, horizon, lookback, arch, train_config)
     notes = plan.notes
     full = use_full_data(plan.train_config.full_data, [len(v) for v in series.values], plan.val_size,
@@ -305,7 +323,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
     model_config = ModelConfig(lookback=plan.lookback, horizon=plan.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
                                known_size=p.spec.known if p.spec else 0, **{**arch, "dilations": plan.dilations})
-    n_threads = choose_threads(threads)
+    n_threads = choose_threads(threads, on_note)
     torch.set_num_threads(n_threads)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
     limit = plan.train_config.time_limit
@@ -339,7 +357,7 @@ def train_run(path: Path, data_config: DataConfig, horizon: int | None, lookback
             stored, metrics["intervals"] = intervals.calibrate(net, p.flat, p.val_origin, p.cov, series=len(p.center))
             record = replace(record, intervals=stored)
         last = results[-1]  # an interrupted member carries the resume state
-        extra = _extra_files(path, series, data_config, record, last, metrics, notes, on_note)
+        extra = _extra_files(data, series, data_config, record, last, metrics, notes, on_note)
         out = rundir.save_run(run_dir, state, record, metrics, overwrite=overwrite, extra=extra)
     if last.stopped == "diverged":
         raise LstmcastError(f"{last.error}; kept the best weights so far (epoch {last.best_epoch}) in {out}. "
