@@ -199,7 +199,7 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     models = [Model(run.model, center, scale, log, 0)]
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
-        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window) for f in firsts)
+        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in firsts)
         models += _refit_models(run, series, values, Path(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
@@ -217,8 +217,9 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     part = values[lo:hi]
     width = max(len(v) for v in part)
     lookback = models[0].net.config.lookback
-    # Residuals from this far back calibrate the first point scored.
-    need = [max(lookback, (f // REFRESH) * REFRESH - made.window) for f in firsts[lo:hi]]
+    # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
+    # before it); the same for the whole batch, since its blocks are ranked against every series' past.
+    need = [max(lookback, (min(firsts[lo:hi]) // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
@@ -244,10 +245,11 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
     start = np.array(firsts[lo:hi])
     if not made.flatline:
-        return padded, expected, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
+        return padded, expected, calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH)
     runs = calibration.repeats(padded)
     runs[~np.isfinite(nonconformity)] = np.nan
-    residual = calibration.score(nonconformity, start, calibration.residual_level(made.level), made.window, REFRESH)
+    residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level), made.window,
+                                           REFRESH)
     run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
     return padded, expected, calibration.joined(residual, run)
 
