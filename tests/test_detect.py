@@ -169,6 +169,9 @@ def test_runs_of_repeats_and_the_joined_score():
     run = calibration.Scores(np.array([[0.9999, 0.2, 0.9999]]), np.ones((1, 3)))
     np.testing.assert_allclose(calibration.joined(res, run).score, [[1 - 2e-4, 0.998, np.nan]])
     assert calibration.residual_level(0.99) == pytest.approx(0.995)
+    # Weighted: a tenth of 1 - level to the run, nine tenths to the residual.
+    np.testing.assert_allclose(calibration.joined(res, run, 0.1).score, [[1 - 1e-3, 1 - 1e-3 / 0.9, np.nan]])
+    assert calibration.residual_level(0.99, 0.1) == pytest.approx(0.991)
 
 
 def test_flatline_flags_a_stuck_sensor_only_when_asked(trained_run, tmp_path):

@@ -157,13 +157,18 @@ def local_spread(nonconformity: np.ndarray, span: int = SPREAD, least: int = MIN
     return np.where(n >= least, np.maximum(spread, MIN_SPREAD_VALUE), np.nan)
 
 
-def residual_scores(nonconformity: np.ndarray, firsts: np.ndarray, level: float, window: int, refresh: int
-                    ) -> Scores:
+def residual_scores(nonconformity: np.ndarray, firsts: np.ndarray, level: float, window: int, refresh: int,
+                    span: int = SPREAD, pooled: bool = True) -> Scores:
     """Scores of absolute residuals [S, T]: divided by their local spread, ranked against all series' past ones.
 
+    `span`: the spread is the mean of the finite residuals among the `span` before each point.
     The half-width is in the residuals' units (the pooled quantile times each point's spread).
+    `pooled` False: each series' raw residuals against its own past ones (`score`), as for a
+    file of one series, where NAB measured every division by a spread worse (57.4 to 34-46).
     """
-    spread = local_spread(nonconformity)
+    if not pooled:
+        return score(nonconformity, firsts, level, window, refresh)
+    spread = local_spread(nonconformity, span)
     got = score(nonconformity / spread, firsts, level, window, refresh, pooled=True)
     return Scores(got.score, got.half_width * spread)
 
@@ -178,12 +183,17 @@ def repeats(values: np.ndarray) -> np.ndarray:
     return (pos - start + 1).astype(np.float64)
 
 
-def residual_level(level: float) -> float:
-    """The level of the residual's interval when two p-values are joined."""
-    return 1.0 - (1.0 - level) / 2.0
+def residual_level(level: float, share: float = 0.5) -> float:
+    """The level of the residual's interval when two p-values are joined, `share` of 1 - level going to the run's."""
+    return 1.0 - (1.0 - level) * (1.0 - share)
 
 
-def joined(residual: Scores, run: Scores) -> Scores:
-    """Bonferroni: score = 1 - min(1, 2 min(p_residual, p_run)); the residual's interval."""
-    p = np.minimum(1.0, 2.0 * np.minimum(1.0 - residual.score, 1.0 - np.nan_to_num(run.score, nan=0.0)))
+def joined(residual: Scores, run: Scores, share: float = 0.5) -> Scores:
+    """Weighted Bonferroni: score = 1 - min(1, p_residual / (1 - share), p_run / share); the residual's interval.
+
+    Still a valid p-value: the flags of both parts together are at most a share 1 - level of
+    normal points. A small `share` keeps nearly all of the level for the residual.
+    """
+    p_run = 1.0 - np.nan_to_num(run.score, nan=0.0)
+    p = np.minimum(1.0, np.minimum((1.0 - residual.score) / (1.0 - share), p_run / share))
     return Scores(np.where(np.isfinite(residual.score), 1.0 - p, np.nan), residual.half_width)
