@@ -33,7 +33,7 @@ REFRESH = 32  # positions per calibration block
 FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecast about three times
 FLAGGED_LISTED = 1000  # flagged points a summary lists (all are counted)
 RUN_TAIL = 1.0  # --flatline: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
-RUN_SHARE = 0.5  # --flatline: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
+RUN_SHARE = 0.02  # --flatline: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
 COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
 
 
