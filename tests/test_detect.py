@@ -65,6 +65,17 @@ def test_last_scores_the_newest_points_exactly_as_the_whole_file_does(trained_ru
     pd.testing.assert_frame_equal(last, tail, check_exact=True)
 
 
+def test_last_scores_as_the_whole_file_when_series_differ_in_length(trained_run, tmp_path):
+    # Series of one file are ranked together: --last must still give each the scores of the whole file.
+    frame = pd.read_csv(trained_run.data)
+    frame.loc[:40, "b"] = np.nan  # b starts 41 rows later than a
+    data = write_frame(tmp_path / "ragged.csv", frame)
+    full = api.detect(trained_run.run_dir, data, window=40).frame
+    assert full.groupby("series").size().to_dict() == {"a": 120 - trained_run.lookback, "b": 79 - trained_run.lookback}
+    last = api.detect(trained_run.run_dir, data, window=40, last=20).frame
+    pd.testing.assert_frame_equal(last, full.groupby("series").tail(20).reset_index(drop=True), check_exact=True)
+
+
 def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
     frame = pd.read_csv(trained_run.data)
     full = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60)
