@@ -1,151 +1,161 @@
-"""Precision and recall of `lstmcast detect` on real series with planted anomalies of known kinds.
+"""Event recall and point precision of `lstmcast detect` on many real series with planted anomalies of five kinds.
 
-    python benchmarks/detect_planted.py                       # mae (the default loss), huber, mse
-    python benchmarks/detect_planted.py --datasets airline --losses mae --trials 10
+    python benchmarks/detect_planted.py                                  # M3 monthly, M4 Hourly/Weekly, classic
+    python benchmarks/detect_planted.py --datasets m3-monthly --rounds 3 --level 0.999
+    python benchmarks/detect_planted.py --workdir /tmp/cal --reuse-runs  # the runs of detect_calibration.py
 
-For each series (../shared/data: daily minimum temperatures, monthly sunspots, airline
-passengers, daily female births) the first 60% is the training part and the rest the
-test part. Three spikes of 6 sigma are planted in the training part (sigma: the standard
-deviation of the seasonal difference of the training part, a robust noise scale), so a
-loss that fits outliers learns them; one run is trained per loss with `api.train` on
-that part. Then, per trial, one anomaly is planted at a random place of the test part
-and `api.detect` scores the whole series:
+The series, the runs and their training are those of `detect_calibration.py` (a seeded
+sample per data set, one run trained with train's defaults on the first 70% of every
+series, nothing planted there). Per round, the last 30% of every series is cut into
+slots of at least 100 points and 8 seasons (one slot where it is shorter), each slot gets
+one anomaly at a random place (kinds taken in turn), and `api.detect` with its defaults
+scores all series of the data set at once. With sigma the local standard deviation before
+t0 (`--sigma values`: of the values over two seasons, at least 12 points; `noise`: of the
+season-on-season differences over 4 seasons, / sqrt 2), K uniform in 3..6:
 
-    spike       one point moved by +-K sigma (K = --size, default 5)
-    level       every point from t0 on moved by +K sigma
-    flatline    the sensor sticks: `span` points from t0 repeat the value before t0
+    spike      one point + K sigma
+    dip        one point - K sigma
+    level      every point from t0 to the end of its slot + or - K sigma
+    flat       one season of points (at least 6) repeat the value before t0: a stuck sensor
+    burst      one season of points (at least 6) get Gaussian noise of 3 sigma added
 
-An event counts as detected when a point in its span is flagged (spike: t0; level shift:
-t0 .. t0 + span - 1; flatline: the stuck points); a flagged point of the test part
-outside the span is a false alarm. Precision = flagged points inside spans / all flagged
-points; recall = detected events / events. Also reported: the share of points flagged
-with nothing planted (clean), against 1 - level.
+An event is found when a point of its span is flagged (spike, dip: t0; level: one season
+from t0, at least 6 points; flat, burst: the changed points). Point precision = flagged
+points inside spans / all flagged points of the slots with that kind.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import data_file, markdown_table
+from common import markdown_table
+from detect_calibration import GROUPS, SOURCES, TRAIN_SHARE, load_series, long_csv
 
-DATASETS = {
-    "daily-min-temperatures": ("daily-min-temperatures.csv", 365),
-    "monthly-sunspots": ("monthly-sunspots.csv", 12),
-    "airline": ("airline-passengers.csv", 12),
-    "female-births": ("daily-total-female-births.csv", 7),
-}
-KINDS = ("spike", "level", "flatline")
-SPAN = {"spike": 1, "level": 10, "flatline": 10}
+KINDS = ("spike", "dip", "level", "flat", "burst")
+SEASON = {"MS": 12, "QS": 4, "YS": 1, "h": 24, "W": 52, "D": 7, None: 1}
+SLOT = 100  # at most one anomaly per this many points (and per 8 seasons) of a series' last 30%
+DATASETS = ("m3-monthly", "m4-hourly", "m4-weekly", "airline", "sunspots", "temperatures", "births")
 
 
-def noise_scale(values: np.ndarray, season: int) -> float:
-    diff = values[season:] - values[:-season] if len(values) > 2 * season else np.diff(values)
-    return float(np.std(diff))
+def local_sigma(values: np.ndarray, t0: int, season: int, kind: str) -> float:
+    """The local standard deviation before t0: of the values over two seasons (at least 12 points), or the noise's."""
+    if kind == "values":
+        return float(np.std(values[max(0, t0 - max(2 * season, 12)):t0])) or 1e-9
+    past = values[max(0, t0 - 5 * season):t0]
+    diff = past[season:] - past[:-season] if len(past) > 2 * season else np.diff(past)
+    return float(np.std(diff) / np.sqrt(2.0)) or 1e-9
 
 
-def plant(values: np.ndarray, kind: str, t0: int, size: float, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    out = values.copy()
+def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season: int,
+          rng: np.random.Generator) -> int:
+    """Plant one anomaly in `values` (in place) from t0 on, before `end`; returns the length of its span."""
+    k = rng.uniform(3.0, 6.0)
+    span = 1 if kind in ("spike", "dip") else max(season, 6)
     if kind == "spike":
-        out[t0] += rng.choice([-1.0, 1.0]) * size * sigma
+        values[t0] += k * sigma
+    elif kind == "dip":
+        values[t0] -= k * sigma
     elif kind == "level":
-        out[t0:] += size * sigma
+        values[t0:end] += rng.choice([-1.0, 1.0]) * k * sigma  # until the end of its slot
+    elif kind == "flat":
+        values[t0:t0 + span] = values[t0 - 1]
     else:
-        out[t0:t0 + SPAN["flatline"]] = out[t0 - 1]
-    return out
+        values[t0:t0 + span] += rng.normal(0.0, 3.0 * sigma, span)
+    return span
 
 
-def trial_counts(found: pd.DataFrame, cut: int, t0: int | None, span: int) -> tuple[int, int, bool]:
-    """(flags in the span, flags in the test part outside it, detected) of one trial."""
-    pos = found.attrs["rows"]
-    flags = found["anomaly"].to_numpy(bool) & (pos >= cut)
-    if t0 is None:
-        return 0, int(flags.sum()), False
-    inside = (pos >= t0) & (pos < t0 + span)
-    return int((flags & inside).sum()), int((flags & ~inside).sum()), bool((flags & inside).any())
-
-
-def run(args: argparse.Namespace) -> None:
-    import torch
-
+def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path, seed: int, level: float,
+              sigma_kind: str, flatline: bool = False) -> list[tuple[str, int, int, bool]]:
+    """Per event: (kind, flags inside its span, flags of its slot outside the span, found)."""
     from lstmcast import api
-    from lstmcast.config import Device, Loss, Precision, TrainConfig
 
-    torch.set_num_threads(1)
-    rows, started = [], time.perf_counter()
-    for name in args.datasets:
-        file, season = DATASETS[name]
-        frame = pd.read_csv(data_file(file, args.data_dir))
-        time_col, value_col = frame.columns[:2]
-        values = frame[value_col].to_numpy(float)
-        cut = int(0.6 * len(values))
-        sigma = noise_scale(values[:cut], season)
-        rng = np.random.default_rng(args.seed)
-        train_values = values[:cut].copy()
-        for t in rng.choice(np.arange(season + 1, cut - 1), 3, replace=False):
-            train_values[t] += rng.choice([-1.0, 1.0]) * 6.0 * sigma
-        for loss in args.losses:
-            with tempfile.TemporaryDirectory(prefix="lstmcast-planted-") as tmp:
-                tmp = Path(tmp)
-                train_csv = tmp / "train.csv"
-                pd.DataFrame({time_col: frame[time_col][:cut], value_col: train_values}).to_csv(train_csv, index=False)
-                config = TrainConfig(max_steps=args.max_steps, loss=Loss(loss), device=Device.cpu,
-                                     precision=Precision.fp32, seed=args.seed)
-                report = api.train(train_csv, train_config=config, run_dir=tmp / "run")
-                lookback = report.model["lookback"]
-                rows_of = pd.Series(np.arange(len(frame)), index=pd.to_datetime(frame[time_col]))
-
-                def detect(series: np.ndarray, level: float, flatline: bool) -> pd.DataFrame:
-                    path = tmp / "d.csv"
-                    pd.DataFrame({time_col: frame[time_col], value_col: series}).to_csv(path, index=False)
-                    found = api.detect(report.run_dir, path, level=level, window=args.window,
-                                       flatline=flatline).frame
-                    found.attrs["rows"] = rows_of.reindex(found[found.columns[1]]).to_numpy()  # file rows
-                    return found
-
-                trial_rng = np.random.default_rng(args.seed + 1)
-                plan = [(kind, int(trial_rng.integers(max(cut, lookback + 64), len(values) - SPAN[kind])))
-                        for kind in KINDS for _ in range(args.trials)]
-                for level, flatline in [(lv, fl) for fl in args.flatline for lv in args.levels]:
-                    clean = detect(values, level, flatline)
-                    scored = clean["score"].notna().to_numpy() & (clean.attrs["rows"] >= cut)
-                    clean_rate = float(clean["anomaly"].to_numpy(bool)[scored].mean())
-                    for kind in KINDS:
-                        inside = outside = hits = 0
-                        for k, t0 in [p for p in plan if p[0] == kind]:
-                            got = detect(plant(values, k, t0, args.size, sigma, np.random.default_rng(t0)), level, flatline)
-                            a, b, hit = trial_counts(got, cut, t0, SPAN[k])
-                            inside, outside, hits = inside + a, outside + b, hits + hit
-                        flagged = inside + outside
-                        rows.append([name, loss, "on" if flatline else "off", level, kind, args.trials, f"{hits / args.trials:.2f}",
-                                     f"{inside / flagged:.2f}" if flagged else "—",
-                                     f"{outside / args.trials:.2f}", f"{clean_rate:.4f}"])
-                print(f"{name} {loss}: trained and scored in {time.perf_counter() - started:.0f} s so far", flush=True)
-    print()
-    print(markdown_table(["series", "loss", "--flatline", "level", "kind", "trials", "recall", "precision",
-                          "false alarms / trial", "clean flag rate"], rows))
-    print(f"\nsize {args.size} sigma, window {args.window}, {args.max_steps} training steps, seed {args.seed}; "
-          f"total {time.perf_counter() - started:.0f} s")
+    src = SOURCES[name]
+    season = SEASON[src.freq]
+    rng = np.random.default_rng(seed)
+    clean = api.detect(run_dir, long_csv(work / "clean.csv", series, src.freq)).frame
+    # Anomalies go where detect scores: after the lookback, the spreads and the first block of residuals.
+    unscored = clean["score"].isna().groupby(clean["id"].astype(str), sort=False).sum()
+    lookback = {sid: len(v) - int((clean["id"].astype(str) == sid).sum()) for sid, v in series.items()}
+    planted, events, turn = {}, {}, seed
+    for sid, values in series.items():
+        n = len(values)
+        cut = max(int(round(TRAIN_SHARE * n)), lookback[sid] + int(unscored.get(sid, 0)))
+        if n - cut < max(season, 6) + 1:
+            continue
+        gap = max(SLOT, 8 * season)
+        slots = max(1, (n - cut) // gap)
+        edges = np.linspace(cut, n, slots + 1).astype(int)
+        out, events[sid] = values.copy(), []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            kind = KINDS[turn % len(KINDS)]
+            turn += 1
+            longest = max(season, 6)
+            t0 = int(rng.integers(lo, max(hi - longest, lo + 1)))
+            sigma = local_sigma(values, t0, season, sigma_kind)
+            span = plant(out, kind, t0, hi, sigma, season, rng)
+            events[sid].append((kind, lo, hi, t0, span))
+        planted[sid] = out
+    frame = api.detect(run_dir, long_csv(work / "planted.csv", {s: planted.get(s, v) for s, v in series.items()},
+                                         src.freq), level=level, flatline=flatline).frame
+    got = []
+    for sid, rows in frame.groupby(frame["id"].astype(str), sort=False):
+        if sid not in events:
+            continue
+        pos = np.arange(len(rows)) + len(series[sid]) - len(rows)
+        flags = rows["anomaly"].to_numpy(bool)
+        for kind, lo, hi, t0, span in events[sid]:
+            slot = flags & (pos >= lo) & (pos < hi)
+            inside = (pos >= t0) & (pos < t0 + span)
+            got.append((kind, int((slot & inside).sum()), int((slot & ~inside).sum()), bool((slot & inside).any())))
+    return got
 
 
 def main() -> None:
+    from detect_calibration import detect_scores
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--losses", nargs="+", default=["mae", "huber", "mse"], choices=["mae", "huber", "mse"])
-    parser.add_argument("--levels", nargs="+", type=float, default=[0.99, 0.999])
-    parser.add_argument("--flatline", nargs="+", type=lambda v: v == "on", default=[False],
-                        help="detect --flatline: off, on, or both (default off)")
-    parser.add_argument("--trials", type=int, default=20, help="anomalies planted per kind (one per trial)")
-    parser.add_argument("--size", type=float, default=5.0, help="spike and level-shift size in sigmas")
-    parser.add_argument("--window", type=int, default=5000)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(SOURCES))
+    parser.add_argument("--series", type=int, default=None, help="series sampled from each M3/M4 file "
+                        "(default 200 from M3's, 60 from M4's)")
+    parser.add_argument("--rounds", type=int, default=2, help="anomalies planted per series (one per round)")
+    parser.add_argument("--level", type=float, default=0.99)
+    parser.add_argument("--sigma", choices=("values", "noise"), default="values",
+                        help="the local standard deviation: of the values (default) or of the noise")
+    parser.add_argument("--flatline", action="store_true", help="detect --flatline")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
+    parser.add_argument("--reuse-runs", action="store_true", help="use the runs kept in --workdir")
     parser.add_argument("--data-dir", type=Path, default=None)
-    run(parser.parse_args())
+    args = parser.parse_args()
+    started, results = time.perf_counter(), {}
+    for name in args.datasets:
+        series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
+        work = args.workdir / name
+        if not (args.reuse_runs and (work / "run" / "run.json").is_file()):
+            detect_scores(name, series, work, args.max_steps, args.seed)  # trains the run on the first 70%
+        for r in range(args.rounds):
+            results.setdefault(GROUPS[name], []).extend(
+                one_round(name, series, work / "run", work, args.seed + 1 + r, args.level, args.sigma,
+                          args.flatline))
+        print(f"{name}: {len(series)} series, {time.perf_counter() - started:.0f} s so far", flush=True)
+    rows = []
+    every = [e for got in results.values() for e in got]
+    for group, got in [*results.items(), ("all", every)]:
+        for kind in KINDS:
+            mine = [e for e in got if e[0] == kind]
+            inside, outside = sum(e[1] for e in mine), sum(e[2] for e in mine)
+            found = sum(e[3] for e in mine)
+            rows.append([group, kind, len(mine), f"{found / len(mine):.2f}" if mine else "—",
+                         f"{inside / (inside + outside):.2f}" if inside + outside else "—"])
+    print()
+    print(markdown_table(["data set", "kind", "events", "recall", "point precision"], rows))
+    print(f"\nlevel {args.level}{' --flatline' if args.flatline else ''}, sigma of the {args.sigma}, {args.rounds} rounds, {args.series or '200 / 60'} series per M3/M4 file, seed {args.seed}; "
+          f"total {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

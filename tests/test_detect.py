@@ -65,6 +65,17 @@ def test_last_scores_the_newest_points_exactly_as_the_whole_file_does(trained_ru
     pd.testing.assert_frame_equal(last, tail, check_exact=True)
 
 
+def test_last_scores_as_the_whole_file_when_series_differ_in_length(trained_run, tmp_path):
+    # Series of one file are ranked together: --last must still give each the scores of the whole file.
+    frame = pd.read_csv(trained_run.data)
+    frame.loc[:40, "b"] = np.nan  # b starts 41 rows later than a
+    data = write_frame(tmp_path / "ragged.csv", frame)
+    full = api.detect(trained_run.run_dir, data, window=40).frame
+    assert full.groupby("series").size().to_dict() == {"a": 120 - trained_run.lookback, "b": 79 - trained_run.lookback}
+    last = api.detect(trained_run.run_dir, data, window=40, last=20).frame
+    pd.testing.assert_frame_equal(last, full.groupby("series").tail(20).reset_index(drop=True), check_exact=True)
+
+
 def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
     frame = pd.read_csv(trained_run.data)
     full = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60)
@@ -119,6 +130,39 @@ def test_scores_flag_about_one_minus_level_of_normal_points():
         np.testing.assert_array_equal(got.score[ok] > level, a[ok] > got.half_width[ok])
 
 
+def test_residuals_growing_with_the_series_are_flagged_at_the_promised_rate():
+    # Residuals of growing seasonal series (a multiplicative season on a trend): their scale grows
+    # 4-fold over 400 points. Ranked raw against the series' own past, late residuals outrank early ones.
+    rng = np.random.default_rng(3)
+    t = np.arange(400)
+    swing = (1.0 + t / 130.0) * (1.2 + np.sin(2 * np.pi * t / 12))[None, :]
+    a = np.abs(rng.standard_normal((200, 400))) * swing * rng.uniform(0.5, 5.0, (200, 1))
+    firsts = np.zeros(200, int)
+    for level in (0.95, 0.99):
+        raw = calibration.score(a, firsts, level, window=5000, refresh=32).score
+        got = calibration.residual_scores(a, firsts, level, window=5000, refresh=32)
+        ok = np.isfinite(got.score)
+        assert ok[:, 60:].all()  # scored from the first block with spreads before it
+        rate, raw_rate = (got.score[ok] > level).mean(), (raw[np.isfinite(raw)] > level).mean()
+        assert abs(rate - (1 - level)) < 0.15 * (1 - level) < raw_rate - (1 - level)
+        np.testing.assert_array_equal(got.score[ok] > level, a[ok] > got.half_width[ok])
+
+
+def test_short_series_are_scored_against_every_series_past_residuals():
+    # 40 points each after the lookback: a series alone would rank against 20-40 residuals and a fitted tail.
+    rng = np.random.default_rng(4)
+    a = np.abs(rng.standard_normal((500, 72))) * rng.uniform(0.1, 10.0, (500, 1))
+    a[:, :32] = np.nan  # the lookback: no residuals
+    got = calibration.residual_scores(a, np.full(500, 32), 0.999, window=5000, refresh=32)
+    scored = got.score[np.isfinite(got.score)]
+    assert scored.size == 500 * 8 and (scored > 0.999).mean() <= 0.002  # the block 64..71
+    own = calibration.score(a, np.full(500, 32), 0.999, window=5000, refresh=32).score
+    assert (own[np.isfinite(own)] > 0.999).mean() > 0.003  # 20-32 residuals and the tail beyond them
+    spike = a.copy()
+    spike[7, 70] = 30 * np.nanmean(a[7])
+    assert calibration.residual_scores(spike, np.full(500, 32), 0.999, 5000, 32).score[7, 70] > 0.999
+
+
 def test_larger_spikes_score_higher_beyond_every_past_residual():
     rng = np.random.default_rng(2)
     a = np.abs(rng.standard_normal((1, 400)))
@@ -136,6 +180,9 @@ def test_runs_of_repeats_and_the_joined_score():
     run = calibration.Scores(np.array([[0.9999, 0.2, 0.9999]]), np.ones((1, 3)))
     np.testing.assert_allclose(calibration.joined(res, run).score, [[1 - 2e-4, 0.998, np.nan]])
     assert calibration.residual_level(0.99) == pytest.approx(0.995)
+    # Weighted: a tenth of 1 - level to the run, nine tenths to the residual.
+    np.testing.assert_allclose(calibration.joined(res, run, 0.1).score, [[1 - 1e-3, 1 - 1e-3 / 0.9, np.nan]])
+    assert calibration.residual_level(0.99, 0.1) == pytest.approx(0.991)
 
 
 def test_flatline_flags_a_stuck_sensor_only_when_asked(trained_run, tmp_path):

@@ -35,6 +35,7 @@ REFRESH = 32  # positions per calibration block
 FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecast about three times
 FLAGGED_LISTED = 1000  # flagged points a summary lists (all are counted)
 RUN_TAIL = 1.0  # --flatline: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
+RUN_SHARE = 0.02  # --flatline: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
 COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
 
 
@@ -62,6 +63,7 @@ class Detection:
     stride: int
     window: int
     flatline: bool = False  # also score runs of repeated values (calibration.joined)
+    pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
     series: int = 0
@@ -224,10 +226,10 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     models = [Model(run.model, center, scale, log, 0)]
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
-        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window) for f in firsts)
+        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in firsts)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
-    made = Detection(iter(()), level, stride, window, flatline, notes, new, refits=[m.start for m in models[1:]],
-                     log_floor=log_floor)
+    made = Detection(iter(()), level, stride, window, flatline, len(values) > 1, notes, new,
+                     refits=[m.start for m in models[1:]], log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
@@ -242,8 +244,9 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     part = values[lo:hi]
     width = max(len(v) for v in part)
     lookback = models[0].net.config.lookback
-    # Residuals from this far back calibrate the first point scored.
-    need = [max(lookback, (f // REFRESH) * REFRESH - made.window) for f in firsts[lo:hi]]
+    # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
+    # before it); the same for the whole batch, since its blocks are ranked against every series' past.
+    need = [max(lookback, (min(firsts[lo:hi]) // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
@@ -269,12 +272,14 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
     start = np.array(firsts[lo:hi])
     if not made.flatline:
-        return padded, expected, calibration.score(nonconformity, start, made.level, made.window, REFRESH)
+        return padded, expected, calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH,
+                                                             pooled=made.pooled)
     runs = calibration.repeats(padded)
     runs[~np.isfinite(nonconformity)] = np.nan
-    residual = calibration.score(nonconformity, start, calibration.residual_level(made.level), made.window, REFRESH)
+    residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level, RUN_SHARE),
+                                           made.window, REFRESH, pooled=made.pooled)
     run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
-    return padded, expected, calibration.joined(residual, run)
+    return padded, expected, calibration.joined(residual, run, RUN_SHARE)
 
 
 def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],

@@ -1,0 +1,175 @@
+"""False flags of `lstmcast detect` on normal data: the share of points flagged at each level, against 1 - level.
+
+    python benchmarks/detect_calibration.py                         # every data set, levels 0.95 0.99 0.999
+    python benchmarks/detect_calibration.py --datasets m3-monthly airline --series 40
+    python benchmarks/detect_calibration.py --workdir /tmp/cal --reuse-runs   # detect again with the kept runs
+
+Nothing is planted: every flag is a false flag. Per data set (../shared/data) a sample
+of series (`--series`, seeded, among those whose first 70% holds 4 horizons) is written as a long CSV with the train and test parts of
+M3/M4 joined; a run is trained with train's defaults (`--max-steps` caps the steps, one
+thread, CPU) on the first 70% of every series, then `api.detect` with its defaults scores
+every point of every whole series. The `score` column does not depend on the level (the
+level only sets the flag threshold and the band), so one detection gives every level's
+flags: score > level. Reported per data set and level: the share of scored points flagged
+inside the training span (the first 70%) and after it, and the target (1 - level) + 0.005.
+
+The classic series (airline passengers, monthly sunspots, daily minimum temperatures,
+daily female births) are one run each, reported together as `classic`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from common import data_file, markdown_table
+
+TRAIN_SHARE = 0.7
+LEVELS = (0.95, 0.99, 0.999)
+SLACK = 0.005  # the issue's target: at most (1 - level) + half a percentage point
+MIN_TRAIN_HORIZONS = 4  # series sampled: the first 70% holds at least this many horizons
+
+
+@dataclass(frozen=True)
+class Source:
+    files: tuple[str, ...]  # wide M-competition files (train, test) or one CSV per series
+    freq: str | None  # timestamps made on this grid (None: integer steps)
+    horizon: int
+    wide: bool = True
+    sample: int = 60  # series sampled by default (wide files)
+
+
+SOURCES = {
+    "m3-monthly": Source(("m3/M3-Monthly-train.csv", "m3/M3-Monthly-test.csv"), "MS", 18, sample=200),
+    "m3-quarterly": Source(("m3/M3-Quarterly-train.csv", "m3/M3-Quarterly-test.csv"), "QS", 8, sample=200),
+    "m3-yearly": Source(("m3/M3-Yearly-train.csv", "m3/M3-Yearly-test.csv"), "YS", 6, sample=200),
+    "m3-other": Source(("m3/M3-Other-train.csv", "m3/M3-Other-test.csv"), None, 8, sample=200),
+    "m4-hourly": Source(("M4-Hourly-train.csv", "M4-Hourly-test.csv"), "h", 48),
+    "m4-weekly": Source(("M4-Weekly-train.csv", "M4-Weekly-test.csv"), "W", 13),
+    "etth1": Source(("ETTh1.csv",), "h", 24, wide=False),
+    "airline": Source(("airline-passengers.csv",), "MS", 12, wide=False),
+    "sunspots": Source(("monthly-sunspots.csv",), "MS", 12, wide=False),
+    "temperatures": Source(("daily-min-temperatures.csv",), "D", 14, wide=False),
+    "births": Source(("daily-total-female-births.csv",), "D", 14, wide=False),
+}
+CLASSIC = ("airline", "sunspots", "temperatures", "births")
+GROUPS = {"m3-monthly": "M3 monthly", "m3-quarterly": "M3 quarterly", "m3-yearly": "M3 yearly",
+          "m3-other": "M3 other", "m4-hourly": "M4 Hourly", "m4-weekly": "M4 Weekly", "etth1": "ETTh1",
+          **{name: "classic" for name in CLASSIC}}
+
+
+def load_series(name: str, n_series: int, seed: int, data_dir: Path | None) -> dict[str, np.ndarray]:
+    """{id: values} of a data set: a seeded sample of `n_series` wide rows (train and test joined), or its columns."""
+    src = SOURCES[name]
+    if not src.wide:
+        frame = pd.read_csv(data_file(src.files[0], data_dir))
+        return {str(c): frame[c].to_numpy(float) for c in frame.columns[1:]}
+    train, test = (pd.read_csv(data_file(f, data_dir)) for f in src.files)
+    lengths = train.iloc[:, 1:].notna().sum(axis=1).to_numpy() + test.iloc[:, 1:].notna().sum(axis=1).to_numpy()
+    # Long enough that the training part holds a lookback, a horizon and a validation window.
+    rows = np.flatnonzero(TRAIN_SHARE * lengths >= MIN_TRAIN_HORIZONS * src.horizon)
+    rows = np.random.default_rng(seed).choice(rows, min(n_series, len(rows)), replace=False)
+    out = {}
+    for r in sorted(rows):
+        values = np.concatenate([train.iloc[r, 1:].dropna().to_numpy(float), test.iloc[r, 1:].dropna().to_numpy(float)])
+        out[str(train.iloc[r, 0])] = values
+    return out
+
+
+def long_csv(path: Path, series: dict[str, np.ndarray], freq: str | None, share: float = 1.0) -> Path:
+    parts = []
+    for sid, values in series.items():
+        n = int(round(share * len(values)))
+        times = pd.date_range("1900-01-01", periods=n, freq=freq) if freq else np.arange(n)
+        parts.append(pd.DataFrame({"id": sid, "time": times, "value": values[:n]}))
+    pd.concat(parts).to_csv(path, index=False)
+    return path
+
+
+def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_steps: int, seed: int,
+                  reuse_run: bool = False, flatline: bool = False) -> pd.DataFrame:
+    """Rows id, position, score, train (inside the first 70%) of `api.detect` on the whole series."""
+    import torch
+
+    from lstmcast import api
+    from lstmcast.config import DataConfig, Device, Precision, TrainConfig
+
+    torch.set_num_threads(1)
+    src = SOURCES[name]
+    work.mkdir(parents=True, exist_ok=True)
+    data = DataConfig(id_col="id", time_col="time", target=("value",))
+    train_csv = long_csv(work / "train.csv", series, src.freq, TRAIN_SHARE)
+    full_csv = long_csv(work / "full.csv", series, src.freq)
+    run_dir = work / "run"
+    if not (reuse_run and (run_dir / "run.json").is_file()):
+        config = TrainConfig(max_steps=max_steps, device=Device.cpu, precision=Precision.fp32, seed=seed)
+        api.train(train_csv, data, horizon=src.horizon, train_config=config, run_dir=run_dir, overwrite=True,
+                  threads=1)
+    frame = api.detect(run_dir, full_csv, flatline=flatline).frame
+    lengths = {sid: len(v) for sid, v in series.items()}
+    frame["position"] = frame.groupby("id").cumcount()
+    frame["position"] += frame["id"].astype(str).map(lengths) - frame["id"].map(frame["id"].value_counts())
+    cuts = {sid: int(round(TRAIN_SHARE * len(v))) for sid, v in series.items()}
+    frame["train"] = frame["position"] < frame["id"].astype(str).map(cuts)
+    return frame[["id", "position", "value", "expected", "score", "train"]]
+
+
+def rates(frame: pd.DataFrame, levels: tuple[float, ...]) -> list[list[str]]:
+    """Per level: the flag rate inside the training span and after it (scored points only), and the target."""
+    scored = frame[frame["score"].notna()]
+    rows = []
+    for level in levels:
+        cells = []
+        for part in (scored[scored["train"]], scored[~scored["train"]]):
+            rate = float((part["score"] > level).mean()) if len(part) else float("nan")
+            cells.append(f"{100 * rate:.2f}%" + ("" if rate <= 1 - level + SLACK else " ✗"))
+        rows.append([f"{level}", *cells, f"{100 * (1 - level + SLACK):.1f}%"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--series", type=int, default=None, help="series sampled from each M3/M4 file "
+                        "(default 200 from M3's, 60 from M4's)")
+    parser.add_argument("--levels", nargs="+", type=float, default=list(LEVELS))
+    parser.add_argument("--max-steps", type=int, default=300, help="optimiser steps per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
+    parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
+    parser.add_argument("--reuse-runs", action="store_true", help="detect again with the runs kept in --workdir")
+    parser.add_argument("--flatline", action="store_true", help="detect --flatline")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    started, frames = time.perf_counter(), {}
+    for name in args.datasets:
+        kept = args.workdir / name / "scores.csv"
+        if args.reuse and kept.is_file():
+            frame = pd.read_csv(kept)
+        else:
+            series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
+            frame = detect_scores(name, series, args.workdir / name, args.max_steps, args.seed, args.reuse_runs,
+                                  args.flatline)
+            frame.to_csv(kept, index=False)
+        frames.setdefault(GROUPS[name], []).append(frame)
+        print(f"{name}: {frame['id'].nunique()} series, {frame['score'].notna().sum()} scored points, "
+              f"{time.perf_counter() - started:.0f} s so far", flush=True)
+    rows = []
+    for group, parts in frames.items():
+        frame = pd.concat(parts)
+        n_in, n_out = int((frame["score"].notna() & frame["train"]).sum()), int((frame["score"].notna() & ~frame["train"]).sum())
+        for k, row in enumerate(rates(frame, tuple(args.levels))):
+            rows.append([group if k == 0 else "", f"{n_in:,} / {n_out:,}" if k == 0 else "", *row])
+    print()
+    print(markdown_table(["data set", "scored points (train / after)", "level", "flagged in training span",
+                          "flagged after it", "at most"], rows))
+    print(f"\n{'--flatline, ' if args.flatline else ''}{args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
+          f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
