@@ -199,7 +199,7 @@ class TrainConfig:
     epoch_steps: int | None = None  # optimiser steps per epoch; None: sized to the data
     lr: float = 1e-3
     schedule: Schedule = Schedule.constant
-    patience: int = 5
+    patience: int | None = None  # epochs without improvement; None: train.defaults.default_patience
     val_size: int | None = None  # None: one horizon
     scaler: ScalerKind = ScalerKind.standard
     transform: Transform = Transform.auto  # per series, before the scaler; run.json marks the series modelled in logs
@@ -231,7 +231,7 @@ def train_problem(cfg: TrainConfig) -> tuple[str, str] | None:
     or beyond `TRAIN_LIMITS`, MAX_TIME_LIMIT; None when all are sound."""
     for name, limit in TRAIN_LIMITS.items():
         value = getattr(cfg, name)
-        if value is None and name not in ("patience", "forking"):
+        if value is None and name != "forking":
             continue
         low = 1
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:

@@ -76,8 +76,11 @@ def test_train_help_shows_key_defaults():
 
     batch_rule = (f"one per {d.BATCH_DIVISOR} training windows, a power of two from {d.FLOOR_BATCH} to {d.MAX_BATCH} "
                   f"({d.MIN_BATCH} under {d.SMALL_WINDOWS:,} windows)")
-    for expected in ("[default: 64;", "[default: 2;", "Maximum epochs (default 20, or up to 40", batch_rule,
-                     "an epoch covers every training window 4 times over", "[default: 0.001;", f"[default: {TrainConfig.patience};", "[default: interpolate]",
+    epochs_rule = (f"Maximum epochs (default {d.DEFAULT_EPOCHS}, or up to {d.MAX_DEFAULT_EPOCHS} when an epoch is under "
+                   f"50 steps, so that {d.MIN_PLANNED_STEPS:,} steps are planned")
+    patience_rule = f"Default: {d.DEFAULT_PATIENCE}, or as many short epochs as make {d.PATIENCE_STEPS} steps"
+    for expected in ("[default: 64;", "[default: 2;", epochs_rule, batch_rule, patience_rule,
+                     "an epoch covers every training window 4 times over", "[default: 0.001;", "[default: interpolate]",
                      "[default: standard]", "[default: mae]", "[default: auto]", "[default: 0]",
                      f"[default: {TrainConfig.mase_weight}; 0.0<=x<=1.0]",
                      "[default: revin]", "--skip"):

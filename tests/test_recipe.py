@@ -15,7 +15,7 @@ from conftest import TINY, TINY_MODEL
 from lstmcast import api
 from lstmcast.config import TrainConfig
 from lstmcast.train import device
-from lstmcast.train.defaults import default_epochs, size_budget
+from lstmcast.train.defaults import default_epochs, default_patience, size_budget
 
 
 @pytest.mark.parametrize(("n_train", "batch", "steps"), [
@@ -33,7 +33,9 @@ def test_budget_follows_the_training_signal(n_train, batch, steps):
 def test_given_budget_is_kept_and_short_epochs_get_more_of_them():
     assert size_budget(10_000, 48, 32, 7) == (32, 7)
     assert size_budget(10_000, 1, 32, None) == (32, 50)  # one origin per sequence: more steps to cover the data
-    assert default_epochs(10) == 40 and default_epochs(20) == 20 and default_epochs(50) == 20
+    assert default_epochs(10) == 100 and default_epochs(20) == 50 and default_epochs(50) == 20
+    # early stopping waits 100 steps of short epochs, 5 epochs of long ones (M4's 50 steps: unchanged)
+    assert default_patience(10) == 10 and default_patience(20) == 5 and default_patience(50) == 5
 
 
 def test_trained_budget_is_stored_resolved(hourly_csv, tmp_path):
@@ -42,6 +44,7 @@ def test_trained_budget_is_stored_resolved(hourly_csv, tmp_path):
     stored = json.loads((report.run_dir / "run.json").read_text())["train"]
     assert stored["batch_size"] in (16, 32, 64, 128, 256) and stored["epoch_steps"] >= 10 and stored["epochs"] >= 20
     assert report.metrics["budget"]["batch_size"] == stored["batch_size"]
+    assert stored["patience"] == default_patience(stored["epoch_steps"])  # sized too, and kept for resume and refits
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from torch import nn
 
 from lstmcast.train import state as train_state
 from lstmcast.train.adam import Adam
+from lstmcast.train.defaults import DEFAULT_PATIENCE
 from lstmcast.config import Loss, Schedule, TrainConfig
 from lstmcast.train.distributed import Dist, current
 from lstmcast.train.device import use_bf16
@@ -354,7 +355,7 @@ def fit(model: nn.Module, flat: np.ndarray, train_origin: np.ndarray | TrainOrig
                 finished = "max_steps"
             elif late:
                 finished = "time_limit"
-            elif bad_epochs >= cfg.patience:
+            elif bad_epochs >= (cfg.patience or DEFAULT_PATIENCE):  # None: unsized (train_run sizes it)
                 finished = "early_stopping"
             result.state = train_state.capture(model, optimizer, generator, best_state, result, bad_epochs, epoch,
                                                finished, time.monotonic() - started)

@@ -269,13 +269,14 @@ def _budget(cfg: TrainConfig, n_train: int, keep: bool) -> TrainConfig:
     (`train.defaults.size_budget`); with `keep` (a resumed run, a refit of a run written
     before the budget was sized) it stays as stored."""
     from lstmcast.config import TIME_LIMIT_EPOCHS
-    from lstmcast.train.defaults import default_epochs, size_budget
+    from lstmcast.train.defaults import DEFAULT_PATIENCE, default_epochs, default_patience, size_budget
 
-    if keep:
-        return cfg
+    if keep:  # runs written before patience was sized to the data had 5
+        return cfg if cfg.patience is not None else replace(cfg, patience=DEFAULT_PATIENCE)
     batch, steps = size_budget(n_train, cfg.forking, cfg.batch_size, cfg.epoch_steps)
     epochs = cfg.epochs or (TIME_LIMIT_EPOCHS if cfg.time_limit else default_epochs(steps))
-    return replace(cfg, batch_size=batch, epoch_steps=steps, epochs=epochs)
+    return replace(cfg, batch_size=batch, epoch_steps=steps, epochs=epochs,
+                   patience=cfg.patience or default_patience(steps))
 
 
 def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback: int | None,
