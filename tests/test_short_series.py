@@ -123,3 +123,14 @@ def test_full_data_trains_again_on_the_held_out_points(tmp_path):
     a = api.predict(held.run_dir).forecast["forecast"].to_numpy()
     b = api.predict(full.run_dir).forecast["forecast"].to_numpy()
     assert np.isfinite(b).all() and not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_a_file_too_short_to_train_says_the_least_length_first(cli, tmp_path, rows):
+    """One point has no frequency either: the length, what the user can act on, is said first (issue 32)."""
+    data = tmp_path / "few.csv"
+    data.write_text("date,sales\n" + "".join(f"2024-{m:02d}-01,{m + 4}\n" for m in range(1, rows + 1)))
+    done = cli("train", data, "--run-dir", tmp_path / "run", *TINY_CLI)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"has {rows} point" in done.stderr and "frequency" not in done.stderr and "add history" in done.stderr
+    assert not (tmp_path / "run").exists()

@@ -24,6 +24,7 @@ import pandas as pd
 from lstmcast.config import DataConfig, Fill
 from lstmcast.data.columns import line as _line
 from lstmcast.data.columns import numeric_columns, numeric_matrix
+from lstmcast.data.windows import MIN_INPUT
 from lstmcast.data.csvfile import read_table, spool, text_column
 from lstmcast.data.exported import thousands_hint
 from lstmcast.data.frames import Data, is_frame
@@ -255,6 +256,9 @@ def order_series(path: Path, cols: Columns, time: TimeColumn, groups: list[tuple
     return out, sorted_any
 
 
+MIN_TRAIN_POINTS = 2 + MIN_INPUT  # the least a file's longest series needs to train on: horizon 1, validation 1
+
+
 def series_frequency(path: Path, cfg: DataConfig, time: TimeColumn, per_series: list, notes: list[str]
                      ) -> tuple[str | None, int]:
     """(frequency of a datetime axis or None, step of an integer axis or 1): given, or inferred."""
@@ -263,6 +267,12 @@ def series_frequency(path: Path, cfg: DataConfig, time: TimeColumn, per_series: 
             return normalize_freq(cfg.freq), 1
         longest = max(per_series, key=lambda s: len(s[1]))
         freq = infer_freq(pd.DatetimeIndex(longest[1]))
+        if freq is None and len(longest[1]) < MIN_TRAIN_POINTS:  # too short to train on, whatever its frequency
+            raise InputError(
+                f"{path}: the longest series, {longest[0]!r}, has {len(longest[1])} point"
+                f"{'s' if len(longest[1]) != 1 else ''}; training needs at least {MIN_TRAIN_POINTS} "
+                f"(horizon 1 + validation 1 + {MIN_INPUT}), and a longer horizon more; add history"
+            )
         if freq is None:
             hint = f" ({time.assumed})" if time.assumed else ""
             raise InputError(
