@@ -208,7 +208,7 @@ def _drop_last(path: Path, test_size: int) -> pd.DataFrame:
     first = frame.iloc[:, 0]
     if pd.to_datetime(first, errors="coerce", format="mixed").notna().all():
         return frame.iloc[: len(frame) - test_size]
-    return frame.groupby(first, sort=False, group_keys=False).apply(lambda g: g.iloc[: len(g) - test_size])
+    return frame[first.groupby(first, sort=False).cumcount(ascending=False).to_numpy() >= test_size]
 
 
 def _default_horizon(path: Path) -> int:

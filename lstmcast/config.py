@@ -215,7 +215,7 @@ class TrainConfig:
     precision: Precision = Precision.auto
     time_limit: float | None = None  # seconds for the whole training; the best model so far at the limit
     ensemble: int | None = None  # members to train (seeds seed, seed+1, ...); None: 1, or what a time limit fits
-    full_data: FullData = FullData.auto  # train again on every point for the best held-out number of steps
+    full_data: FullData = FullData.off  # train again on every point for the best held-out number of steps
 
 
 # Bounds of the training options that size work (and of run.json's "train", which refits and

@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY, TINY_CLI, TINY_MODEL, seasonal
 
 from lstmcast import api
-from lstmcast.config import FullData
+from lstmcast.config import FullData, TrainConfig
 from lstmcast.data import windows
 from lstmcast.errors import InputError
 from lstmcast.train.defaults import pick_lookback, use_full_data
@@ -27,22 +27,20 @@ def mixed_frame(lengths: dict[str, int], freq: str = "MS") -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def test_pad_sizes_leave_long_series_alone_and_give_short_ones_windows():
+def test_pad_sizes_give_a_short_series_one_window_and_leave_the_others_alone():
     lookback, horizon, val = 12, 6, 6
-    pads = windows.pad_sizes([300, 30, 20, 7, 2], lookback, horizon, val)
-    assert pads[0] == 0  # long enough for a full lookback before every window
-    assert all(0 < p <= lookback - windows.MIN_INPUT for p in pads[1:4])
-    assert pads[4] == lookback - 2  # shorter than a lookback: its one forecast window is filled
-    sizes = np.array([300, 30, 20, 7, 2]) + pads
+    lengths = np.array([300, 30, 20, 7, 2])
+    pads = windows.pad_sizes(lengths, lookback, horizon, val)
+    assert pads.tolist() == [0, 0, 4, 17, 22]  # up to lookback + validation + horizon = 24 points
+    sizes = lengths + pads
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     origins = windows.TrainOrigins.of(offsets, sizes, lookback, horizon, val, pads)
-    assert origins.count[1] > 0 and origins.count[2] > 0  # 30 and 20 points: trained on
-    assert origins.count[3] == 0 and origins.count[4] == 0  # under horizon + validation + MIN_INPUT: not
-    for s in range(5):  # every training origin reads MIN_INPUT real values and its targets are real ones
+    assert origins.count.tolist() == [277, 7, 1, 0, 0]  # 7 and 2 points: under horizon + validation + MIN_INPUT
+    for s in range(3):  # every training origin reads MIN_INPUT real values and its targets are real ones
         first = origins.first[s] - offsets[s]
-        assert origins.count[s] == 0 or first - pads[s] >= windows.MIN_INPUT
-        assert origins.count[s] == 0 or first + origins.count[s] - 1 + horizon <= sizes[s] - val
-    val_origin, val_series = windows.val_origins(offsets, sizes, lookback, horizon, val, pads)
+        assert first - pads[s] >= windows.MIN_INPUT
+        assert first + origins.count[s] - 1 + horizon <= sizes[s] - val
+    _, val_series = windows.val_origins(offsets, sizes, lookback, horizon, val, pads)
     assert set(val_series.tolist()) == {0, 1, 2}  # the 7- and 2-point series have nothing to validate on
 
 
@@ -108,7 +106,8 @@ def test_full_data_auto_follows_the_held_out_share():
 def test_full_data_trains_again_on_the_held_out_points(tmp_path):
     data = tmp_path / "m.csv"
     mixed_frame({"a": 40, "b": 50}).to_csv(data, index=False)
-    cfg = TINY.__class__(**{**TINY.__dict__, "max_steps": None, "epochs": 3, "epoch_steps": 2})
+    cfg = TINY.__class__(**{**TINY.__dict__, "max_steps": None, "epochs": 3, "epoch_steps": 2,
+                            "full_data": FullData.auto})
     held = api.train(data, horizon=6, train_config=cfg.__class__(**{**cfg.__dict__, "full_data": FullData.off}),
                      run_dir=tmp_path / "held", **TINY_MODEL)
     full = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "full", **TINY_MODEL)
@@ -119,7 +118,7 @@ def test_full_data_trains_again_on_the_held_out_points(tmp_path):
     assert full.metrics["validation"] == pytest.approx(held.metrics["validation"])
     # the stored tails and scalers now come from every point, and the forecast differs
     record = json.loads((full.run_dir / "run.json").read_text())
-    assert record["train"]["full_data"] == "auto"
+    assert record["train"]["full_data"] == "auto" and TrainConfig().full_data is FullData.off  # opt-in
     a = api.predict(held.run_dir).forecast["forecast"].to_numpy()
     b = api.predict(full.run_dir).forecast["forecast"].to_numpy()
     assert np.isfinite(b).all() and not np.allclose(a, b)

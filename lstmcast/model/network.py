@@ -163,16 +163,15 @@ class LSTMForecaster(nn.Module):
         else:
             level = head.mean(dim=1, keepdim=True)  # [B, 1]
         if norm is WindowNorm.revin:
-            raw_spread = head.std(dim=1, keepdim=True)
-            spread = raw_spread.clamp_min(MIN_STD)
+            spread = head.std(dim=1, keepdim=True).clamp_min(MIN_STD)
         else:
             spread = torch.ones_like(level)
         z = (x - level) / spread  # [B, L + K - 1]
         if norm is WindowNorm.revin:
-            # The output is scaled back by the unclamped spread, so that a window that does not move
-            # forecasts its own value exactly (a constant series its constant); the input is divided by
-            # the clamped one, so that a flat window is not blown up. Equal from MIN_STD up.
-            spread = raw_spread
+            # A window that does not move at all (a constant series) forecasts its own value: its output
+            # is not scaled back. Scaling every window below MIN_STD back by its own spread instead lost
+            # on M4 Weekly (OWA 0.745 against 0.735, seed 0), so only flat ones are.
+            spread = spread * (head.amax(dim=1, keepdim=True) > head.amin(dim=1, keepdim=True))
         windows = z.unfold(1, lookback, 1)  # [B, K, L]
         batch, origins = windows.shape[:2]
         seq = z.unsqueeze(-1) if cov is None else torch.cat([z.unsqueeze(-1), cov[:, :z.size(1)].to(z.dtype)], -1)

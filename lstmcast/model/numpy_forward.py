@@ -92,13 +92,12 @@ class NumpyForecaster:
         else:
             level = x.mean(axis=1, keepdims=True)
         if cfg.window_norm is WindowNorm.revin:
-            raw_spread = x.std(axis=1, ddof=1, keepdims=True).astype(np.float32)
-            spread = np.maximum(raw_spread, np.float32(MIN_STD))
+            spread = np.maximum(x.std(axis=1, ddof=1, keepdims=True), MIN_STD).astype(np.float32)
         else:
             spread = np.ones_like(level)
         z = (x - level) / spread  # [B, L]
-        if cfg.window_norm is WindowNorm.revin:  # out by the unclamped spread: a flat window forecasts its value
-            spread = raw_spread
+        if cfg.window_norm is WindowNorm.revin:  # a window that does not move forecasts its value (network.py)
+            spread = spread * (x.max(axis=1, keepdims=True) > x.min(axis=1, keepdims=True))
         seq = z[:, :, None]  # [B, L, in]
         if cov is not None:
             seq = np.concatenate([seq, cov[:, :x.shape[1]].astype(np.float32)], axis=-1)

@@ -103,7 +103,7 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, ar
 def _short_series(ids: list[str], lengths: np.ndarray, pads: np.ndarray) -> str:
     short = [ids[k] for k in np.flatnonzero(pads)]
     more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-    return (f"{len(short)} series too short for a full lookback before each window ("
+    return (f"{len(short)} series shorter than lookback + validation + horizon ("
             + ", ".join(repr(i) for i in short[:5]) + more + f"; the shortest has {int(lengths.min())} points)")
 
 
