@@ -133,3 +133,13 @@ def test_a_file_too_short_to_train_says_the_least_length_first(cli, tmp_path, ro
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"has {rows} point" in done.stderr and "frequency" not in done.stderr and "add history" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_with_covariates_the_shortest_series_still_bounds_the_lookback(tmp_path):
+    """Covariate channels are not padded: a short series shrinks the lookback as before, and one too short
+    for any window is named."""
+    notes: list[str] = []
+    assert pick_lookback([40] + [200] * 5, list("abcdef"), 6, 6, 12, None, tmp_path, notes, unpadded=True) == 28
+    assert "capped by the shortest series" in notes[-1]
+    with pytest.raises(InputError, match=r"series 'a' has 10 points; with covariates each series needs at least 14"):
+        pick_lookback([10, 200], ["a", "b"], 6, 6, 12, None, tmp_path, [], unpadded=True)

@@ -14,7 +14,7 @@ MAX_DEFAULT_LOOKBACK = 512
 
 
 def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
-                  lookback: int | None, path: Path, notes: list[str]) -> int:
+                  lookback: int | None, path: Path, notes: list[str], unpadded: bool = False) -> int:
     """The requested lookback, or the default; short series never shrink it or stop the file.
 
     Default: three seasons and at least two horizons; a week for hourly data, so the
@@ -22,7 +22,8 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
     the horizon part capped at MAX_DEFAULT_LOOKBACK steps; and at most what the median
     series holds before its validation part. Series shorter than a window are padded
     (`data.windows.pad_sizes`, named in a note); the file is refused only when no series
-    is long enough to train on.
+    is long enough to train on. `unpadded` (covariate channels, which are not padded): the
+    shortest series bounds the lookback and must hold a window, as before padding existed.
     """
     from lstmcast.data.windows import MIN_INPUT
 
@@ -34,6 +35,13 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
             f"{max(lengths) if lengths else 0} points); at least one needs {least} (horizon {horizon} + validation "
             f"{val_size} + {MIN_INPUT}); lower --horizon or --val-size, or add history"
         )
+    if unpadded:
+        short = [(i, n) for i, n in zip(ids, lengths) if n < (lookback or 2) + horizon + val_size]
+        if short:
+            need = (lookback or 2) + horizon + val_size
+            raise InputError(f"{path}: series {short[0][0]!r} has {short[0][1]} points; with covariates each series "
+                             f"needs at least {need} (lookback + horizon + validation); lower --horizon or "
+                             "--lookback, or drop short series")
     if lookback is not None:
         notes.append(f"lookback {lookback}")
         return lookback
@@ -43,9 +51,11 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
         want = max(seasons, min(2 * horizon, MAX_DEFAULT_LOOKBACK))
     else:  # no known season: four horizons (a year for weekly M4 with h = 13)
         want = max(min(4 * horizon, MAX_DEFAULT_LOOKBACK), 8)
-    room = max(int(np.median(lengths)) - val_size - horizon, MIN_INPUT)  # what the median series holds
+    which = "shortest" if unpadded else "median"  # what that series holds before its validation part
+    room = min(lengths) - val_size - horizon if unpadded else max(int(np.median(lengths)) - val_size - horizon,
+                                                                  MIN_INPUT)
     chosen = min(want, room)
-    notes.append(f"lookback {chosen}" + (f" (capped by the median series; {want} wanted)" if chosen < want else ""))
+    notes.append(f"lookback {chosen}" + (f" (capped by the {which} series; {want} wanted)" if chosen < want else ""))
     return chosen
 
 

@@ -75,8 +75,9 @@ class Prepared:
 
 
 def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, arch: dict[str, Any],
-          train_config: TrainConfig) -> Plan:
-    """`arch["dilations"]` None: the auto rule (train.defaults.pick_dilations)."""
+          train_config: TrainConfig, covariates: bool = False) -> Plan:
+    """`arch["dilations"]` None: the auto rule (train.defaults.pick_dilations); `covariates`: channels
+    beside the values, which are not padded, so the shortest series bounds the lookback."""
     from lstmcast.model import intervals
     from lstmcast.train.defaults import pick_dilations
 
@@ -91,7 +92,7 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, ar
     if val_size < horizon:
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season = season_length(series.freq)
-    lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes)
+    lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes, covariates)
     dilations = pick_dilations(arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback,
                                arch["layers"], Cell(arch["cell"]).value, bidirectional, notes)
     if bidirectional and train_config.forking > 1:  # K origins would cost K backward passes
@@ -306,7 +307,8 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
     device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
     path = label(data)  # what messages name
     own, series = series is None, load_series(data, data_config) if series is None else series  # backtest refits
-    plan = _plan(path, series, horizon, lookback, arch, train_config)
+    plan = _plan(path, series, horizon, lookback, arch, train_config,
+                 bool(data_config.covariates or data_config.calendar))
     notes = plan.notes
     full = use_full_data(plan.train_config.full_data, [len(v) for v in series.values], plan.val_size,
                          bool(arch["quantiles"]), bool(data_config.covariates or data_config.calendar), distributed.current() is not None,
