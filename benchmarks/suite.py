@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 import m4_scoring as scoring
+from m4 import read_wide
 from common import DATA_DIR, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,12 +81,6 @@ def cli(*args: str) -> float:
 
 
 # --- collections of series: M3 and M4 ----------------------------------------------------------------
-
-def read_wide(path: Path) -> tuple[list[str], list[np.ndarray]]:
-    frame = pd.read_csv(path, dtype={"V1": str})
-    values = frame.drop(columns="V1").to_numpy(np.float64)
-    return frame["V1"].tolist(), [row[~np.isnan(row)] for row in values]
-
 
 M3_SETS = {"yearly": ("Yearly", 6, 1, "YS"), "quarterly": ("Quarterly", 8, 4, "QS"),
            "monthly": ("Monthly", 18, 12, "MS"), "other": ("Other", 8, 1, None)}

@@ -97,7 +97,10 @@ def test_cli_refuses_a_file_where_no_series_can_train_saying_the_least_length(cl
 def test_full_data_auto_follows_the_held_out_share():
     assert use_full_data(FullData.auto, [48, 60, 126], 18, False, False, False, [])  # M3 monthly
     assert not use_full_data(FullData.auto, [700, 960], 48, False, False, False, [])  # M4 Hourly
-    assert not use_full_data(FullData.auto, [48], 18, True, False, False, [])  # quantiles: calibrated on held-out
+    notes: list[str] = []
+    assert not use_full_data(FullData.auto, [48], 18, True, False, False, notes)  # quantiles: calibrated on held-out
+    assert notes == ["full data: not with --quantiles (intervals are calibrated on the held-out points); the run "
+                     "keeps the networks of the held-out split"]
     assert not use_full_data(FullData.off, [48], 18, False, False, False, [])
     with pytest.raises(InputError, match="--full-data on does not work with --quantiles"):
         use_full_data(FullData.on, [48], 18, True, False, False, [])

@@ -17,6 +17,7 @@ import numpy as np
 from lstmcast.config import Fill
 from lstmcast.data.frames import Data, label
 from lstmcast.errors import InputError
+from lstmcast.wording import names
 
 
 def read_like_run(run: Any, data: Data) -> Any:
@@ -151,7 +152,6 @@ def histories(run: Any, data: Data | None, cut: int = 0) -> Histories:
     short = [i for i, h in zip(series.ids, values) if len(h) < lookback]
     if short:
         notes.append(f"{len(short)} series have fewer points than the run's lookback {lookback} and are forecast "
-                     "from their history padded at the front with its first value: "
-                     + ", ".join(repr(i) for i in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else ""))
+                     f"from their history padded at the front with its first value: {names(short)}")
     check_logs(series.ids, values, log, lookback, notes)
     return Histories(series.ids, values, center, scale, series, new, notes, floors(run, series.ids, values), log)

@@ -228,6 +228,7 @@ def use_full_data(choice: Any, lengths: list[int], val_size: int, quantiles: boo
     if blocked:
         if choice is FullData.on:
             raise InputError(f"--full-data on does not work with {blocked}; use --full-data off")
+        notes.append(f"full data: not with {blocked}; the run keeps the networks of the held-out split")
         return False
     if choice is FullData.on:
         return True

@@ -25,6 +25,7 @@ from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, 
 from lstmcast.model.shapes import member_prefix
 from lstmcast.train.defaults import pick_lookback
 from lstmcast.train.progress import ProgressFn
+from lstmcast.wording import names
 
 NoteFn = Callable[[str], None]
 
@@ -103,9 +104,8 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, ar
 
 def _short_series(ids: list[str], lengths: np.ndarray, pads: np.ndarray) -> str:
     short = [ids[k] for k in np.flatnonzero(pads)]
-    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-    return (f"{len(short)} series shorter than lookback + validation + horizon ("
-            + ", ".join(repr(i) for i in short[:5]) + more + f"; the shortest has {int(lengths.min())} points)")
+    return (f"{len(short)} series shorter than lookback + validation + horizon ({names(short)}; the shortest has "
+            f"{int(lengths.min())} points)")
 
 
 def _untrained(ids: list[str], lengths: np.ndarray, horizon: int, val_size: int) -> str:
@@ -117,8 +117,7 @@ def _untrained(ids: list[str], lengths: np.ndarray, horizon: int, val_size: int)
     if not few:
         return ""
     return (f"; {len(few)} of them, under {least} points (horizon + validation + {MIN_INPUT}), are not trained on "
-            "but forecast from their padded history: " + ", ".join(repr(i) for i in few[:5])
-            + (f" and {len(few) - 5} more" if len(few) > 5 else ""))
+            f"but forecast from their padded history: {names(few)}")
 
 
 def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.ndarray, log: np.ndarray,
@@ -148,11 +147,7 @@ def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: 
     lookback, horizon, val_size = plan.lookback, plan.horizon, plan.val_size
     spec, channels, cov_meta = covariates.prepare(path, series, data_config, val_size)
     lengths = np.array([len(v) for v in series.values], np.int64)
-    pads = windows.pad_sizes(lengths, lookback, horizon, val_size)
-    if channels and pads.any():
-        raise InputError(f"{path}: {_short_series(series.ids, lengths, pads)} covariates need every series to hold "
-                         f"lookback + horizon + validation = {lookback + horizon + val_size} points; lower --lookback "
-                         "or drop short series")
+    pads = windows.pad_sizes(lengths, lookback, horizon, val_size)  # none with covariates (pick_lookback)
     # Scalers see only the training part: the validation tail must not leak into them (a series with
     # too few points before it has no validation window, and is scaled on all its points).
     train_parts = [v[:len(v) - val_size] if len(v) - val_size >= windows.MIN_INPUT else v for v in series.values]
