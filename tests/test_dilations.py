@@ -111,14 +111,14 @@ def _seasonal_parts(period: int, n: int = 400, k: int = 3, noise: float = 0.3) -
 def test_auto_dilates_the_last_layer_by_the_season():
     notes: list[str] = []
     parts = _seasonal_parts(24)
-    assert pick_dilations(None, parts, 24, 168, 2, "lstm", False, notes) == (1, 24)
-    assert "dilations 1,24" in notes[0] and "the season" in notes[0]
-    assert pick_dilations(None, parts, 24, 168, 3, "gru", False, []) == (1, 1, 24)
+    assert pick_dilations(None, parts, 24, 168, 2, "lstm", False, notes) == ((1, 24), notes[0].split(": ", 1)[1][:-1])
+    assert "dilations 1,24" in notes[0] and "the season, autocorrelation 0." in notes[0]
+    assert pick_dilations(None, parts, 24, 168, 3, "gru", False, [])[0] == (1, 1, 24)
 
 
 def test_auto_finds_the_period_of_a_time_axis_without_frequency():
     notes: list[str] = []
-    assert pick_dilations(None, _seasonal_parts(12), 1, 84, 2, "lstm", False, notes) == (1, 12)
+    assert pick_dilations(None, _seasonal_parts(12), 1, 84, 2, "lstm", False, notes)[0] == (1, 12)
     assert "autocorrelation's period" in notes[0]
     assert seasonal_acf(_seasonal_parts(12), (12,))[12] > 0.5
 
@@ -136,8 +136,10 @@ def test_auto_finds_the_period_of_a_time_axis_without_frequency():
 ])
 def test_auto_leaves_undilated_where_nothing_supports_it(parts, season, lookback, layers, cell, bidirectional):
     notes: list[str] = []
-    assert pick_dilations(None, parts, season, lookback, layers, cell, bidirectional, notes) == ()
-    assert notes == []
+    dilations, why = pick_dilations(None, parts, season, lookback, layers, cell, bidirectional, notes)
+    assert dilations == () and notes == []
+    assert why == ("one layer" if layers < 2 else "bidirectional" if bidirectional else "peephole cell"
+                   if cell == "peephole" else "no period of autocorrelation 0.2 or more fits 7 times in the lookback")
 
 
 @pytest.mark.parametrize(("requested", "match"), [
@@ -149,8 +151,8 @@ def test_requested_dilations_are_checked_against_the_model(requested, match):
         pick_dilations(requested, _seasonal_parts(24), 24, 168, 2, "lstm", False, [])
     with pytest.raises(InputError, match="bidirectional"):
         pick_dilations((1, 24), _seasonal_parts(24), 24, 168, 2, "lstm", True, [])
-    assert pick_dilations((1, 1), _seasonal_parts(24), 24, 168, 2, "lstm", False, []) == ()
-    assert pick_dilations((), _seasonal_parts(24), 24, 168, 2, "lstm", False, []) == ()
+    assert pick_dilations((1, 1), _seasonal_parts(24), 24, 168, 2, "lstm", False, []) == ((), "given")
+    assert pick_dilations((), _seasonal_parts(24), 24, 168, 2, "lstm", False, []) == ((), "given")
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,8 @@ def test_pad_front_repeats_the_first_value():
 def test_lookback_follows_the_median_series_and_only_a_file_with_nothing_to_train_on_is_refused(tmp_path):
     notes: list[str] = []
     # one 16-point series among 44-point ones (M3 quarterly): the lookback is what the median series holds
-    assert pick_lookback([16] + [44] * 9, ["young"] + list("abcdefghi"), 8, 8, 4, None, tmp_path, notes) == 16
+    assert pick_lookback([16] + [44] * 9, ["young"] + list("abcdefghi"), 8, 8, 4, None, tmp_path, notes) == \
+        (16, "two horizons")
     with pytest.raises(InputError, match=r"no series is long enough.*'b'.*9 points.*at least one needs 11"):
         pick_lookback([7, 9], ["a", "b"], 4, 4, 1, None, tmp_path / "f.csv", [])
 
@@ -95,13 +96,16 @@ def test_cli_refuses_a_file_where_no_series_can_train_saying_the_least_length(cl
 
 
 def test_full_data_auto_follows_the_held_out_share():
-    assert use_full_data(FullData.auto, [48, 60, 126], 18, False, False, False, [])  # M3 monthly
-    assert not use_full_data(FullData.auto, [700, 960], 48, False, False, False, [])  # M4 Hourly
+    assert use_full_data(FullData.auto, [48, 60, 126], 18, False, False, False, []) == (  # M3 monthly
+        True, "auto: 18 held-out points are 30% of the median series (at least 10%)")
+    assert use_full_data(FullData.auto, [700, 960], 48, False, False, False, []) == (  # M4 Hourly
+        False, "auto: 48 held-out points are 6% of the median series (under 10%)")
     notes: list[str] = []
-    assert not use_full_data(FullData.auto, [48], 18, True, False, False, notes)  # quantiles: calibrated on held-out
+    # quantiles: calibrated on held-out
+    assert use_full_data(FullData.auto, [48], 18, True, False, False, notes) == (False, "auto: not with --quantiles")
     assert notes == ["full data: not with --quantiles (intervals are calibrated on the held-out points); the run "
                      "keeps the networks of the held-out split"]
-    assert not use_full_data(FullData.off, [48], 18, False, False, False, [])
+    assert use_full_data(FullData.off, [48], 18, False, False, False, []) == (False, "--full-data off")
     with pytest.raises(InputError, match="--full-data on does not work with --quantiles"):
         use_full_data(FullData.on, [48], 18, True, False, False, [])
 
@@ -142,7 +146,8 @@ def test_with_covariates_the_shortest_series_still_bounds_the_lookback(tmp_path)
     """Covariate channels are not padded: a short series shrinks the lookback as before, and one too short
     for any window is named."""
     notes: list[str] = []
-    assert pick_lookback([40] + [200] * 5, list("abcdef"), 6, 6, 12, None, tmp_path, notes, unpadded=True) == 28
-    assert "capped by the shortest series" in notes[-1]
+    assert pick_lookback([40] + [200] * 5, list("abcdef"), 6, 6, 12, None, tmp_path, notes, unpadded=True) == \
+        (28, "capped by the shortest series; 36 wanted")
+    assert notes[-1] == "lookback 28 (capped by the shortest series; 36 wanted)"
     with pytest.raises(InputError, match=r"series 'a' has 10 points; with covariates each series needs at least 14"):
         pick_lookback([10, 200], ["a", "b"], 6, 6, 12, None, tmp_path, [], unpadded=True)

@@ -80,7 +80,7 @@ class Calibration:
 
 
 def default_val_size(lengths: Sequence[int], horizon: int, lookback: int | None) -> tuple[int, str | None]:
-    """--val-size for a quantile run that did not set it: (size, note or None).
+    """--val-size for a quantile run that did not set it: (size, why; None for one horizon).
 
     One horizon (the default of every run) when the series give at least `FEW_WINDOWS`
     validation windows with it (one per series). Fewer series: `VAL_FRACTION` of the
@@ -100,10 +100,8 @@ def default_val_size(lengths: Sequence[int], horizon: int, lookback: int | None)
         size = fraction
     if size <= horizon or training(size) < 1:
         return horizon, None
-    why = f"{VAL_FRACTION:.0%} of the shortest series" if size == fraction else \
-        f"{FEW_WINDOWS} validation windows of the shortest series"
-    return size, (f"--val-size {size} ({why}): with {len(lengths)} series there are few validation windows to "
-                  f"calibrate the intervals on; set --val-size to choose")
+    return size, (f"{VAL_FRACTION:.0%} of the shortest series" if size == fraction else
+                  f"{FEW_WINDOWS} validation windows of the shortest series")
 
 
 def shrinks(quant: np.ndarray, levels: Sequence[float]) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Defaults sized to the data: the lookback, the batch size and the steps per epoch."""
+"""Rules of the defaults sized to the data: the lookback, the dilations, the training budget, the full-data refit.
+
+`train.recipe.resolve` is the one place that applies them, and records why each value was chosen."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ MAX_DEFAULT_LOOKBACK = 512
 
 
 def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: int, season: int,
-                  lookback: int | None, path: Path, notes: list[str], unpadded: bool = False) -> int:
-    """The requested lookback, or the default; short series never shrink it or stop the file.
+                  lookback: int | None, path: Path, notes: list[str], unpadded: bool = False) -> tuple[int, str]:
+    """The requested lookback, or the default, and why ("given", or the part of the rule that set it);
+    short series never shrink it or stop the file.
 
     Default: three seasons and at least two horizons; a week for hourly data, so the
     model sees the weekly cycle as well as the daily one; four horizons without a season;
@@ -44,19 +47,26 @@ def pick_lookback(lengths: list[int], ids: list[str], horizon: int, val_size: in
                              "--lookback, or drop short series")
     if lookback is not None:
         notes.append(f"lookback {lookback}")
-        return lookback
+        return lookback, "given"
     # Long horizons read at most MAX_DEFAULT_LOOKBACK steps (more costs time, rarely accuracy).
     if season > 1:
-        seasons = (7 if season == 24 else 3) * season
-        want = max(seasons, min(2 * horizon, MAX_DEFAULT_LOOKBACK))
+        times = 2
+        floor, why = (7 * season, "a week") if season == 24 else (3 * season, "three seasons")
     else:  # no known season: four horizons (a year for weekly M4 with h = 13)
-        want = max(min(4 * horizon, MAX_DEFAULT_LOOKBACK), 8)
+        times, floor, why = 4, 8, "at least 8 steps"
+    span = min(times * horizon, MAX_DEFAULT_LOOKBACK)
+    want = max(floor, span)
+    if span > floor:
+        why = (f"{'two' if times == 2 else 'four'} horizons"
+               + (f", {MAX_DEFAULT_LOOKBACK} at most" if span < times * horizon else ""))
     which = "shortest" if unpadded else "median"  # what that series holds before its validation part
     room = min(lengths) - val_size - horizon if unpadded else max(int(np.median(lengths)) - val_size - horizon,
                                                                   MIN_INPUT)
     chosen = min(want, room)
-    notes.append(f"lookback {chosen}" + (f" (capped by the {which} series; {want} wanted)" if chosen < want else ""))
-    return chosen
+    if chosen < want:
+        why = f"capped by the {which} series; {want} wanted"
+    notes.append(f"lookback {chosen}" + (f" ({why})" if chosen < want else ""))
+    return chosen, why
 
 
 # Dilations (ModelConfig.dilations). The auto rule dilates the last layer by the season the data show:
@@ -127,8 +137,9 @@ def parse_dilations(value: str | Iterable[int] | None) -> tuple[int, ...] | None
 
 
 def pick_dilations(requested: tuple[int, ...] | None, values: list[np.ndarray], season: int, lookback: int,
-                   layers: int, cell: str, bidirectional: bool, notes: list[str]) -> tuple[int, ...]:
-    """The requested dilations (checked against the layers), or the auto rule's: () or (1, ..., 1, period).
+                   layers: int, cell: str, bidirectional: bool, notes: list[str]) -> tuple[tuple[int, ...], str]:
+    """The requested dilations (checked against the layers), or the auto rule's: () or (1, ..., 1, period);
+    and why ("given", or what the rule found).
 
     Auto dilates the last layer by the period (see PERIOD_CANDIDATES) when the encoder is a
     one-way lstm or gru of 2 or more layers and the lookback holds PERIOD_MIN_SPAN periods; otherwise none.
@@ -143,20 +154,20 @@ def pick_dilations(requested: tuple[int, ...] | None, values: list[np.ndarray], 
         if requested and max(requested) > 1 and (bidirectional or cell == "peephole"):
             raise InputError("--dilations: dilated layers work with --cell lstm or gru, one direction; not with "
                              + ("--bidirectional" if bidirectional else "--cell peephole"))
-        return requested if any(d > 1 for d in requested) else ()
+        return (requested if any(d > 1 for d in requested) else ()), "given"
     if layers < 2 or bidirectional or cell == "peephole":
-        return ()
+        return (), ("one layer" if layers < 2 else "bidirectional" if bidirectional else "peephole cell")
     lags = (season,) if season > 1 else PERIOD_CANDIDATES
     acf = {lag: r for lag, r in seasonal_acf(values, tuple(q for q in lags if PERIOD_MIN_SPAN * q <= lookback)).items()
            if r >= PERIOD_MIN_ACF}
     if not acf:
-        return ()
+        return (), f"no period of autocorrelation {PERIOD_MIN_ACF} or more fits {PERIOD_MIN_SPAN} times in the lookback"
     period = max(acf, key=lambda lag: (acf[lag], -lag))
     dilations = (1,) * (layers - 1) + (period,)
     source = "the season" if season > 1 else "the autocorrelation's period"
-    notes.append(f"dilations {','.join(map(str, dilations))} (the last layer links steps {period} apart: "
-                 f"{source}, autocorrelation {acf[period]:.2f})")
-    return dilations
+    why = f"{source}, autocorrelation {acf[period]:.2f}"
+    notes.append(f"dilations {','.join(map(str, dilations))} (the last layer links steps {period} apart: {why})")
+    return dilations, why
 
 
 # The training budget. One step trains `batch` sequences of `forking` origins each, so it
@@ -212,8 +223,8 @@ FULL_DATA_SHARE = 0.1
 
 
 def use_full_data(choice: Any, lengths: list[int], val_size: int, quantiles: bool, covariates: bool,
-                  distributed: bool, notes: list[str]) -> bool:
-    """Whether to train again on every point after the held-out run (`--full-data`).
+                  distributed: bool, notes: list[str]) -> tuple[bool, str]:
+    """Whether to train again on every point after the held-out run (`--full-data`), and why.
 
     Not with quantiles (their intervals are calibrated on the held-out windows), covariates or torchrun;
     `on` with one of them is an InputError, `auto` says in a note why it did not.
@@ -222,15 +233,16 @@ def use_full_data(choice: Any, lengths: list[int], val_size: int, quantiles: boo
 
     choice = FullData(choice)
     if choice is FullData.off:
-        return False
+        return False, "--full-data off"
     blocked = "--quantiles (intervals are calibrated on the held-out points)" if quantiles else \
         "covariates" if covariates else "torchrun" if distributed else None
     if blocked:
         if choice is FullData.on:
             raise InputError(f"--full-data on does not work with {blocked}; use --full-data off")
         notes.append(f"full data: not with {blocked}; the run keeps the networks of the held-out split")
-        return False
+        return False, f"auto: not with {blocked.split(' (')[0]}"
     if choice is FullData.on:
-        return True
+        return True, "--full-data on"
     share = val_size / max(float(np.median(lengths)), 1.0)
-    return share >= FULL_DATA_SHARE
+    return share >= FULL_DATA_SHARE, (f"auto: {val_size} held-out points are {share:.0%} of the median series "
+                                      f"({'at least' if share >= FULL_DATA_SHARE else 'under'} {FULL_DATA_SHARE:.0%})")

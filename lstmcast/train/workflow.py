@@ -89,12 +89,15 @@ def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, ar
     lengths = [len(v) for v in series.values]
     val_size, why = (train_config.val_size, None) if train_config.val_size or not quantiles else \
         intervals.default_val_size(lengths, horizon, lookback)
-    val_size, notes = val_size or horizon, notes + [why] * bool(why)
+    val_size = val_size or horizon
+    if why:
+        notes.append(f"--val-size {val_size} ({why}): with {len(lengths)} series there are few validation windows "
+                     "to calibrate the intervals on; set --val-size to choose")
     if val_size < horizon:
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season = season_length(series.freq)
-    lookback = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes, covariates)
-    dilations = pick_dilations(arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback,
+    lookback, _ = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes, covariates)
+    dilations, _ = pick_dilations(arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback,
                                arch["layers"], Cell(arch["cell"]).value, bidirectional, notes)
     if bidirectional and train_config.forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
@@ -305,7 +308,7 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
     plan = _plan(path, series, horizon, lookback, arch, train_config,
                  bool(data_config.covariates or data_config.calendar))
     notes = plan.notes
-    full = use_full_data(plan.train_config.full_data, [len(v) for v in series.values], plan.val_size,
+    full, _ = use_full_data(plan.train_config.full_data, [len(v) for v in series.values], plan.val_size,
                          bool(arch["quantiles"]), bool(data_config.covariates or data_config.calendar), distributed.current() is not None,
                          notes)
     p, described = _prepare(path, series, data_config, plan, own and not full)  # the refit reads the series again
