@@ -97,9 +97,9 @@ def test_cli_refuses_a_file_where_no_series_can_train_saying_the_least_length(cl
 
 def test_full_data_auto_follows_the_held_out_share():
     assert use_full_data(FullData.auto, [48, 60, 126], 18, False, False, False, []) == (  # M3 monthly
-        True, "auto: 18 held-out points are 30% of the median series (at least 10%)")
+        True, "auto: 18 held-out points are 30% of the median series, at least 10%")
     assert use_full_data(FullData.auto, [700, 960], 48, False, False, False, []) == (  # M4 Hourly
-        False, "auto: 48 held-out points are 6% of the median series (under 10%)")
+        False, "auto: 48 held-out points are 6% of the median series, under 10%")
     notes: list[str] = []
     # quantiles: calibrated on held-out
     assert use_full_data(FullData.auto, [48], 18, True, False, False, notes) == (False, "auto: not with --quantiles")

@@ -6,6 +6,7 @@
       data     DataRecord             how the file was read, and what predict writes
       series   tuple[SeriesRecord]    per series: scaler, length, last time, the last lookback values
       covariates, intervals           their owners' JSON (data.covariates.Spec, model.intervals)
+      recipe   train.recipe.Recipe    what the data decided and why: a record, nothing reads it to decide
 
 `RunRecord.from_json` reads every format version since 1 and checks everything it
 reads: a missing field, a wrong type, a number that is not finite, a size beyond
@@ -24,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast.config import (LEGACY_MODEL_FIELDS, DataConfig, ModelConfig, TrainConfig, from_json_dict, to_json_dict,
-                             train_problem)
+from lstmcast.config import (LEGACY_MODEL_FIELDS, TRAIN_LIMITS, DataConfig, ModelConfig, TrainConfig, from_json_dict,
+                             to_json_dict, train_problem)
 from lstmcast.errors import RunDirError
+from lstmcast.train.recipe import FIELDS as RECIPE_FIELDS
+from lstmcast.train.recipe import Recipe
 from lstmcast.version import __version__
 
 FORMAT_VERSION = 1
@@ -37,6 +40,14 @@ LAYOUTS = ("wide", "long")
 # before anything is allocated or looped over.
 LIMITS = {"lookback": 100_000, "horizon": 100_000, "input_size": 10_000, "hidden": 16_384, "layers": 64,
           "known_size": 10_000, "members": 100}
+# The recipe's numbers, bounded as the model and train fields they were applied to; a season is at most a
+# day of seconds (data.frequency.season_length). Sources are short phrases.
+RECIPE_LIMITS = {"horizon": LIMITS["horizon"], "val_size": TRAIN_LIMITS["val_size"], "season": 86_400,
+                 "lookback": LIMITS["lookback"], "forking": TRAIN_LIMITS["forking"],
+                 "batch_size": TRAIN_LIMITS["batch_size"], "epoch_steps": TRAIN_LIMITS["epoch_steps"],
+                 "epochs": TRAIN_LIMITS["epochs"], "patience": TRAIN_LIMITS["patience"], "members": LIMITS["members"]}
+RECIPE_UNSIZED = ("batch_size", "epoch_steps")  # None in a refit of a run from before sized budgets
+MAX_SOURCE = 200
 
 
 class _Bad(Exception):
@@ -253,6 +264,7 @@ class RunRecord:
     created: str = ""
     covariates: Any = None  # data.covariates.Spec; None: the target alone
     intervals: Mapping[str, Any] | None = None  # the calibration model.intervals wrote; None without quantiles
+    recipe: Recipe | None = None  # None: a run written before the recipe was recorded
     format_version: int = FORMAT_VERSION
     lstmcast_version: str = __version__
     _by_id: dict[str, SeriesRecord] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
@@ -278,6 +290,8 @@ class RunRecord:
             out["covariates"] = self.covariates.to_json()
         if self.intervals is not None:
             out["intervals"] = dict(self.intervals)
+        if self.recipe is not None:
+            out["recipe"] = self.recipe.to_json()
         return out
 
     @classmethod
@@ -308,10 +322,11 @@ class RunRecord:
             intervals = meta.get("intervals")
             if intervals is not None and not isinstance(intervals, Mapping):
                 raise _Bad("intervals", "not an object")
+            recipe = _recipe(meta.get("recipe"))
         except _Bad as bad:
             raise RunDirError(f"{path}: field {bad.where!r} is {bad.what}; retrain or restore the run") from None
         return cls(model=model, train=train, data=data, series=series, created=str(meta.get("created", "")),
-                   covariates=covariates, intervals=intervals, format_version=version,
+                   covariates=covariates, intervals=intervals, recipe=recipe, format_version=version,
                    lstmcast_version=str(meta.get("lstmcast_version", "")))
 
 
@@ -346,6 +361,44 @@ def _train(d: Any) -> TrainConfig:
     if problem is not None:
         raise _Bad(f"train.{problem[0]}", problem[1])
     return cfg
+
+
+def _recipe(d: Any) -> Recipe | None:
+    """run.json's "recipe" (None in runs written before it): per field a value within `RECIPE_LIMITS` and
+    a source. Unknown fields are left out, as in the configs."""
+    if d is None:
+        return None
+    if not isinstance(d, Mapping):
+        raise _Bad("recipe", "not an object")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in RECIPE_FIELDS:
+        where = f"recipe.{name}"
+        entry = _get(d, name, "recipe.")
+        if not isinstance(entry, Mapping):
+            raise _Bad(where, "not an object")
+        source = _text(_get(entry, "source", f"{where}."), f"{where}.source")
+        if len(source) > MAX_SOURCE:
+            raise _Bad(f"{where}.source", f"longer than {MAX_SOURCE} characters")
+        value = _get(entry, "value", f"{where}.")
+        if name == "full_data":
+            if not isinstance(value, bool):
+                raise _Bad(f"{where}.value", f"not true or false ({value!r})")
+        elif name == "dilations":
+            value = _dilations(value, f"{where}.value", values["lookback"])
+        elif value is not None or name not in RECIPE_UNSIZED:
+            high = RECIPE_LIMITS[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise _Bad(f"{where}.value", f"not an integer in [1, {high:,}] ({value!r})")
+        values[name], sources[name] = value, source
+    return Recipe(**values, sources=sources)
+
+
+def _dilations(value: Any, where: str, lookback: int) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > LIMITS["layers"] or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= lookback for v in value):
+        raise _Bad(where, f"not a list of at most {LIMITS['layers']} integers in [1, lookback {lookback}]")
+    return tuple(value)
 
 
 def _covariates(data: Any, path: Path) -> Any:

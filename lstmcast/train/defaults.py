@@ -244,5 +244,5 @@ def use_full_data(choice: Any, lengths: list[int], val_size: int, quantiles: boo
     if choice is FullData.on:
         return True, "--full-data on"
     share = val_size / max(float(np.median(lengths)), 1.0)
-    return share >= FULL_DATA_SHARE, (f"auto: {val_size} held-out points are {share:.0%} of the median series "
-                                      f"({'at least' if share >= FULL_DATA_SHARE else 'under'} {FULL_DATA_SHARE:.0%})")
+    return share >= FULL_DATA_SHARE, (f"auto: {val_size} held-out points are {share:.0%} of the median series, "
+                                      f"{'at least' if share >= FULL_DATA_SHARE else 'under'} {FULL_DATA_SHARE:.0%}")

@@ -1,6 +1,6 @@
-"""The train workflow: read the file, choose the shapes, train, score, calibrate, write the run.
+"""The train workflow: read the file, resolve the recipe, train, score, calibrate, write the run.
 
-    load_series ─> plan (horizon, val_size, lookback, covariates) ─> scale + windows (Prepared)
+    load_series ─> recipe (train.recipe: horizon, val_size, lookback ... budget) ─> scale + windows (Prepared)
         ─> fit (train.loop) ─> score the validation windows in numpy ─> RunRecord ─> save_run
 
 `api.train`, `api.resume` and refits in backtests (`evaluate.folds`) all come through
@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from lstmcast.config import Cell, DataConfig, ModelConfig, TrainConfig, to_json_dict
+from lstmcast.config import DataConfig, ModelConfig, TrainConfig, to_json_dict
 from lstmcast.data.frames import Data, is_frame, label
-from lstmcast.data.frequency import default_horizon, season_length
-from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, LstmcastError
+from lstmcast.errors import EXIT_SIGINT, EXIT_SIGTERM, Interrupted, LstmcastError
 from lstmcast.model.shapes import member_prefix
-from lstmcast.train.defaults import pick_lookback
 from lstmcast.train.progress import ProgressFn
+from lstmcast.train.recipe import Recipe, resolve
 from lstmcast.wording import names
 
 NoteFn = Callable[[str], None]
@@ -37,19 +36,6 @@ class TrainReport:
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # what the run directory holds
     model: dict[str, Any] = field(default_factory=dict)  # the network's config, as run.json records it
-
-
-@dataclass
-class Plan:
-    """The shapes chosen for this data: what the user gave, or the defaults (train.defaults)."""
-
-    horizon: int
-    lookback: int
-    val_size: int
-    season: int
-    train_config: TrainConfig
-    notes: list[str]
-    dilations: tuple[int, ...] = ()
 
 
 @dataclass
@@ -73,36 +59,6 @@ class Prepared:
     # Rebuilt from the float32 scaled array, a 0 came back as 1e-7 and MAPE counted it (1.6e9 %).
     val_actual: list[np.ndarray] = field(default_factory=list)
     pads: np.ndarray | None = None  # per series: padding before it in flat (data.windows.pad_sizes)
-
-
-def _plan(path: Path, series: Any, horizon: int | None, lookback: int | None, arch: dict[str, Any],
-          train_config: TrainConfig, covariates: bool = False) -> Plan:
-    """`arch["dilations"]` None: the auto rule (train.defaults.pick_dilations); `covariates`: channels
-    beside the values, which are not padded, so the shortest series bounds the lookback."""
-    from lstmcast.model import intervals
-    from lstmcast.train.defaults import pick_dilations
-
-    quantiles, bidirectional = arch["quantiles"], arch["bidirectional"]
-
-    notes = list(series.notes)
-    horizon = horizon or default_horizon(series.freq)
-    lengths = [len(v) for v in series.values]
-    val_size, why = (train_config.val_size, None) if train_config.val_size or not quantiles else \
-        intervals.default_val_size(lengths, horizon, lookback)
-    val_size = val_size or horizon
-    if why:
-        notes.append(f"--val-size {val_size} ({why}): with {len(lengths)} series there are few validation windows "
-                     "to calibrate the intervals on; set --val-size to choose")
-    if val_size < horizon:
-        raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
-    season = season_length(series.freq)
-    lookback, _ = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path, notes, covariates)
-    dilations, _ = pick_dilations(arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback,
-                               arch["layers"], Cell(arch["cell"]).value, bidirectional, notes)
-    if bidirectional and train_config.forking > 1:  # K origins would cost K backward passes
-        notes.append(f"bidirectional: one origin per sequence (--forking {train_config.forking} -> 1)")
-        train_config = replace(train_config, forking=1)
-    return Plan(horizon, lookback, val_size, season, train_config, notes, dilations)
 
 
 def _short_series(ids: list[str], lengths: np.ndarray, pads: np.ndarray) -> str:
@@ -142,39 +98,41 @@ def _series_records(series: Any, lookback: int, center: np.ndarray, scale: np.nd
     return out
 
 
-def _prepare(path: Path, series: Any, data_config: DataConfig, plan: Plan, own: bool) -> tuple[Prepared, str | None]:
-    """Scalers, windows and covariate channels; `own`: the series may be freed once flat holds them."""
+def _prepare(path: Path, series: Any, data_config: DataConfig, recipe: Recipe, cfg: TrainConfig,
+             own: bool) -> tuple[Prepared, list[str]]:
+    """Scalers, windows and covariate channels, and the notes on them; `own`: the series may be freed once
+    flat holds them."""
     from lstmcast.data import covariates, scaling, windows
     from lstmcast.evaluate.metrics import mase_scale
 
-    lookback, horizon, val_size = plan.lookback, plan.horizon, plan.val_size
+    lookback, horizon, val_size = recipe.lookback, recipe.horizon, recipe.val_size
     spec, channels, cov_meta = covariates.prepare(path, series, data_config, val_size)
     lengths = np.array([len(v) for v in series.values], np.int64)
     pads = windows.pad_sizes(lengths, lookback, horizon, val_size)  # none with covariates (pick_lookback)
     # Scalers see only the training part: the validation tail must not leak into them (a series with
     # too few points before it has no validation window, and is scaled on all its points).
     train_parts = [v[:len(v) - val_size] if len(v) - val_size >= windows.MIN_INPUT else v for v in series.values]
-    log = scaling.log_mask(series.values, series.ids, plan.train_config.transform, path)
-    center, scale = scaling.fit_scalers_of(train_parts, plan.train_config.scaler, log)
+    log = scaling.log_mask(series.values, series.ids, cfg.transform, path)
+    center, scale = scaling.fit_scalers_of(train_parts, cfg.scaler, log)
     padded = [windows.pad_front(v, int(k)) for v, k in zip(series.values, pads)]
     flat, offsets = windows.concat_scaled(padded, center, scale, log)  # float32, no scaled float64 copy
     cov = windows.concat_shared(channels) if channels else None  # [T, C] beside flat; shared blocks once
     sizes = lengths + pads
     train_origin = windows.TrainOrigins.of(offsets, sizes, lookback, horizon, val_size, pads)  # no table of them
     val_origin, val_series = windows.val_origins(offsets, sizes, lookback, horizon, val_size, pads)
-    if pads.any():
-        plan.notes.append(_short_series(series.ids, lengths, pads) + " padded at the front with their first value"
-                          + _untrained(series.ids, lengths, horizon, val_size))
-    naive = [mase_scale(v, plan.season) for v in train_parts]  # all the metrics need of the series
+    notes = [_short_series(series.ids, lengths, pads) + " padded at the front with their first value"
+             + _untrained(series.ids, lengths, horizon, val_size)] if pads.any() else []
+    naive = [mase_scale(v, recipe.season) for v in train_parts]  # all the metrics need of the series
     records = _series_records(series, lookback, center, scale, log, cov_meta, data_config.nonnegative, pads)
     # the validation targets as read, in float64: metrics in original units without the float32 round trip
     val_actual = [np.array(v[max(n - val_size, 0):], dtype=np.float64) for v, n in zip(series.values, lengths)]
-    weight = scaling.mase_weights(train_parts, log, scale, naive, plan.train_config.mase_weight)
+    weight = scaling.mase_weights(train_parts, log, scale, naive, cfg.mase_weight)
     if own:  # gone before training: `flat` holds the series (76 MB of float32 for 10,000 x 2,000 values)
         series.values = []
     prepared = Prepared(flat, cov, train_origin, val_origin, val_series, center, scale, log, naive, offsets, weight,
                         spec, records, val_actual, pads)
-    return prepared, covariates.describe(spec) if spec else None
+    described = covariates.describe(spec) if spec else None
+    return prepared, notes + ([described] if described else [])
 
 
 def _validation_metrics(net: Any, p: Prepared, lookback: int, horizon: int) -> dict[str, Any]:
@@ -222,8 +180,8 @@ def _metrics(result: Any, validation: dict[str, Any], device: Any) -> dict[str, 
     return metrics
 
 
-def _record(path: Path, series: Any, data_config: DataConfig, model_config: ModelConfig, plan: Plan,
-            p: Prepared) -> Any:
+def _record(path: Path, series: Any, data_config: DataConfig, model_config: ModelConfig, recipe: Recipe,
+            cfg: TrainConfig, p: Prepared) -> Any:
     from lstmcast.run.record import DataRecord, RunRecord
 
     resolved = replace(data_config, freq=series.freq, id_col=series.id_col if series.layout == "long" else None,
@@ -233,11 +191,10 @@ def _record(path: Path, series: Any, data_config: DataConfig, model_config: Mode
                        date_format=data_config.date_format or (series.time_format if series.time_format not in
                                                                 (None, "ISO8601") else None))
     data = DataRecord(config=resolved, source=str(path), layout=series.layout, time_kind=series.time_kind,
-                      step=series.step, season=plan.season, output_id_col=series.id_col,
+                      step=series.step, season=recipe.season, output_id_col=series.id_col,
                       output_time_col=series.time_col, target_given=data_config.target is not None)
-    return RunRecord(model=model_config, train=replace(plan.train_config, val_size=plan.val_size), data=data,
-                     series=tuple(p.series_records), covariates=p.spec,
-                     created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    return RunRecord(model=model_config, train=cfg, data=data, series=tuple(p.series_records), covariates=p.spec,
+                     created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), recipe=recipe)
 
 
 def _extra_files(data: Data, series: Any, data_config: DataConfig, record: Any, result: Any,
@@ -263,21 +220,6 @@ def _extra_files(data: Data, series: Any, data_config: DataConfig, record: Any, 
     return extra
 
 
-def _budget(cfg: TrainConfig, n_train: int, keep: bool) -> TrainConfig:
-    """The training config with the epochs, batch size and steps per epoch sized to the data
-    (`train.defaults.size_budget`); with `keep` (a resumed run, a refit of a run written
-    before the budget was sized) it stays as stored."""
-    from lstmcast.config import TIME_LIMIT_EPOCHS
-    from lstmcast.train.defaults import DEFAULT_PATIENCE, default_epochs, default_patience, size_budget
-
-    if keep:  # runs written before patience was sized to the data had 5
-        return cfg if cfg.patience is not None else replace(cfg, patience=DEFAULT_PATIENCE)
-    batch, steps = size_budget(n_train, cfg.forking, cfg.batch_size, cfg.epoch_steps)
-    epochs = cfg.epochs or (TIME_LIMIT_EPOCHS if cfg.time_limit else default_epochs(steps))
-    return replace(cfg, batch_size=batch, epoch_steps=steps, epochs=epochs,
-                   patience=cfg.patience or default_patience(steps))
-
-
 def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback: int | None,
               arch: dict[str, Any], train_config: TrainConfig, run_dir: Path, overwrite: bool,
               progress: ProgressFn | None = None, on_note: NoteFn | None = None, start: Any = None,
@@ -285,8 +227,9 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
     """Train on `data`, a file or a DataFrame (or on `series` already read, for backtest refits), and
     write `run_dir`.
 
-    `arch` holds the `config.ARCH_FIELDS`; `start` a `train.state.TrainState` to resume from
-    (its budget is kept, as is one with `keep_budget`);
+    `arch` holds the `config.ARCH_FIELDS`; every default is resolved once, by `train.recipe.resolve`;
+    `start` a `train.state.TrainState` to resume from (its budget is kept, as is one with
+    `keep_budget`, and the run's recipe says where its values came from);
     `threads` the torch threads (default: `train.device.choose_threads`). With a time limit
     in `train_config`, the clock starts here: training stops at 95% of it, which leaves the
     rest for scoring and writing the run.
@@ -299,48 +242,48 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
     from lstmcast.model import intervals
     from lstmcast.run import rundir
     from lstmcast.train import distributed, signals
-    from lstmcast.train.defaults import use_full_data
     from lstmcast.train.device import choose_threads, pick_device
 
     device = pick_device(train_config.device, distributed.current())  # a bad --device fails before any work
     path = label(data)  # what messages name
     own, series = series is None, load_series(data, data_config) if series is None else series  # backtest refits
-    plan = _plan(path, series, horizon, lookback, arch, train_config,
-                 bool(data_config.covariates or data_config.calendar))
-    notes = plan.notes
-    full, _ = use_full_data(plan.train_config.full_data, [len(v) for v in series.values], plan.val_size,
-                         bool(arch["quantiles"]), bool(data_config.covariates or data_config.calendar), distributed.current() is not None,
-                         notes)
-    p, described = _prepare(path, series, data_config, plan, own and not full)  # the refit reads the series again
-    notes += [described] if described else []
-    plan.train_config = _budget(plan.train_config, len(p.train_origin), keep_budget or start is not None)
+    recipe, planned = resolve(path, series, horizon, lookback, arch, train_config,
+                              bool(data_config.covariates or data_config.calendar), distributed.current() is not None,
+                              keep_budget or start is not None)
     if start is not None:
-        notes.append(f"resuming after epoch {start.epoch} of {plan.train_config.epochs}")
+        recipe = recipe.kept(rundir.load_meta(run_dir).recipe)
+    cfg = recipe.train_config(train_config)
+    notes = list(series.notes) + planned
+    p, prepared = _prepare(path, series, data_config, recipe, cfg,
+                           own and not recipe.full_data)  # the full-data refit reads the series again
+    notes += prepared + [recipe.note()]
+    if start is not None:
+        notes.append(f"resuming after epoch {start.epoch} of {recipe.epochs}")
     for note in notes if on_note is not None else ():
         on_note(note)
 
     import torch
 
-    model_config = ModelConfig(lookback=plan.lookback, horizon=plan.horizon,
+    model_config = ModelConfig(lookback=recipe.lookback, horizon=recipe.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
-                               known_size=p.spec.known if p.spec else 0, **{**arch, "dilations": plan.dilations})
+                               known_size=p.spec.known if p.spec else 0, **{**arch, "dilations": recipe.dilations})
     n_threads = choose_threads(threads, on_note)
     torch.set_num_threads(n_threads)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
-    limit = plan.train_config.time_limit
+    limit = cfg.time_limit
     deadline = None if limit is None else began + 0.95 * limit
-    states, results = _train_members(model_config, p, plan, device, progress, start, deadline, run_dir, notes,
+    states, results = _train_members(model_config, p, recipe, cfg, device, progress, start, deadline, run_dir, notes,
                                      on_note)
     result = results[0]
     if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
         return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
     validation, refit = None, None
-    if full and results[-1].stopped not in ("interrupted", "diverged", "time_limit"):
+    if recipe.full_data and results[-1].stopped not in ("interrupted", "diverged", "time_limit"):
         # Scored before the refit: the validation metrics are those of networks that never saw the held-out points.
-        validation = _validation_metrics(_net(replace(model_config, members=len(states)), states), p, plan.lookback,
-                                         plan.horizon)
-        refit = _train_full(path, series, data_config, plan, model_config, results, device, deadline, notes, on_note,
-                            own)
+        validation = _validation_metrics(_net(replace(model_config, members=len(states)), states), p, recipe.lookback,
+                                         recipe.horizon)
+        refit = _train_full(path, series, data_config, recipe, cfg, model_config, results, device, deadline, notes,
+                            on_note, own)
         if refit is not None:
             p, states = refit[0], refit[1]
     # A signal from here on must not throw the finished training away: it is recorded, the run written.
@@ -348,12 +291,12 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
         model_config = replace(model_config, members=len(states))
         state = _state(states)
         net = _net(model_config, states)  # what predict will run
-        metrics = _metrics(result, validation or _validation_metrics(net, p, plan.lookback, plan.horizon), device)
+        metrics = _metrics(result, validation or _validation_metrics(net, p, recipe.lookback, recipe.horizon), device)
         if refit is not None:
             metrics["full_data"] = refit[2]
         earlier = _earlier_members(run_dir, start.member) if start is not None and start.member else []
-        _account(metrics, results, n_threads, plan.train_config, limit, time.monotonic() - began, earlier)
-        record = _record(path, series, data_config, model_config, plan, p)
+        _account(metrics, results, n_threads, recipe, cfg, time.monotonic() - began, earlier)
+        record = _record(path, series, data_config, model_config, recipe, cfg, p)
         if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
             stored, metrics["intervals"] = intervals.calibrate(net, p.flat, p.val_origin, p.cov, series=len(p.center))
             record = replace(record, intervals=stored)
@@ -380,8 +323,8 @@ def _net(model_config: ModelConfig, states: list[dict[str, Any]]) -> Any:
     return forecaster(model_config, {k: v.numpy() for k, v in _state(states).items()})
 
 
-def _train_full(path: Path, series: Any, data_config: DataConfig, plan: Plan, model_config: ModelConfig,
-                results: list[Any], device: Any, deadline: float | None, notes: list[str],
+def _train_full(path: Path, series: Any, data_config: DataConfig, recipe: Recipe, cfg: TrainConfig,
+                model_config: ModelConfig, results: list[Any], device: Any, deadline: float | None, notes: list[str],
                 on_note: NoteFn | None, own: bool) -> tuple[Prepared, list[dict[str, Any]], dict[str, Any]] | None:
     """Train each member again on every point, for the steps of its best held-out epoch (`--full-data`).
 
@@ -398,18 +341,18 @@ def _train_full(path: Path, series: Any, data_config: DataConfig, plan: Plan, mo
         notes.append(text)
         on_note(text) if on_note is not None else None
 
-    cfg, began = plan.train_config, time.monotonic()
+    began = time.monotonic()
     cost = sum(r.train_seconds * r.best_epoch / max(len(r.history), 1) for r in results)
     if deadline is not None and began + cost > deadline:
         say("full data: no time left to train again on every point; the run keeps the networks of the held-out split")
         return None
-    p, _ = _prepare(path, series, data_config, replace(plan, val_size=0, notes=[]), own)
+    p, _ = _prepare(path, series, data_config, replace(recipe, val_size=0), cfg, own)
     states, steps = [], 0
     for k, r in enumerate(results):
         member = replace(cfg, seed=cfg.seed + k, epochs=max(r.best_epoch, 1))
         seed_everything(member.seed)
         model = LSTMForecaster(model_config)
-        again = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, member, device, None,
+        again = fit(model, p.flat, p.train_origin, p.val_origin, recipe.lookback, recipe.horizon, member, device, None,
                     None, p.cov, deadline, None if p.weight is None else (p.offsets, p.weight))
         if again.stopped in ("interrupted", "diverged", "time_limit"):
             say(f"full data: training again on every point was {again.stopped.replace('_', ' ')}"
@@ -424,16 +367,9 @@ def _train_full(path: Path, series: Any, data_config: DataConfig, plan: Plan, mo
     return p, states, {"steps": steps, "seconds": seconds}
 
 
-MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while time remains, at most this many
-
-
-def _members_planned(cfg: TrainConfig) -> int:
-    return cfg.ensemble or (MAX_TIME_MEMBERS if cfg.time_limit else 1)
-
-
-def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: Any, progress: ProgressFn | None,
-                   start: Any, deadline: float | None, run_dir: Path, notes: list[str], on_note: NoteFn | None
-                   ) -> tuple[list[dict[str, Any]], list[Any]]:
+def _train_members(model_config: ModelConfig, p: Prepared, recipe: Recipe, cfg: TrainConfig, device: Any,
+                   progress: ProgressFn | None, start: Any, deadline: float | None, run_dir: Path, notes: list[str],
+                   on_note: NoteFn | None) -> tuple[list[dict[str, Any]], list[Any]]:
     """Train the ensemble's members one after the other (seed, seed + 1, ...): their weights and results.
 
     Member k starts only while time remains for one more of the length the ones before took
@@ -445,8 +381,7 @@ def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: A
     from lstmcast.model.network import LSTMForecaster
     from lstmcast.train.loop import fit, seed_everything
 
-    cfg = plan.train_config
-    planned, first = _members_planned(cfg), start.member if start is not None else 0
+    planned, first = recipe.members, start.member if start is not None else 0
     states: list[dict[str, Any]] = _finished_members(run_dir, first) if first else []
     results: list[Any] = []
     loop_began = time.monotonic()
@@ -459,7 +394,7 @@ def _train_members(model_config: ModelConfig, p: Prepared, plan: Plan, device: A
         member_cfg = replace(cfg, seed=cfg.seed + k)
         seed_everything(member_cfg.seed)
         model = LSTMForecaster(model_config)
-        result = fit(model, p.flat, p.train_origin, p.val_origin, plan.lookback, plan.horizon, member_cfg, device,
+        result = fit(model, p.flat, p.train_origin, p.val_origin, recipe.lookback, recipe.horizon, member_cfg, device,
                      progress, start if k == first else None, p.cov, deadline,
                      None if p.weight is None else (p.offsets, p.weight))
         if result.stopped == "diverged" and result.best_epoch == 0:
@@ -527,14 +462,14 @@ def _finished_members(run_dir: Path, count: int) -> list[dict[str, Any]]:
             for k in range(count)]
 
 
-def _account(metrics: dict[str, Any], results: list[Any], threads: int, cfg: TrainConfig, limit: float | None,
+def _account(metrics: dict[str, Any], results: list[Any], threads: int, recipe: Recipe, cfg: TrainConfig,
              seconds: float, earlier: list[dict[str, Any]]) -> None:
     """How the time was spent: threads, the budget, and each member's steps and stop reason
     (`earlier`: the members a resumed run had finished before it was interrupted)."""
     metrics["threads"] = threads
-    metrics["budget"] = {"batch_size": cfg.batch_size, "epoch_steps": cfg.epoch_steps, "epochs": cfg.epochs,
-                         "time_limit": limit, "seconds": round(seconds, 3)}
-    if len(results) > 1 or _members_planned(cfg) > 1 or earlier:
+    metrics["budget"] = {"batch_size": recipe.batch_size, "epoch_steps": recipe.epoch_steps, "epochs": recipe.epochs,
+                         "time_limit": cfg.time_limit, "seconds": round(seconds, 3)}
+    if len(results) > 1 or recipe.members > 1 or earlier:
         metrics["members"] = list(earlier) + [
             {"seed": cfg.seed + k, "steps": r.steps, "best_epoch": r.best_epoch, "stopped": r.stopped,
              "train_seconds": round(r.train_seconds, 3)} for k, r in enumerate(results, start=len(earlier))]
