@@ -1,5 +1,6 @@
-"""The training recipe sized to the data, the time limit, the thread count, and what a new user sees first:
-forecasts of counts clipped at zero, in-sample evaluation said so, scale-free metrics first."""
+"""The training recipe sized to the data, resolved once (train.recipe), recorded in run.json and said in a
+note; the time limit, the thread count, and what a new user sees first: forecasts of counts clipped at zero,
+in-sample evaluation said so, scale-free metrics first."""
 
 from __future__ import annotations
 
@@ -236,3 +237,167 @@ def test_real_lynx_counts_are_never_forecast_below_zero(tmp_path):
     assert json.loads((report.run_dir / "run.json").read_text())["series"][0]["nonnegative"] is True
     forecast = api.predict(report.run_dir, horizon=30).forecast["forecast"]
     assert (forecast >= 0).all()
+
+
+# --- the recipe: resolved once, recorded in run.json, said in one note ----------------------------------------
+
+
+def stored_recipe(run_dir) -> dict:
+    return json.loads((run_dir / "run.json").read_text())["recipe"]
+
+
+def test_the_recipe_is_resolved_once_and_is_what_training_used(hourly_csv, tmp_path, monkeypatch):
+    from lstmcast.train import defaults, workflow
+
+    calls = {"resolve": 0, "pick_lookback": 0, "size_budget": 0}
+
+    def counted(name, module):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+
+    counted("resolve", workflow)
+    counted("pick_lookback", defaults)
+    counted("size_budget", defaults)
+    notes = []
+    cfg = replace(TINY, batch_size=None, ensemble=2)
+    report = api.train(hourly_csv, horizon=6, train_config=cfg, run_dir=tmp_path / "run", on_note=notes.append,
+                       **TINY_MODEL)
+    assert calls == {"resolve": 1, "pick_lookback": 1, "size_budget": 1}
+    meta = json.loads((report.run_dir / "run.json").read_text())
+    recipe = {name: entry["value"] for name, entry in meta["recipe"].items()}
+    model, train = meta["model"], meta["train"]
+    assert recipe == {"horizon": model["horizon"], "val_size": train["val_size"], "season": meta["data"]["season"],
+                      "lookback": model["lookback"], "dilations": model.get("dilations", []),
+                      "forking": train["forking"], "full_data": False, "batch_size": train["batch_size"],
+                      "epoch_steps": train["epoch_steps"], "epochs": train["epochs"], "patience": train["patience"],
+                      "members": model["members"]}
+    assert report.metrics["budget"]["batch_size"] == recipe["batch_size"]
+    said = [n for n in notes if n.startswith("recipe: ")]
+    assert len(said) == 1 and said == [n for n in report.notes if n.startswith("recipe: ")]
+    assert "horizon 6 (given)" in said[0] and f"lookback {recipe['lookback']} (capped by the median series" in said[0]
+
+
+def test_given_values_are_marked_given_and_defaults_carry_their_reason(hourly_csv, tmp_path):
+    given = api.train(hourly_csv, horizon=6, lookback=12, train_config=replace(TINY, epoch_steps=4, patience=3),
+                      run_dir=tmp_path / "given", **TINY_MODEL)
+    sources = {name: entry["source"] for name, entry in stored_recipe(given.run_dir).items()}
+    assert {name for name, source in sources.items() if source == "given"} == {
+        "horizon", "lookback", "batch_size", "epoch_steps", "epochs", "patience"}
+    assert sources["val_size"] == "one horizon" and sources["season"] == "frequency h"
+    assert sources["members"] == "default" and sources["forking"] == "default"
+    assert sources["full_data"] == "--full-data off"
+    # Nothing given: each default says the rule and why; two series of 120 hours, 6 held out.
+    cfg = TrainConfig(max_steps=3, device=TINY.device, time_limit=60.0)
+    auto = api.train(hourly_csv, train_config=cfg, run_dir=tmp_path / "auto", hidden=8, layers=1, bidirectional=True)
+    recipe = stored_recipe(auto.run_dir)
+    said = {name: (entry["value"], entry["source"]) for name, entry in recipe.items()}
+    assert said["horizon"] == (48, "frequency h")
+    assert said["lookback"] == (24, "capped by the median series; 168 wanted")  # 120 - 48 - 48
+    assert said["dilations"] == ([], "one layer")
+    assert said["forking"] == (1, "bidirectional: one origin per sequence")
+    assert said["batch_size"][1] == said["epoch_steps"][1] == "sized to 2 training windows"
+    assert said["epochs"] == (1000, "time limit: until early stopping or the limit")
+    assert said["patience"] == (10, "sized to 10-step epochs") and said["members"] == (5, "while the time limit allows")
+
+
+@pytest.mark.parametrize("lengths", [[60, 60, 7, 2], [120, 120]])
+def test_the_windows_the_budget_is_sized_to_are_those_training_cuts(tmp_path, lengths):
+    from lstmcast.data.series import load_series
+    from lstmcast.train.recipe import resolve
+    from lstmcast.train.workflow import _prepare
+
+    frame = pd.concat([pd.DataFrame({"id": f"s{k}", "month": pd.date_range("2000-01-01", periods=n, freq="MS"),
+                                     "y": np.arange(n) % 12 + 1.0}) for k, n in enumerate(lengths)])
+    data = tmp_path / "mixed.csv"
+    frame.to_csv(data, index=False)
+    series = load_series(data)
+    arch = dict(layers=2, cell="lstm", bidirectional=False, quantiles=(), dilations=None)
+    recipe, _ = resolve(data, series, 6, None, arch, TrainConfig(), False, False, False)
+    prepared, _ = _prepare(data, series, api.DataConfig(), recipe, recipe.train_config(TrainConfig()), False)
+    assert recipe.sources["batch_size"] == f"sized to {len(prepared.train_origin):,} training windows"
+
+
+def test_a_resumed_run_keeps_the_recipe_it_was_started_with(hourly_csv, tmp_path):
+    cfg = replace(TINY, max_steps=None, epochs=2, epoch_steps=2, batch_size=None)
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    cut = api.train(hourly_csv, horizon=6, train_config=cfg, run_dir=tmp_path / "run", progress=stop, **TINY_MODEL)
+    started = stored_recipe(cut.run_dir)
+    assert cut.metrics["stopped"] == "interrupted" and started["lookback"]["source"] != "given"
+    resumed = api.resume(cut.run_dir)
+    assert stored_recipe(resumed.run_dir) == started
+    assert any(n.startswith("recipe: ") and "(capped by the median series" in n for n in resumed.notes)
+
+
+def test_a_run_without_a_recipe_loads_and_predicts(trained_run, run_copy):
+    from lstmcast.run.rundir import load_run
+
+    meta = json.loads((run_copy / "run.json").read_text())
+    del meta["recipe"]  # as every run written before the recipe was recorded
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    run = load_run(run_copy)
+    assert run.record.recipe is None and "recipe" not in run.record.to_json()
+    old = api.predict(run_copy).forecast
+    pd.testing.assert_frame_equal(old, api.predict(trained_run.run_dir).forecast)
+    assert load_run(trained_run.run_dir).record.recipe.lookback == trained_run.lookback
+
+
+def _spoil(meta: dict, field: str, part: str, value) -> None:
+    if part:
+        meta["recipe"][field][part] = value
+    elif field:
+        meta["recipe"][field] = value
+    else:
+        meta["recipe"] = value
+
+
+@pytest.mark.parametrize(("field", "part", "value", "named"), [
+    ("", "", [1, 2], "'recipe' is not an object"),
+    ("lookback", "value", "12", "'recipe.lookback.value' is not an integer in [1, 100,000]"),
+    ("lookback", "value", 10**12, "'recipe.lookback.value' is not an integer"),
+    ("batch_size", "value", 1_000_000_000, "'recipe.batch_size.value' is not an integer"),
+    ("members", "value", 1_000_000, "'recipe.members.value' is not an integer in [1, 100]"),
+    ("epochs", "value", True, "'recipe.epochs.value' is not an integer"),
+    ("epochs", "value", None, "'recipe.epochs.value' is not an integer"),
+    ("dilations", "value", [1, 10**9], "'recipe.dilations.value' is not a list of at most 64 integers"),
+    ("dilations", "value", "1,24", "'recipe.dilations.value' is not a list"),
+    ("full_data", "value", "yes", "'recipe.full_data.value' is not true or false"),
+    ("season", "source", 7, "'recipe.season.source' is not a string"),
+    ("season", "source", "x" * 100_000, "'recipe.season.source' is longer than 200 characters"),
+    ("horizon", "", 6, "'recipe.horizon' is not an object"),
+    ("patience", "", {"source": "given"}, "'recipe.patience.value' is missing"),
+])
+def test_a_tampered_recipe_is_one_line_and_exit_3(run_copy, field, part, value, named):
+    from typer.testing import CliRunner
+
+    from lstmcast.cli.app import app
+    from lstmcast.errors import EXIT_RUN
+
+    meta = json.loads((run_copy / "run.json").read_text())
+    _spoil(meta, field, part, value)
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    result = CliRunner().invoke(app, ["predict", "--run", str(run_copy), "--output", str(run_copy / "fc.csv")])
+    assert result.exit_code == EXIT_RUN, (result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lstmcast: error: {run_copy / 'run.json'}: field "), lines
+    assert named in lines[0] and "Traceback" not in result.output
+    assert not (run_copy / "fc.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_missing_recipe_field_is_named_by_a_real_process(cli, run_copy):
+    from lstmcast.errors import EXIT_RUN
+
+    meta = json.loads((run_copy / "run.json").read_text())
+    del meta["recipe"]["epoch_steps"]
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    done = cli("predict", "--run", run_copy, "--output", run_copy / "fc.csv")
+    assert done.returncode == EXIT_RUN and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"lstmcast: error: {run_copy / 'run.json'}: field "
+                                                "'recipe.epoch_steps' is missing; retrain or restore the run"]
