@@ -15,7 +15,7 @@ nothing reads it back to decide: the model and train configs stay what rebuilds 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while
 
 @dataclass(frozen=True)
 class Recipe:
-    """What `resolve` chose, and per field its source ("given", or the rule and why)."""
+    """What `resolve` chose from the data, and where each choice came from."""
 
     horizon: int
     val_size: int
@@ -44,7 +44,7 @@ class Recipe:
     epochs: int
     patience: int
     members: int  # planned; with a time limit, at most this many
-    sources: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str]  # per field: "given", or the rule and why
 
     def train_config(self, given: TrainConfig) -> TrainConfig:
         """`given` with the recipe's validation, forking and budget: the config training runs with and
