@@ -141,7 +141,7 @@ def resume(run_dir: str | Path, *, data: Any = None, progress: ProgressFn | None
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
     from lstmcast.train import distributed
-    from lstmcast.run import locking
+    from lstmcast.run import locking, rundir
     from lstmcast.train import state as state_io
     from lstmcast.train.workflow import train_run
 
@@ -150,6 +150,9 @@ def resume(run_dir: str | Path, *, data: Any = None, progress: ProgressFn | None
             dist, lambda: locking.hold(run_dir, wait, "run directory")):
         source, data_config, model_config, train_config, state = state_io.load(run_dir, data)
         arch = {k: getattr(model_config, k) for k in ARCH_FIELDS}
+        # the members still to train read what the run planned for them (run.json's recipe; older runs: one lookback)
+        planned = rundir.load_meta(run_dir).recipe
+        arch["member_lookbacks"] = planned.member_lookbacks if planned is not None else model_config.member_lookbacks
         return train_run(source, data_config, model_config.horizon, model_config.lookback, arch, train_config,
                          run_dir, True, progress, on_note, state, threads=threads)
 

@@ -7,7 +7,7 @@ directory as JSON and rebuilt from it on load.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
@@ -143,6 +143,14 @@ class ModelConfig:
     # Per layer, how many steps back each state links (dilated RNN, Chang et al. 2017; ES-RNN): layer k
     # at step t reads its own state at t - d_k. () = 1 everywhere, the plain stacked encoder.
     dilations: tuple[int, ...] = ()
+    # Per ensemble member, how many of the `lookback` steps it reads (the last ones): N-BEATS's ensembles
+    # mix lookbacks. () = every member reads `lookback`.
+    member_lookbacks: tuple[int, ...] = ()
+
+    def member(self, k: int) -> ModelConfig:
+        """The config of member k's own network: its lookback, one member."""
+        lookback = self.member_lookbacks[k] if self.member_lookbacks else self.lookback
+        return replace(self, lookback=lookback, members=1, member_lookbacks=())
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon", "input_size", "hidden", "layers", "members"):
@@ -171,6 +179,12 @@ class ModelConfig:
             if self.bidirectional or self.cell is Cell.peephole:
                 raise ValueError("dilations work with the lstm and gru cells, one direction; not with "
                                  + ("--bidirectional" if self.bidirectional else "--cell peephole"))
+        m = self.member_lookbacks
+        if not isinstance(m, tuple) or not all(isinstance(v, int) and not isinstance(v, bool) for v in m):
+            raise ValueError(f"member_lookbacks must be a tuple of integers, not {m!r}")
+        if m and (len(m) != self.members or not all(max(d, default=1) <= v <= self.lookback for v in m)):
+            raise ValueError(f"member_lookbacks must be one integer per member ({self.members}) in "
+                             f"[{max(d, default=1)}, lookback {self.lookback}], not {list(m)}")
 
 
 # What a run.json written before a field existed meant by its absence (newer fields'
@@ -209,7 +223,7 @@ class TrainConfig:
     # the default stays 0 (benchmarks/RESULTS.md, "MASE-scaled loss").
     mase_weight: float = 0.0
     clip: float = 1.0
-    forking: int = 48  # forecast origins trained per sequence (forking sequences, MQ-RNN)
+    forking: int | None = None  # origins trained per sequence (forking sequences, MQ-RNN); None: train.recipe decides
     seed: int = 0
     device: Device = Device.auto
     precision: Precision = Precision.auto
@@ -231,7 +245,7 @@ def train_problem(cfg: TrainConfig) -> tuple[str, str] | None:
     or beyond `TRAIN_LIMITS`, MAX_TIME_LIMIT; None when all are sound."""
     for name, limit in TRAIN_LIMITS.items():
         value = getattr(cfg, name)
-        if value is None and name != "forking":
+        if value is None:
             continue
         low = 1
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:
@@ -251,7 +265,7 @@ TIME_LIMIT_EPOCHS = 1000  # with --time-limit training goes on until early stopp
 
 
 # Left out of run.json when empty, so that a run without them is written exactly as before they existed.
-OMIT_WHEN_EMPTY = frozenset({"quantiles", "dilations", "time_limit", "ensemble"})
+OMIT_WHEN_EMPTY = frozenset({"quantiles", "dilations", "time_limit", "ensemble", "member_lookbacks"})
 OMIT_WHEN_DEFAULT = {"members": 1}  # a single network is written as before ensembles existed
 
 

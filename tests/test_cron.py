@@ -35,7 +35,7 @@ def daily(tmp_path: Path) -> Path:
 
 def one_error_line(stderr: str) -> str:
     """The one error line among the messages (progress lines may precede it)."""
-    notes = ("epoch ", "lookback", "recipe: ", "frequency", "wide", "inputs besides")
+    notes = ("epoch ", "lookback", "recipe: ", "frequency", "wide", "inputs besides", "short series")
     lines = [line for line in stderr.splitlines() if not line.startswith(notes) and not re.match(r"\d+ series ", line)]
     assert len(lines) == 1 and lines[0].startswith("lstmcast: error: "), stderr
     assert "Traceback" not in stderr

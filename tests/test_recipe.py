@@ -274,7 +274,7 @@ def test_the_recipe_is_resolved_once_and_is_what_training_used(hourly_csv, tmp_p
                       "lookback": model["lookback"], "dilations": model.get("dilations", []),
                       "forking": train["forking"], "full_data": False, "batch_size": train["batch_size"],
                       "epoch_steps": train["epoch_steps"], "epochs": train["epochs"], "patience": train["patience"],
-                      "members": model["members"]}
+                      "members": model["members"], "member_lookbacks": model.get("member_lookbacks", [])}
     assert report.metrics["budget"]["batch_size"] == recipe["batch_size"]
     said = [n for n in notes if n.startswith("recipe: ")]
     assert len(said) == 1 and said == [n for n in report.notes if n.startswith("recipe: ")]

@@ -14,6 +14,7 @@ from lstmcast import api
 from lstmcast.config import FullData, TrainConfig
 from lstmcast.data import windows
 from lstmcast.errors import InputError
+from lstmcast.run.rundir import load_run
 from lstmcast.train.defaults import pick_lookback, use_full_data
 
 
@@ -119,7 +120,8 @@ def test_full_data_trains_again_on_the_held_out_points(tmp_path):
                      run_dir=tmp_path / "held", **TINY_MODEL)
     full = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "full", **TINY_MODEL)
     assert "full_data" not in held.metrics
-    assert full.metrics["full_data"]["steps"] == 2 * full.metrics["best_epoch"]
+    # each member (three: short series) trains again for the steps of its best held-out epoch
+    assert full.metrics["full_data"]["steps"] == 2 * sum(m["best_epoch"] for m in full.metrics["members"])
     assert any(n.startswith("full data: trained again") for n in full.notes)
     # the held-out split scores the same networks before the refit: the validation metrics agree
     assert full.metrics["validation"] == pytest.approx(held.metrics["validation"])
@@ -151,3 +153,74 @@ def test_with_covariates_the_shortest_series_still_bounds_the_lookback(tmp_path)
     assert notes[-1] == "lookback 28 (capped by the shortest series; 36 wanted)"
     with pytest.raises(InputError, match=r"series 'a' has 10 points; with covariates each series needs at least 14"):
         pick_lookback([10, 200], ["a", "b"], 6, 6, 12, None, tmp_path, [], unpadded=True)
+
+
+def test_short_series_train_a_mixed_lookback_ensemble_with_short_forking_sequences(tmp_path):
+    data = tmp_path / "short.csv"
+    mixed_frame({f"s{k}": 40 for k in range(8)}).to_csv(data, index=False)
+    report = api.train(data, horizon=6, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL)
+    record = json.loads((report.run_dir / "run.json").read_text())
+    lookback = record["model"]["lookback"]
+    assert lookback == 28  # what the median series holds before validation and horizon: one training window
+    assert record["model"]["members"] == 3 and record["model"]["member_lookbacks"] == [28, 21, 14]
+    assert record["train"]["forking"] == 8 and record["train"]["ensemble"] == 3
+    said = next(n for n in report.notes if n.startswith("recipe: "))
+    short = "short series: under 48 training windows in the median one"
+    assert f"forking 8 ({short})" in said
+    assert f"members 3 ({short}), member lookbacks 28,21,14 ({short}: the lookback, 3/4 and 1/2 of it in turn)" in said
+    # each member's network reads its own lookback: the skip map's width says so
+    run = load_run(report.run_dir)
+    assert [m.w["skip.weight"].shape[1] for m in run.model.members] == [28, 21, 14]
+    # the forecast is the median of the members, each fed the last steps of the window it reads
+    x = np.random.default_rng(0).normal(size=(5, lookback)).astype(np.float32)
+    alone = [m(x[:, lookback - m.config.lookback:]) for m in run.model.members]
+    np.testing.assert_allclose(run.model(x), np.median(np.stack(alone), axis=0), rtol=1e-6)
+    forecast = api.predict(report.run_dir).forecast
+    assert forecast["forecast"].notna().all() and len(forecast) == 8 * 6
+
+
+def test_long_series_and_given_shapes_keep_one_network_and_long_forking_sequences(tmp_path):
+    from lstmcast.train.defaults import median_origins
+
+    assert median_origins([960] * 4, 168, 48, 48) == 697  # M4 Hourly: long series
+    assert median_origins([44] * 4, 16, 8, 8) == 13  # M3 quarterly: short
+    data = tmp_path / "long.csv"
+    mixed_frame({"a": 120, "b": 130}).to_csv(data, index=False)
+    long = json.loads((api.train(data, horizon=6, train_config=TINY, run_dir=tmp_path / "long", **TINY_MODEL).run_dir
+                       / "run.json").read_text())
+    assert long["train"]["forking"] == 48 and "ensemble" not in long["train"]  # one network, written as before
+    assert "members" not in long["model"] and "member_lookbacks" not in long["model"]
+    short = tmp_path / "short.csv"
+    mixed_frame({f"s{k}": 40 for k in range(4)}).to_csv(short, index=False)
+
+    def trained(name: str, lookback: int | None = None, **options) -> dict:
+        cfg = TrainConfig(**{**TINY.__dict__, **options})
+        report = api.train(short, horizon=6, lookback=lookback, train_config=cfg, run_dir=tmp_path / name, **TINY_MODEL)
+        return json.loads((report.run_dir / "run.json").read_text())
+
+    given = trained("given", lookback=20)  # a given lookback: one network, short forking sequences all the same
+    assert "members" not in given["model"] and given["train"]["forking"] == 8
+    two = trained("two", ensemble=2)  # --ensemble 2: the first two lookbacks
+    assert two["model"]["member_lookbacks"] == [28, 21] and two["recipe"]["members"]["source"] == "given"
+    assert trained("forking", forking=16)["train"]["forking"] == 16
+
+
+def test_member_lookbacks_are_checked_in_the_config_and_in_run_json(cli, tmp_path):
+    from lstmcast.config import ModelConfig
+
+    ModelConfig(lookback=12, horizon=4, members=2, member_lookbacks=(12, 6))
+    for bad in [(12,), (12, 13), (12, 0), (12, 6.0)]:
+        with pytest.raises(ValueError, match="member_lookbacks"):
+            ModelConfig(lookback=12, horizon=4, members=2, member_lookbacks=bad)
+    with pytest.raises(ValueError, match="member_lookbacks"):  # a dilated layer needs as many steps as it skips
+        ModelConfig(lookback=12, horizon=4, members=2, member_lookbacks=(12, 3), dilations=(1, 4))
+    data = tmp_path / "short.csv"
+    mixed_frame({f"s{k}": 40 for k in range(4)}).to_csv(data, index=False)
+    run = tmp_path / "run"
+    assert cli("train", data, "--horizon", "6", "--run-dir", run, *TINY_CLI).returncode == 0
+    record = json.loads((run / "run.json").read_text())
+    record["model"]["member_lookbacks"] = [28, 21, 100000]
+    (run / "run.json").write_text(json.dumps(record))
+    done = cli("predict", "--run", run)
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+    assert "member_lookbacks" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -99,7 +99,7 @@ def refit_run(run: Any, series: Any, histories: list[np.ndarray], data: Path
     cfg = record.model
     cut = replace(series, values=histories, notes=[], gaps=[])
     with tempfile.TemporaryDirectory(prefix="lstmcast-refit-") as tmp:
-        arch = {k: getattr(cfg, k) for k in ARCH_FIELDS}
+        arch = {k: getattr(cfg, k) for k in (*ARCH_FIELDS, "member_lookbacks")}  # the members read what they read
         report = train_run(data, record.data.read_config(), cfg.horizon, cfg.lookback, arch, record.train,
                            Path(tmp) / "run", False, series=cut,
                            keep_budget=record.train.epoch_steps is None)  # a run from before sized budgets

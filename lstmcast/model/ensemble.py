@@ -1,5 +1,8 @@
 """Ensembles: several networks of one config, trained with different seeds; the forecast is their median.
 
+Member k may read only the last `config.member_lookbacks[k]` steps of the window (short series mix
+lookbacks, as N-BEATS's ensembles do); its covariate channels are cut alike.
+
 The median, not the mean: one member that learned something odd moves the mean but not
 the median of three. Members are stored in one weights file, each under its own prefix
 (`model.shapes.member_prefix`); a run of one network has no prefix, as before.
@@ -7,7 +10,6 @@ the median of three. Members are stored in one weights file, each under its own 
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -21,22 +23,27 @@ class EnsembleForecaster:
 
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config
-        one = replace(config, members=1)
         self.members = []
         for k in range(config.members):
             prefix = member_prefix(k)
-            self.members.append(NumpyForecaster(one, {n[len(prefix):]: v for n, v in weights.items()
-                                                      if n.startswith(prefix)}))
+            self.members.append(NumpyForecaster(config.member(k), {n[len(prefix):]: v for n, v in weights.items()
+                                                                   if n.startswith(prefix)}))
         self.w = {n: v for k, m in enumerate(self.members) for n, v in
                   ((member_prefix(k) + name, value) for name, value in m.w.items())}
 
     def __call__(self, x: np.ndarray, cov: np.ndarray | None = None) -> np.ndarray:
-        return np.median(np.stack([m(x, cov) for m in self.members]), axis=0)
+        return self.forward_all(x, cov)[0]
+
+    def _outputs(self, x: np.ndarray, cov: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Each member's forward_all on the last steps of the window it reads."""
+        width = x.shape[1]
+        return [m.forward_all(x[:, width - m.config.lookback:],
+                              None if cov is None else cov[:, width - m.config.lookback:]) for m in self.members]
 
     def forward_all(self, x: np.ndarray, cov: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """(median forecasts [B, H], median quantiles [B, H, Q] or None): quantiles stay sorted, being
         medians of sorted vectors taken level by level."""
-        outs = [m.forward_all(x, cov) for m in self.members]
+        outs = self._outputs(x, cov)
         point = np.median(np.stack([o[0] for o in outs]), axis=0)
         if outs[0][1] is None:
             return point, None

@@ -6,7 +6,6 @@ anything is built from it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from lstmcast.config import Cell, ModelConfig
 
@@ -27,8 +26,8 @@ def member_prefix(k: int) -> str:
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The tensor names and shapes `LSTMForecaster(config).state_dict()` has (each member's, prefixed)."""
     if config.members > 1:
-        one = expected_shapes(replace(config, members=1))
-        return {member_prefix(k) + name: shape for k in range(config.members) for name, shape in one.items()}
+        return {member_prefix(k) + name: shape for k in range(config.members)
+                for name, shape in expected_shapes(config.member(k)).items()}
     shapes: dict[str, tuple[int, ...]] = {}
     name, gates, hidden = config.cell.value, GATES[config.cell] * config.hidden, config.hidden
     dirs = directions(config)

@@ -6,7 +6,7 @@
       data     DataRecord             how the file was read, and what predict writes
       series   tuple[SeriesRecord]    per series: scaler, length, last time, the last lookback values
       covariates, intervals           their owners' JSON (data.covariates.Spec, model.intervals)
-      recipe   train.recipe.Recipe    what the data decided and why: a record, nothing reads it to decide
+      recipe   train.recipe.Recipe    what the data decided and why: a record; a resume reads its member lookbacks
 
 `RunRecord.from_json` reads every format version since 1 and checks everything it
 reads: a missing field, a wrong type, a number that is not finite, a size beyond
@@ -384,8 +384,9 @@ def _recipe(d: Any) -> Recipe | None:
         if name == "full_data":
             if not isinstance(value, bool):
                 raise _Bad(f"{where}.value", f"not true or false ({value!r})")
-        elif name == "dilations":
-            value = _dilations(value, f"{where}.value", values["lookback"])
+        elif name in ("dilations", "member_lookbacks"):
+            value = _lookback_list(value, f"{where}.value", values["lookback"],
+                                   LIMITS["layers" if name == "dilations" else "members"])
         elif value is not None or name not in RECIPE_UNSIZED:
             high = RECIPE_LIMITS[name]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
@@ -394,10 +395,11 @@ def _recipe(d: Any) -> Recipe | None:
     return Recipe(**values, sources=sources)
 
 
-def _dilations(value: Any, where: str, lookback: int) -> tuple[int, ...]:
-    if not isinstance(value, list) or len(value) > LIMITS["layers"] or not all(
+def _lookback_list(value: Any, where: str, lookback: int, most: int) -> tuple[int, ...]:
+    """Dilations or member lookbacks: at most `most` integers in [1, lookback]."""
+    if not isinstance(value, list) or len(value) > most or not all(
             isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= lookback for v in value):
-        raise _Bad(where, f"not a list of at most {LIMITS['layers']} integers in [1, lookback {lookback}]")
+        raise _Bad(where, f"not a list of at most {most} integers in [1, lookback {lookback}]")
     return tuple(value)
 
 

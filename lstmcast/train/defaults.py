@@ -170,6 +170,39 @@ def pick_dilations(requested: tuple[int, ...] | None, values: list[np.ndarray], 
     return dilations, why
 
 
+# Short series. Where the median series has fewer than SHORT_ORIGINS training windows (M3 yearly 1,
+# quarterly 13, monthly 44 and other 16 at the default lookback; M4 Hourly 697, Weekly 857), a
+# forking sequence of 48 origins runs far past the end of most series: it trains mostly the last
+# windows of the longest series. There each sequence trains SHORT_FORKING origins, and SHORT_MEMBERS
+# networks are trained, reading the default lookback, 3/4 and 1/2 of it (N-BEATS's ensembles mix
+# lookbacks), their median forecast. Measured on M3 (benchmarks/RESULTS.md, "Short series: forking
+# and mixed lookbacks").
+DEFAULT_FORKING, SHORT_FORKING, SHORT_ORIGINS, SHORT_MEMBERS = 48, 8, 48, 3
+MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while time remains, at most this many
+MEMBER_LOOKBACK_SHARES = (1.0, 0.75, 0.5)
+
+
+def median_origins(lengths: list[int], lookback: int, horizon: int, val_size: int) -> float:
+    """Training windows of the median series (before padding)."""
+    n = np.asarray(lengths, np.int64)
+    return float(np.median(np.maximum(n - val_size - horizon - lookback + 1, 0))) if len(n) else 0.0
+
+
+def member_lookback(lookback: int, share: float, least: int = 1) -> int:
+    """The lookback of a member reading `share` of `lookback`: at least MIN_MEMBER_LOOKBACK steps, and
+    `least` (the largest dilation)."""
+    return min(lookback, max(MIN_MEMBER_LOOKBACK, least, round(lookback * share)))
+
+
+MIN_MEMBER_LOOKBACK = 3
+
+
+def member_lookbacks(lookback: int, shares: tuple[float, ...], members: int, least: int = 1) -> tuple[int, ...]:
+    """Each member's lookback (shares cycled); () when all read `lookback`."""
+    looks = tuple(member_lookback(lookback, shares[k % len(shares)], least) for k in range(members))
+    return looks if any(v != lookback for v in looks) else ()
+
+
 # The training budget. One step trains `batch` sequences of `forking` origins each, so it
 # covers batch x forking training windows. An epoch is PASSES such coverages of every
 # training window, at least MIN_EPOCH_STEPS and at most MAX_EPOCH_STEPS steps; training

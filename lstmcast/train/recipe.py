@@ -1,15 +1,17 @@
 """The recipe: every choice from the data to the training budget, resolved once, with where each came from.
 
     horizon (the frequency) ─> validation (one horizon; more for quantiles on few series) ─> season
-      ─> lookback (the median series) ─> dilations (the season the data show) ─> forking (1 if bidirectional)
-      ─> full-data refit (the held-out share) ─> batch, steps per epoch, epochs, patience (the training
-      windows) ─> members (--ensemble, or what a time limit fits)
+      ─> lookback (the median series) ─> dilations (the season the data show) ─> forking (8 for short
+      series, 1 if bidirectional) ─> full-data refit (the held-out share) ─> batch, steps per epoch, epochs,
+      patience (the training windows) ─> members and their lookbacks (three for short series, --ensemble,
+      or what a time limit fits)
 
 The rules stay beside what they size (data.frequency, model.intervals, train.defaults); `resolve`
 is the one place that applies them, for every `train_run` (train, resume, backtest refits). Each
 field keeps its source: "given" (by the user, or by the stored run a resume or a refit trains
-again), or the rule and why. run.json records the recipe under "recipe" and one note says it;
-nothing reads it back to decide: the model and train configs stay what rebuilds and retrains a run.
+again), or the rule and why. run.json records the recipe under "recipe" and one note says it. The
+model and train configs stay what rebuilds and retrains a run; only a resume reads the recipe back,
+for the lookbacks of the members still to train.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from lstmcast.config import TIME_LIMIT_EPOCHS, Cell, TrainConfig
 from lstmcast.errors import InputError
 
 GIVEN = "given"
-MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while time remains, at most this many
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,20 @@ class Recipe:
     epochs: int
     patience: int
     members: int  # planned; with a time limit, at most this many
+    member_lookbacks: tuple[int, ...]  # what each planned member reads; () where all read `lookback`
     sources: Mapping[str, str]  # per field: "given", or the rule and why
 
     def train_config(self, given: TrainConfig) -> TrainConfig:
         """`given` with the recipe's validation, forking and budget: the config training runs with and
         run.json stores."""
+        members = given.ensemble or (self.members if self.members > 1 and not given.time_limit else None)
         return replace(given, val_size=self.val_size, forking=self.forking, batch_size=self.batch_size,
-                       epoch_steps=self.epoch_steps, epochs=self.epochs, patience=self.patience)
+                       epoch_steps=self.epoch_steps, epochs=self.epochs, patience=self.patience, ensemble=members)
+
+    def lookbacks(self, members: int) -> tuple[int, ...]:
+        """What each of the first `members` members reads: ModelConfig.member_lookbacks."""
+        looks = self.member_lookbacks[:members]
+        return looks if any(v != self.lookback for v in looks) else ()
 
     def kept(self, earlier: Recipe | None) -> Recipe:
         """`earlier`, the recipe of the run being resumed, where it made the same choices: the stored
@@ -79,14 +87,14 @@ FIELDS = tuple(f.name for f in fields(Recipe) if f.name != "sources")
 _LABELS = {"horizon": "horizon {}", "val_size": "validation {}", "season": "season {}", "lookback": "lookback {}",
            "dilations": "dilations {}", "forking": "forking {}", "full_data": "full data {}", "batch_size": "batch {}",
            "epoch_steps": "{} steps/epoch", "epochs": "up to {} epochs", "patience": "patience {}",
-           "members": "members {}"}
+           "members": "members {}", "member_lookbacks": "member lookbacks {}"}
 
 
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, tuple):
-        return ",".join(map(str, value)) or "none"
+        return ",".join(map(str, value)) or "none"  # dilations, member lookbacks
     return "unsized" if value is None else str(value)
 
 
@@ -96,7 +104,8 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
 
     Args:
         horizon, lookback: as given; None for the default.
-        arch: the config.ARCH_FIELDS (dilations None: the auto rule).
+        arch: the config.ARCH_FIELDS (dilations None: the auto rule), and "member_lookbacks" where a stored
+            run gives them (a resume, a refit).
         cfg: the training options as given.
         covariates: channels beside the values, which are not padded: the shortest series bounds the lookback.
         distributed: under torchrun (no full-data refit).
@@ -106,6 +115,7 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
     """
     from lstmcast.data.frequency import default_horizon, season_length
     from lstmcast.model import intervals
+    from lstmcast.train import defaults
     from lstmcast.train.defaults import pick_dilations, pick_lookback, use_full_data
 
     notes: list[str] = []
@@ -129,7 +139,14 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
     dilations, sources["dilations"] = pick_dilations(
         arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback, arch["layers"],
         Cell(arch["cell"]).value, arch["bidirectional"], notes)
-    forking, sources["forking"] = cfg.forking, "default" if cfg.forking == TrainConfig.forking else GIVEN
+    windows = defaults.median_origins(lengths, lookback, horizon, val_size)
+    short = windows < defaults.SHORT_ORIGINS
+    why_short = f"short series: under {defaults.SHORT_ORIGINS} training windows in the median one"
+    if cfg.forking:
+        forking, sources["forking"] = cfg.forking, GIVEN
+    else:
+        forking, sources["forking"] = (defaults.SHORT_FORKING, why_short) if short else \
+            (defaults.DEFAULT_FORKING, "default")
     if arch["bidirectional"] and forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {forking} -> 1)")
         forking, sources["forking"] = 1, "bidirectional: one origin per sequence"
@@ -137,10 +154,19 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
                                                distributed, notes)
     budget = _budget(cfg, forking, _train_windows(lengths, lookback, horizon, val_size), keep)
     sources.update({name: why for name, (_, why) in budget.items()})
+    stored = arch.get("member_lookbacks")
+    mixed = bool(stored) if stored is not None else short and sources["lookback"] != GIVEN
     members, sources["members"] = (cfg.ensemble, GIVEN) if cfg.ensemble else \
-        (MAX_TIME_MEMBERS, "while the time limit allows") if cfg.time_limit else (1, "default")
+        (defaults.MAX_TIME_MEMBERS, "while the time limit allows") if cfg.time_limit else \
+        (defaults.SHORT_MEMBERS, why_short) if mixed else (1, "default")
+    looks = defaults.member_lookbacks(lookback, defaults.MEMBER_LOOKBACK_SHARES if mixed else (1.0,), members,
+                                      max(dilations, default=1))
+    if stored:  # the members a stored run trained read what they read; the rest follow the rule
+        looks = tuple(stored[:members]) + looks[len(stored):]
+    sources["member_lookbacks"] = GIVEN if stored else \
+        f"{why_short}: the lookback, 3/4 and 1/2 of it in turn" if looks else "all read the lookback"
     recipe = Recipe(horizon=horizon, val_size=val_size, season=season, lookback=lookback, dilations=dilations,
-                    forking=forking, full_data=full, members=members, sources=sources,
+                    forking=forking, full_data=full, members=members, member_lookbacks=looks, sources=sources,
                     **{name: value for name, (value, _) in budget.items()})
     return recipe, notes
 

@@ -266,7 +266,8 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
 
     model_config = ModelConfig(lookback=recipe.lookback, horizon=recipe.horizon,
                                input_size=1 + (p.spec.channels if p.spec else 0),
-                               known_size=p.spec.known if p.spec else 0, **{**arch, "dilations": recipe.dilations})
+                               known_size=p.spec.known if p.spec else 0,
+                               **{**arch, "dilations": recipe.dilations, "member_lookbacks": ()})
     n_threads = choose_threads(threads, on_note)
     torch.set_num_threads(n_threads)
     widecsv.release_memory()  # what reading and scaling freed goes back before training's own peak
@@ -280,7 +281,7 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
     validation, refit = None, None
     if recipe.full_data and results[-1].stopped not in ("interrupted", "diverged", "time_limit"):
         # Scored before the refit: the validation metrics are those of networks that never saw the held-out points.
-        validation = _validation_metrics(_net(replace(model_config, members=len(states)), states), p, recipe.lookback,
+        validation = _validation_metrics(_net(_members(model_config, recipe, len(states)), states), p, recipe.lookback,
                                          recipe.horizon)
         refit = _train_full(path, series, data_config, recipe, cfg, model_config, results, device, deadline, notes,
                             on_note, own)
@@ -288,7 +289,7 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
             p, states = refit[0], refit[1]
     # A signal from here on must not throw the finished training away: it is recorded, the run written.
     with signals.writing():
-        model_config = replace(model_config, members=len(states))
+        model_config = _members(model_config, recipe, len(states))
         state = _state(states)
         net = _net(model_config, states)  # what predict will run
         metrics = _metrics(result, validation or _validation_metrics(net, p, recipe.lookback, recipe.horizon), device)
@@ -314,6 +315,11 @@ def _state(states: list[dict[str, Any]]) -> dict[str, Any]:
     """The weights file's tensors: one network's, or each member's under its prefix."""
     return states[0] if len(states) == 1 else \
         {member_prefix(k) + name: v for k, s in enumerate(states) for name, v in s.items()}
+
+
+def _members(model_config: ModelConfig, recipe: Recipe, count: int) -> ModelConfig:
+    """The config of an ensemble of `count` members, each reading its lookback (`Recipe.lookbacks`)."""
+    return replace(model_config, members=count, member_lookbacks=recipe.lookbacks(count))
 
 
 def _net(model_config: ModelConfig, states: list[dict[str, Any]]) -> Any:
@@ -348,12 +354,13 @@ def _train_full(path: Path, series: Any, data_config: DataConfig, recipe: Recipe
         return None
     p, _ = _prepare(path, series, data_config, replace(recipe, val_size=0), cfg, own)
     states, steps = [], 0
+    ensemble = _members(model_config, recipe, len(results))
     for k, r in enumerate(results):
         member = replace(cfg, seed=cfg.seed + k, epochs=max(r.best_epoch, 1))
         seed_everything(member.seed)
-        model = LSTMForecaster(model_config)
-        again = fit(model, p.flat, p.train_origin, p.val_origin, recipe.lookback, recipe.horizon, member, device, None,
-                    None, p.cov, deadline, None if p.weight is None else (p.offsets, p.weight))
+        model = LSTMForecaster(ensemble.member(k))
+        again = fit(model, p.flat, p.train_origin, p.val_origin, model.config.lookback, recipe.horizon, member, device,
+                    None, None, p.cov, deadline, None if p.weight is None else (p.offsets, p.weight))
         if again.stopped in ("interrupted", "diverged", "time_limit"):
             say(f"full data: training again on every point was {again.stopped.replace('_', ' ')}"
                 f"{' (' + again.error + ')' if again.error else ''}; the run keeps the networks of the held-out split")
@@ -382,6 +389,7 @@ def _train_members(model_config: ModelConfig, p: Prepared, recipe: Recipe, cfg: 
     from lstmcast.train.loop import fit, seed_everything
 
     planned, first = recipe.members, start.member if start is not None else 0
+    ensemble = _members(model_config, recipe, planned)
     states: list[dict[str, Any]] = _finished_members(run_dir, first) if first else []
     results: list[Any] = []
     loop_began = time.monotonic()
@@ -393,9 +401,9 @@ def _train_members(model_config: ModelConfig, p: Prepared, recipe: Recipe, cfg: 
             break
         member_cfg = replace(cfg, seed=cfg.seed + k)
         seed_everything(member_cfg.seed)
-        model = LSTMForecaster(model_config)
-        result = fit(model, p.flat, p.train_origin, p.val_origin, recipe.lookback, recipe.horizon, member_cfg, device,
-                     progress, start if k == first else None, p.cov, deadline,
+        model = LSTMForecaster(ensemble.member(k))
+        result = fit(model, p.flat, p.train_origin, p.val_origin, model.config.lookback, recipe.horizon, member_cfg,
+                     device, progress, start if k == first else None, p.cov, deadline,
                      None if p.weight is None else (p.offsets, p.weight))
         if result.stopped == "diverged" and result.best_epoch == 0:
             if not states:
