@@ -185,6 +185,65 @@ def test_runs_of_repeats_and_the_joined_score():
     assert calibration.residual_level(0.99, 0.1) == pytest.approx(0.991)
 
 
+def test_likelihood_rises_with_the_error_level_and_stays_low_on_a_stationary_stream():
+    rng = np.random.default_rng(3)
+    raw = rng.random((50, 4000))  # rank scores of normal points: uniform
+    got = calibration.likelihood(raw, np.zeros(50, int), window=1000)
+    first = calibration.SHORT // 2 - 1 + calibration.MIN_RESIDUALS  # half the short span, then MIN_RESIDUALS means
+    assert np.isnan(got[:, :first]).all() and np.isfinite(got[:, first:]).all()
+    scored = got[np.isfinite(got)]
+    assert scored.size > 0.99 * raw.size
+    assert abs(np.median(scored) - 0.5) < 0.02 and (scored > 0.99).mean() < 0.02 and (scored > 0.9999).mean() < 1e-3
+    # The errors' level steps up at 2000: no single score is extreme, their recent mean is.
+    step = raw.copy()
+    step[:, 2000:] = 0.9 + 0.1 * step[:, 2000:]  # rank scores: a tenth of them would be flagged at 0.99
+    high = calibration.likelihood(step, np.zeros(50, int), window=1000)
+    assert (high[:, 2000 + calibration.SHORT - 1] > 0.9999).all()
+    assert (high[:, 2000 + calibration.SHORT - 1] > got[:, 2000 + calibration.SHORT - 1]).all()
+    # The means of the window before a point set its scale: a lasting level becomes the past's.
+    assert np.median(high[:, 2000 + 1000 + calibration.SHORT:]) < 0.9
+    # A drop in the errors is no anomaly.
+    low = raw.copy()
+    low[:, 2000:] *= 0.5
+    assert (calibration.likelihood(low, np.zeros(50, int), window=1000)[:, 2000:2100] < 0.5).mean() > 0.9
+
+
+def test_likelihood_reads_no_score_after_the_point():
+    rng = np.random.default_rng(4)
+    raw = rng.random((3, 400))
+    raw[1, :30] = np.nan
+    got = calibration.likelihood(raw, np.array([0, 60, 0]), window=200)
+    assert np.isnan(got[1, :60]).all() and np.isfinite(got[1, 60:]).all() and np.isfinite(got[0, 30:]).all()
+    for t in range(0, 400, 37):
+        changed = raw.copy()
+        changed[:, t + 1:] = rng.random((3, 400 - t - 1))
+        np.testing.assert_array_equal(calibration.likelihood(changed, np.array([0, 60, 0]), window=200)[:, :t + 1],
+                                      got[:, :t + 1])
+
+
+def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(trained_run, tmp_path):
+    full = api.detect(trained_run.run_dir, trained_run.data, window=40, score="likelihood").frame
+    rank = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
+    assert full["score"].notna().sum() > 50
+    pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
+    assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.99)).all()
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25, score="likelihood").frame
+    pd.testing.assert_frame_equal(last, full.groupby("series").tail(25).reset_index(drop=True), check_exact=True)
+    frame = pd.read_csv(trained_run.data)
+    t = 90
+    changed = frame.copy()
+    changed.loc[changed.index > t, ["a", "b"]] = 1000.0
+    got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40,
+                     score="likelihood").frame
+    time = pd.Timestamp(frame.loc[t, "timestamp"])
+    pd.testing.assert_frame_equal(full[full["timestamp"] <= time].reset_index(drop=True),
+                                  got[got["timestamp"] <= time].reset_index(drop=True), check_exact=True)
+    assert (got[got["timestamp"] > time]["score"] > full[full["timestamp"] > time]["score"]).any()
+    invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--score", "likelihood", *WINDOW,
+           "--output", tmp_path / "out.csv")
+    assert pd.read_csv(tmp_path / "out.csv")["score"].notna().any()
+
+
 def test_flatline_flags_a_stuck_sensor_only_when_asked(trained_run, tmp_path):
     frame = wide_frame(n=160, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S")
     frame.loc[130:145, "a"] = frame.loc[129, "a"]  # stuck for 16 hours

@@ -50,6 +50,7 @@ scored worse on NAB (57.4 raw; 34-46 with spreads of 16 to all past residuals), 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,3 +202,53 @@ def joined(residual: Scores, run: Scores, share: float = 0.5) -> Scores:
     p_run = 1.0 - np.nan_to_num(run.score, nan=0.0)
     p = np.minimum(1.0, np.minimum((1.0 - residual.score) / (1.0 - share), p_run / share))
     return Scores(np.where(np.isfinite(residual.score), 1.0 - p, np.nan), residual.half_width)
+
+
+
+# The anomaly likelihood (Ahmad, Lavin, Purdy, Agha 2017; NAB's numenta detector): not how large a point's
+# raw score is, but how far the mean of the SHORT raw scores ending at it lies above the mean of such means
+# over the `window` points before it, in their standard deviations (a Gaussian fitted to them):
+#
+#     m_t = mean(r_{t-SHORT+1} .. r_t)       mu_t, sd_t = mean, sd of m_{t-window} .. m_{t-1}
+#     likelihood_t = 1 - Q((m_t - mu_t) / sd_t)
+#
+# A lasting rise in the error scores high even when no single error is extreme, and a model that is
+# often wrong in the same way stops scoring high once its errors' level is the past's.
+SHORT = 10  # raw scores averaged, ending at the point (NAB's numenta detector: 10)
+MIN_VARIANCE = 0.0003  # least variance of the means: a flat past would make any blip an anomaly (HTM's floor)
+
+
+def _trailing(values: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point t of [S, T]: (count, sum, sum of squares) of the finite values at t + start .. t + stop - 1."""
+    finite = np.isfinite(values)
+    zero = np.zeros((len(values), 1))
+    v = np.where(finite, values, 0.0)
+    cums = [np.concatenate([zero, np.cumsum(x, axis=1)], axis=1) for x in (finite.astype(np.float64), v, v * v)]
+    t = np.arange(values.shape[1])
+    lo, hi = np.clip(t + start, 0, len(t)), np.clip(t + stop, 0, len(t))
+    return tuple(c[:, hi] - c[:, lo] for c in cums)  # type: ignore[return-value]
+
+
+def likelihood(raw: np.ndarray, firsts: np.ndarray, window: int, short: int = SHORT,
+               least: int = MIN_RESIDUALS) -> np.ndarray:
+    """The anomaly likelihood [S, T] in [0, 1] of raw scores [S, T] (NaN: none), from position firsts[i] on.
+
+    A point's likelihood reads the raw scores up to it and none after. NaN where fewer than
+    half of its `short` raw scores or fewer than `least` past means (within `window`) are finite.
+    Only a rise counts: means below the past's score below 0.5.
+    """
+    n, total, _ = _trailing(raw, 1 - short, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n >= max(1, short // 2), total / np.maximum(n, 1), np.nan)
+    k, s1, s2 = _trailing(means, -window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = s1 / k
+        sd = np.sqrt(np.maximum(s2 / k - mu * mu, MIN_VARIANCE))
+        z = (means - mu) / sd
+    out = np.full(raw.shape, np.nan)
+    ok = np.isfinite(z) & (k >= least) & (np.arange(raw.shape[1])[None, :] >= np.asarray(firsts)[:, None])
+    out[ok] = 1.0 - 0.5 * _erfc(z[ok] / np.sqrt(2.0)).astype(np.float64)  # 1 - Q(z)
+    return out
+
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erfc, and scipy is no dependency of lstmcast
