@@ -187,18 +187,19 @@ def test_runs_of_repeats_and_the_joined_score():
 
 def test_likelihood_rises_with_the_error_level_and_stays_low_on_a_stationary_stream():
     rng = np.random.default_rng(3)
-    raw = rng.random((50, 4000))  # rank scores of normal points: uniform
+    raw = np.abs(rng.standard_normal((50, 4000)))  # residuals of normal points
     got = calibration.likelihood(raw, np.zeros(50, int), window=1000)
     first = calibration.SHORT // 2 - 1 + calibration.MIN_RESIDUALS  # half the short span, then MIN_RESIDUALS means
     assert np.isnan(got[:, :first]).all() and np.isfinite(got[:, first:]).all()
     scored = got[np.isfinite(got)]
     assert scored.size > 0.99 * raw.size
-    assert abs(np.median(scored) - 0.5) < 0.02 and (scored > 0.99).mean() < 0.02 and (scored > 0.9999).mean() < 1e-3
+    assert abs(np.median(scored) - 0.5) < 0.05 and (scored > 0.99).mean() < 0.02 and (scored > 0.9999).mean() < 1e-3
     # The errors' level steps up at 2000: no single score is extreme, their recent mean is.
     step = raw.copy()
-    step[:, 2000:] = 0.9 + 0.1 * step[:, 2000:]  # rank scores: a tenth of them would be flagged at 0.99
+    step[:, 2000:] *= 3.0  # the errors triple: most single ones stay within the past ones
     high = calibration.likelihood(step, np.zeros(50, int), window=1000)
-    assert (high[:, 2000 + calibration.SHORT - 1] > 0.9999).all()
+    assert (high[:, 2000:2000 + calibration.SHORT].max(axis=1) > 0.999).all()
+    assert np.median(high[:, 2000 + calibration.SHORT - 1]) > calibration.RED
     assert (high[:, 2000 + calibration.SHORT - 1] > got[:, 2000 + calibration.SHORT - 1]).all()
     # The means of the window before a point set its scale: a lasting level becomes the past's.
     assert np.median(high[:, 2000 + 1000 + calibration.SHORT:]) < 0.9
@@ -206,17 +207,23 @@ def test_likelihood_rises_with_the_error_level_and_stays_low_on_a_stationary_str
     low = raw.copy()
     low[:, 2000:] *= 0.5
     assert (calibration.likelihood(low, np.zeros(50, int), window=1000)[:, 2000:2100] < 0.5).mean() > 0.9
+    # HTM's filter: a lasting rise is red where it starts, yellow after.
+    shown = calibration.filtered(high)
+    red = high >= calibration.RED
+    assert red[:, 2000:2050].any(axis=1).all()
+    np.testing.assert_array_equal(shown[:, 1:][red[:, 1:] & red[:, :-1]], calibration.YELLOW)
+    np.testing.assert_array_equal(shown[:, 1:][~(red[:, 1:] & red[:, :-1])], high[:, 1:][~(red[:, 1:] & red[:, :-1])])
 
 
 def test_likelihood_reads_no_score_after_the_point():
     rng = np.random.default_rng(4)
-    raw = rng.random((3, 400))
+    raw = np.abs(rng.standard_normal((3, 400)))
     raw[1, :30] = np.nan
     got = calibration.likelihood(raw, np.array([0, 60, 0]), window=200)
     assert np.isnan(got[1, :60]).all() and np.isfinite(got[1, 60:]).all() and np.isfinite(got[0, 30:]).all()
     for t in range(0, 400, 37):
         changed = raw.copy()
-        changed[:, t + 1:] = rng.random((3, 400 - t - 1))
+        changed[:, t + 1:] = 10 * rng.random((3, 400 - t - 1))
         np.testing.assert_array_equal(calibration.likelihood(changed, np.array([0, 60, 0]), window=200)[:, :t + 1],
                                       got[:, :t + 1])
 

@@ -63,7 +63,7 @@ class Detection:
     stride: int
     window: int
     flatline: bool = False  # also score runs of repeated values (calibration.joined)
-    score: DetectScore = DetectScore.rank  # likelihood: the score is calibration.likelihood of the rank scores
+    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered
     pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
@@ -248,8 +248,9 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     lookback = models[0].net.config.lookback
     # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
     # before it); the same for the whole batch, since its blocks are ranked against every series' past.
-    firsts_raw = [max(lookback, f - _reach(made.score, made.window)) for f in firsts[lo:hi]]  # the rank scores a likelihood reads
-    need = [max(lookback, (min(firsts_raw) // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
+    # The likelihood of the first point scored reads residuals `_reach` before it; the ranks, a window before those.
+    reach = min(max(lookback, f - _reach(made.score, made.window)) for f in firsts[lo:hi])
+    need = [max(lookback, (reach // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
@@ -273,7 +274,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     nonconformity = np.abs(padded - expected) / scale[lo:hi, None]
     for i, g in enumerate(gaps[lo:hi]):
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
-    start = np.array(firsts_raw)
+    start = np.array(firsts[lo:hi])
     if not made.flatline:
         scores = calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH, pooled=made.pooled)
     else:
@@ -284,14 +285,16 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
         scores = calibration.joined(residual, run, RUN_SHARE)
     if made.score is DetectScore.likelihood:
-        # The interval stays the rank score's; the flag is the likelihood's, inside the interval or not.
-        scores = calibration.Scores(calibration.likelihood(scores.score, np.array(firsts[lo:hi]), made.window),
-                                    scores.half_width)
+        # The interval stays the ranks'; the flag is the likelihood's, inside the interval or not. Computed
+        # from the first residual on, masked after the filter (which reads the point before), so --last agrees.
+        likely = calibration.filtered(calibration.likelihood(nonconformity, np.zeros(hi - lo, int), made.window))
+        likely[np.arange(width)[None, :] < start[:, None]] = np.nan
+        scores = calibration.Scores(likely, scores.half_width)
     return padded, expected, scores
 
 
 def _reach(score: DetectScore, window: int) -> int:
-    """How many positions before the first scored one its score reads rank scores from (0: none)."""
+    """How many positions before the first scored one its score reads residuals from, beyond the ranks' (0: none)."""
     return window + calibration.SHORT if score is DetectScore.likelihood else 0
 
 
