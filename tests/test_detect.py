@@ -228,6 +228,14 @@ def test_likelihood_reads_no_score_after_the_point():
                                       got[:, :t + 1])
 
 
+def test_a_value_beyond_the_range_of_all_before_it():
+    values = np.array([[5.0, 10.0, 7.0, 10.2, 10.6, np.nan, 4.0, 4.9, 10.9]])
+    # 10.2: within 0.05 * 5 above 10; 10.6: beyond 10.2 + 0.26; 4.0: beyond 5 - 0.28; 10.9: within 10.6 + 0.33.
+    np.testing.assert_array_equal(calibration.beyond_range(values),
+                                  [[False, True, False, False, True, False, True, False, False]])
+    assert calibration.beyond_range(values, 0.0)[0, 3] and not calibration.beyond_range(values, 0.2)[0, 4]
+
+
 def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(trained_run, tmp_path):
     full = api.detect(trained_run.run_dir, trained_run.data, window=40, score="likelihood").frame
     rank = api.detect(trained_run.run_dir, trained_run.data, window=40).frame

@@ -212,11 +212,13 @@ def joined(residual: Scores, run: Scores, share: float = 0.5) -> Scores:
 #     likelihood_t = 1 - Q((m_t - mu_t) / sd_t)
 #
 # then, as HTM's, `filtered`: a likelihood at or above RED right after one at or above RED drops to YELLOW,
-# so a lasting rise is flagged where it starts, not at every point of it. Measured on NAB (benchmarks/RESULTS.md,
+# so a lasting rise is flagged where it starts, not at every point of it; and as NAB's numenta detector, a
+# value beyond the range of every value before it (by RANGE_TOLERANCE of the range) scores 1 (`beyond_range`). Measured on NAB (benchmarks/RESULTS.md,
 # "Anomaly likelihood"): of the raw residuals 56.8, of the rank scores 11.4, unfiltered residuals 32.3; 57.4 ranks.
 SHORT = 10  # residuals averaged, ending at the point (NAB's numenta detector: 10)
 MIN_SD = 1e-3  # least standard deviation of the means, as a share of their mean: a flat past scores any blip 1
 RED, YELLOW = 0.99999, 0.999  # HTM's filter: a red point right after a red one is shown yellow
+RANGE_TOLERANCE = 0.05  # a value beyond the range of all before it by this share of the range scores 1 (NAB's numenta)
 
 
 def _trailing(values: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -260,6 +262,20 @@ def filtered(likelihoods: np.ndarray, red: float = RED, yellow: float = YELLOW) 
         repeat[:, 1:] = (likelihoods[:, 1:] >= red) & (likelihoods[:, :-1] >= red)
     out[repeat] = yellow
     return out
+
+
+def beyond_range(values: np.ndarray, tolerance: float = RANGE_TOLERANCE) -> np.ndarray:
+    """Per point of [S, T] values (NaN: none): above the largest or below the smallest value before it by more
+    than `tolerance` times their difference (NAB's numenta detector's spatial anomaly). False with no value before."""
+    finite = np.isfinite(values)
+    high = np.maximum.accumulate(np.where(finite, values, -np.inf), axis=1)
+    low = np.minimum.accumulate(np.where(finite, values, np.inf), axis=1)
+    before_high = np.concatenate([np.full((len(values), 1), -np.inf), high[:, :-1]], axis=1)
+    before_low = np.concatenate([np.full((len(values), 1), np.inf), low[:, :-1]], axis=1)
+    seen = np.isfinite(before_high)
+    with np.errstate(invalid="ignore"):
+        span = np.where(seen, before_high - before_low, 0.0)
+        return seen & finite & ((values > before_high + tolerance * span) | (values < before_low - tolerance * span))
 
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erfc, and scipy is no dependency of lstmcast

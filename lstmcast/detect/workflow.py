@@ -63,7 +63,7 @@ class Detection:
     stride: int
     window: int
     flatline: bool = False  # also score runs of repeated values (calibration.joined)
-    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered
+    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range
     pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
@@ -288,6 +288,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         # The interval stays the ranks'; the flag is the likelihood's, inside the interval or not. Computed
         # from the first residual on, masked after the filter (which reads the point before), so --last agrees.
         likely = calibration.filtered(calibration.likelihood(nonconformity, np.zeros(hi - lo, int), made.window))
+        likely[calibration.beyond_range(padded) & np.isfinite(likely)] = 1.0
         likely[np.arange(width)[None, :] < start[:, None]] = np.nan
         scores = calibration.Scores(likely, scores.half_width)
     return padded, expected, scores
