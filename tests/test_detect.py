@@ -242,6 +242,16 @@ def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(tra
     assert full["score"].notna().sum() > 50
     pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
     assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.99)).all()
+    # The score is the filtered likelihood of each series' residuals, 1 beyond the range of the values before.
+    data = pd.read_csv(trained_run.data)
+    for sid, part in rank.groupby("series"):
+        residuals = np.full(len(data), np.nan)
+        residuals[trained_run.lookback:] = (part["value"] - part["expected"]).abs().to_numpy()
+        want = calibration.filtered(calibration.likelihood(residuals[None, :], np.zeros(1, int), 40))
+        want[calibration.beyond_range(data[sid].to_numpy(np.float64)[None, :]) & np.isfinite(want)] = 1.0
+        got = full.loc[full["series"] == sid, "score"].to_numpy()
+        np.testing.assert_allclose(got, want[0, trained_run.lookback:], rtol=1e-9, atol=1e-12)
+        assert np.isfinite(got).sum() > 25
     last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25, score="likelihood").frame
     pd.testing.assert_frame_equal(last, full.groupby("series").tail(25).reset_index(drop=True), check_exact=True)
     frame = pd.read_csv(trained_run.data)

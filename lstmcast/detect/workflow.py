@@ -230,8 +230,8 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
         earliest = min(max(lookback, (max(lookback, f - _reach(DetectScore(score), window)) // REFRESH) * REFRESH - window
                            - calibration.SPREAD) for f in firsts)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
-    made = Detection(iter(()), level, stride, window, flatline, len(values) > 1, DetectScore(score), notes, new,
-                     refits=[m.start for m in models[1:]], log_floor=log_floor)
+    made = Detection(iter(()), level, stride, window, flatline=flatline, score=DetectScore(score), pooled=len(values) > 1,
+                     notes=notes, new_series=new, refits=[m.start for m in models[1:]], log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
