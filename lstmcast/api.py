@@ -271,6 +271,12 @@ def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, las
         flatline: also score how long a value repeats against the series' past runs (a
             stuck sensor), joined with the residual's p-value (weighted Bonferroni, 2% to the
             run). Off by default: NAB 57.2 with it, 57.4 without (benchmarks/RESULTS.md).
+        score: `rank`, the score above; `likelihood`, NAB's numenta detector's anomaly likelihood
+            of the residuals (calibration.likelihood): how far the mean of the last 10 lies above
+            the means over `window` points before, as 1 - Q(z), HTM's filter, and 1 for a value
+            beyond the range of all before it. `anomaly` is then score > `level`, inside
+            [`lower`, `upper`] (the rank score's interval) or not. NAB 63.7 against 57.4 (level
+            0.9999945), but not calibrated: a trending series is flagged at each new high.
         on_note: called with a line as each refit starts.
 
     Returns a `DetectReport`: `frame` (id, time, value, expected, lower, upper, score,
