@@ -1,7 +1,7 @@
 """Which parts of the anomaly likelihood move lstmcast's NAB score: one run of train + detect, re-scored many ways.
 
-    python benchmarks/nab_likelihood.py --frames /tmp/nab-frames            # train + detect (nab.py's defaults), then score
-    python benchmarks/nab_likelihood.py --frames /tmp/nab-frames --reuse    # score the kept detections again (seconds)
+    python benchmarks/nab_likelihood.py --frames /tmp/nab-frames          # train + detect (nab.py's defaults), score
+    python benchmarks/nab_likelihood.py --frames /tmp/nab-frames --reuse  # score the kept detections (seconds)
 
 Each NAB file is trained and detected as `nab.py run` does (its defaults: `detect --score rank`), and
 detect's rows (value, expected, score) are kept in --frames, one CSV per file. Every variant then

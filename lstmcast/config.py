@@ -43,7 +43,7 @@ class DetectScore(str, Enum):
     """What `detect` scores a point with (its `score` column)."""
 
     rank = "rank"  # one minus the conformal p-value of its residual among the past ones
-    likelihood = "likelihood"  # the anomaly likelihood of those scores: a rise of their recent mean over the past's
+    likelihood = "likelihood"  # NAB's numenta detector's anomaly likelihood of the residuals (calibration.likelihood)
 
 
 class Device(str, Enum):

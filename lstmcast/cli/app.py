@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstmcast.config import (Cell, DataConfig, DetectScore, Device, Fill, FullData, Loss, ModelConfig, Precision, ScalerKind, Schedule, Transform,
-                             TrainConfig, WindowNorm)
+from lstmcast.config import (Cell, DataConfig, DetectScore, Device, Fill, FullData, Loss, ModelConfig, Precision,
+                             ScalerKind, Schedule, Transform, TrainConfig, WindowNorm)
 from lstmcast.cli.console import (Console, detect_summary, metrics_summary, print_backtest, print_detection,
                                   print_evaluation, print_train, run_app, stop_code, train_summary)
 from lstmcast.errors import EXIT_ANOMALY, EXIT_INPUT, EXIT_SIGINT, InputError

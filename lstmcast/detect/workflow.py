@@ -227,11 +227,12 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     models = [Model(run.model, center, scale, log, 0)]
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
-        earliest = min(max(lookback, (max(lookback, f - _reach(DetectScore(score), window)) // REFRESH) * REFRESH - window
-                           - calibration.SPREAD) for f in firsts)
+        reach = [max(lookback, f - _reach(DetectScore(score), window)) for f in firsts]
+        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in reach)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
-    made = Detection(iter(()), level, stride, window, flatline=flatline, score=DetectScore(score), pooled=len(values) > 1,
-                     notes=notes, new_series=new, refits=[m.start for m in models[1:]], log_floor=log_floor)
+    made = Detection(iter(()), level, stride, window, flatline=flatline, score=DetectScore(score),
+                     pooled=len(values) > 1, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
+                     log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
