@@ -91,12 +91,12 @@ def long_csv(path: Path, series: dict[str, np.ndarray], freq: str | None, share:
 
 
 def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_steps: int, seed: int,
-                  reuse_run: bool = False, flatline: bool = False) -> pd.DataFrame:
+                  reuse_run: bool = False, flatline: bool = False, score: str = "rank") -> pd.DataFrame:
     """Rows id, position, score, train (inside the first 70%) of `api.detect` on the whole series."""
     import torch
 
     from lstmcast import api
-    from lstmcast.config import DataConfig, Device, Precision, TrainConfig
+    from lstmcast.config import DataConfig, DetectScore, Device, Precision, TrainConfig
 
     torch.set_num_threads(1)
     src = SOURCES[name]
@@ -109,7 +109,7 @@ def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_step
         config = TrainConfig(max_steps=max_steps, device=Device.cpu, precision=Precision.fp32, seed=seed)
         api.train(train_csv, data, horizon=src.horizon, train_config=config, run_dir=run_dir, overwrite=True,
                   threads=1)
-    frame = api.detect(run_dir, full_csv, flatline=flatline).frame
+    frame = api.detect(run_dir, full_csv, flatline=flatline, score=DetectScore(score)).frame
     lengths = {sid: len(v) for sid, v in series.items()}
     frame["position"] = frame.groupby("id").cumcount()
     frame["position"] += frame["id"].astype(str).map(lengths) - frame["id"].map(frame["id"].value_counts())
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
     parser.add_argument("--reuse-runs", action="store_true", help="detect again with the runs kept in --workdir")
     parser.add_argument("--flatline", action="store_true", help="detect --flatline")
+    parser.add_argument("--score", choices=("rank", "likelihood"), default="rank", help="detect --score")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     started, frames = time.perf_counter(), {}
@@ -153,7 +154,7 @@ def main() -> None:
         else:
             series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
             frame = detect_scores(name, series, args.workdir / name, args.max_steps, args.seed, args.reuse_runs,
-                                  args.flatline)
+                                  args.flatline, args.score)
             frame.to_csv(kept, index=False)
         frames.setdefault(GROUPS[name], []).append(frame)
         print(f"{name}: {frame['id'].nunique()} series, {frame['score'].notna().sum()} scored points, "
@@ -167,7 +168,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "scored points (train / after)", "level", "flagged in training span",
                           "flagged after it", "at most"], rows))
-    print(f"\n{'--flatline, ' if args.flatline else ''}{args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
+    print(f"\n{'--flatline, ' if args.flatline else ''}--score {args.score}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
           f"total {time.perf_counter() - started:.0f} s")
 
 

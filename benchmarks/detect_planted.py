@@ -69,7 +69,7 @@ def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season
 
 
 def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path, seed: int, level: float,
-              sigma_kind: str, flatline: bool = False) -> list[tuple[str, int, int, bool]]:
+              sigma_kind: str, flatline: bool = False, score: str = "rank") -> list[tuple[str, int, int, bool]]:
     """Per event: (kind, flags inside its span, flags of its slot outside the span, found)."""
     from lstmcast import api
 
@@ -100,7 +100,7 @@ def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Pat
             events[sid].append((kind, lo, hi, t0, span))
         planted[sid] = out
     frame = api.detect(run_dir, long_csv(work / "planted.csv", {s: planted.get(s, v) for s, v in series.items()},
-                                         src.freq), level=level, flatline=flatline).frame
+                                         src.freq), level=level, flatline=flatline, score=score).frame
     got = []
     for sid, rows in frame.groupby(frame["id"].astype(str), sort=False):
         if sid not in events:
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--sigma", choices=("values", "noise"), default="values",
                         help="the local standard deviation: of the values (default) or of the noise")
     parser.add_argument("--flatline", action="store_true", help="detect --flatline")
+    parser.add_argument("--score", choices=("rank", "likelihood"), default="rank", help="detect --score")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
@@ -141,7 +142,7 @@ def main() -> None:
         for r in range(args.rounds):
             results.setdefault(GROUPS[name], []).extend(
                 one_round(name, series, work / "run", work, args.seed + 1 + r, args.level, args.sigma,
-                          args.flatline))
+                          args.flatline, args.score))
         print(f"{name}: {len(series)} series, {time.perf_counter() - started:.0f} s so far", flush=True)
     rows = []
     every = [e for got in results.values() for e in got]
@@ -154,7 +155,7 @@ def main() -> None:
                          f"{inside / (inside + outside):.2f}" if inside + outside else "—"])
     print()
     print(markdown_table(["data set", "kind", "events", "recall", "point precision"], rows))
-    print(f"\nlevel {args.level}{' --flatline' if args.flatline else ''}, sigma of the {args.sigma}, {args.rounds} rounds, {args.series or '200 / 60'} series per M3/M4 file, seed {args.seed}; "
+    print(f"\nlevel {args.level}{' --flatline' if args.flatline else ''} --score {args.score}, sigma of the {args.sigma}, {args.rounds} rounds, {args.series or '200 / 60'} series per M3/M4 file, seed {args.seed}; "
           f"total {time.perf_counter() - started:.0f} s")
 
 

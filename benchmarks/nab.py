@@ -98,6 +98,7 @@ class LstmcastOptions:
     window: int = 5000
     refit_every: int | None = None
     flatline: bool = False
+    score: str = "rank"  # detect --score: rank, or likelihood (the anomaly likelihood of the rank scores)
 
 
 def lookback_for(timestamps: pd.Series, probation: int, opts: LstmcastOptions) -> int:
@@ -123,7 +124,7 @@ def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: 
     import tempfile
 
     from lstmcast import api
-    from lstmcast.config import Device, Loss, Precision, TrainConfig, Transform
+    from lstmcast.config import DetectScore, Device, Loss, Precision, TrainConfig, Transform
 
     out: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="lstmcast-nab-") as tmp:
@@ -144,7 +145,7 @@ def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: 
             report = api.train(train_csv, horizon=opts.horizon, lookback=lookback, hidden=opts.hidden,
                                layers=opts.layers, train_config=train_config, run_dir=root / stem, overwrite=True)
             found = api.detect(report.run_dir, all_csv, stride=opts.stride, window=opts.window,
-                               refit_every=opts.refit_every, flatline=opts.flatline)
+                               refit_every=opts.refit_every, flatline=opts.flatline, score=DetectScore(opts.score))
             scores = np.full(f.n_rows, np.nan)
             scores[found.frame.iloc[:, 1].to_numpy()] = found.frame["score"].to_numpy()  # row-order steps
             # Rows after probation without a score (none with these settings) count as 0.
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stride", type=int, default=None, help="detect --stride (default: a third of the horizon)")
     run.add_argument("--refit-every", type=int, default=None, help="detect --refit-every (default: no refits)")
     run.add_argument("--flatline", action="store_true", help="detect --flatline")
+    run.add_argument("--score", choices=("rank", "likelihood"), default=defaults.score,
+                     help="detect --score (default %(default)s)")
     run.add_argument("--beside", nargs="*", default=["numenta", "windowedGaussian"], choices=PUBLISHED_DETECTORS,
                      help="published detectors in the same table (default: %(default)s)")
     run.add_argument("--optimiser", choices=("sweep", "twiddle"), default="sweep")

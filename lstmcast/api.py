@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lstmcast.config import ARCH_FIELDS, Cell, DataConfig, ModelConfig, TrainConfig, WindowNorm
+from lstmcast.config import ARCH_FIELDS, Cell, DataConfig, DetectScore, ModelConfig, TrainConfig, WindowNorm
 from lstmcast.data.frames import Data, label
 from lstmcast.detect.workflow import DEFAULT_LEVEL, DEFAULT_WINDOW, DetectReport
 from lstmcast.forecast.batches import PredictReport, Written
@@ -248,7 +248,8 @@ _backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
 
 def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-           flatline: bool = False, on_note: NoteFn | None = None) -> DetectReport:
+           flatline: bool = False, score: DetectScore = DetectScore.rank, on_note: NoteFn | None = None
+           ) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
 
     Each point is forecast from the values before it only (origins `stride` steps apart,
@@ -270,6 +271,12 @@ def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, las
         flatline: also score how long a value repeats against the series' past runs (a
             stuck sensor), joined with the residual's p-value (weighted Bonferroni, 2% to the
             run). Off by default: NAB 57.2 with it, 57.4 without (benchmarks/RESULTS.md).
+        score: `rank`, the score above; `likelihood`, NAB's numenta detector's anomaly likelihood
+            of the residuals (calibration.likelihood): how far the mean of the last 10 lies above
+            the means over `window` points before, as 1 - Q(z), HTM's filter, and 1 for a value
+            beyond the range of all before it. `anomaly` is then score > `level`, inside
+            [`lower`, `upper`] (the rank score's interval) or not. NAB 63.7 against 57.4 (level
+            0.9999945), but not calibrated: a trending series is flagged at each new high.
         on_note: called with a line as each refit starts.
 
     Returns a `DetectReport`: `frame` (id, time, value, expected, lower, upper, score,
@@ -280,15 +287,15 @@ def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, las
     from lstmcast.detect.workflow import detection, report
 
     made = detection(run_dir, data, level=level, last=last, stride=stride, window=window, refit_every=refit_every,
-                     flatline=flatline, on_note=on_note)
+                     flatline=flatline, score=score, on_note=on_note)
     return report(made, pd.concat(list(made.chunks), ignore_index=True))
 
 
 def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = None, *,
                    level: float = DEFAULT_LEVEL, last: int | None = None, stride: int | None = None,
                    window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = False,
-                   wait: float = 0.0, keep_series: int = 0, on_note: NoteFn | None = None
-                   ) -> tuple[DetectReport, Path | None]:
+                   score: DetectScore = DetectScore.rank, wait: float = 0.0, keep_series: int = 0,
+                   on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).
 
     The output is locked while it is written (`BusyError` after `wait` seconds) and
@@ -311,7 +318,8 @@ def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = 
                 kept.append(frame[ids.isin(chosen[:room])])
 
     made, target = write_detection(run_dir, data, output, wait, keep, level=level, last=last, stride=stride,
-                                   window=window, refit_every=refit_every, flatline=flatline, on_note=on_note)
+                                   window=window, refit_every=refit_every, flatline=flatline, score=score,
+                                   on_note=on_note)
     parts = flagged + others
     frame = pd.concat(parts, ignore_index=True) if parts else None
     if frame is not None:  # at most keep_series series, the flagged ones first

@@ -39,6 +39,13 @@ class Transform(str, Enum):
     none = "none"  # the values as they are (runs written before transforms existed)
 
 
+class DetectScore(str, Enum):
+    """What `detect` scores a point with (its `score` column)."""
+
+    rank = "rank"  # one minus the conformal p-value of its residual among the past ones
+    likelihood = "likelihood"  # NAB's numenta detector's anomaly likelihood of the residuals (calibration.likelihood)
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"

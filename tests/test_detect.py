@@ -185,6 +185,90 @@ def test_runs_of_repeats_and_the_joined_score():
     assert calibration.residual_level(0.99, 0.1) == pytest.approx(0.991)
 
 
+def test_likelihood_rises_with_the_error_level_and_stays_low_on_a_stationary_stream():
+    rng = np.random.default_rng(3)
+    raw = np.abs(rng.standard_normal((50, 4000)))  # residuals of normal points
+    got = calibration.likelihood(raw, np.zeros(50, int), window=1000)
+    first = calibration.SHORT // 2 - 1 + calibration.MIN_RESIDUALS  # half the short span, then MIN_RESIDUALS means
+    assert np.isnan(got[:, :first]).all() and np.isfinite(got[:, first:]).all()
+    scored = got[np.isfinite(got)]
+    assert scored.size > 0.99 * raw.size
+    assert abs(np.median(scored) - 0.5) < 0.05 and (scored > 0.99).mean() < 0.02 and (scored > 0.9999).mean() < 1e-3
+    # The errors' level steps up at 2000: no single score is extreme, their recent mean is.
+    step = raw.copy()
+    step[:, 2000:] *= 3.0  # the errors triple: most single ones stay within the past ones
+    high = calibration.likelihood(step, np.zeros(50, int), window=1000)
+    assert (high[:, 2000:2000 + calibration.SHORT].max(axis=1) > 0.999).all()
+    assert np.median(high[:, 2000 + calibration.SHORT - 1]) > calibration.RED
+    assert (high[:, 2000 + calibration.SHORT - 1] > got[:, 2000 + calibration.SHORT - 1]).all()
+    # The means of the window before a point set its scale: a lasting level becomes the past's.
+    assert np.median(high[:, 2000 + 1000 + calibration.SHORT:]) < 0.9
+    # A drop in the errors is no anomaly.
+    low = raw.copy()
+    low[:, 2000:] *= 0.5
+    assert (calibration.likelihood(low, np.zeros(50, int), window=1000)[:, 2000:2100] < 0.5).mean() > 0.9
+    # HTM's filter: a lasting rise is red where it starts, yellow after.
+    shown = calibration.filtered(high)
+    red = high >= calibration.RED
+    assert red[:, 2000:2050].any(axis=1).all()
+    np.testing.assert_array_equal(shown[:, 1:][red[:, 1:] & red[:, :-1]], calibration.YELLOW)
+    np.testing.assert_array_equal(shown[:, 1:][~(red[:, 1:] & red[:, :-1])], high[:, 1:][~(red[:, 1:] & red[:, :-1])])
+
+
+def test_likelihood_reads_no_score_after_the_point():
+    rng = np.random.default_rng(4)
+    raw = np.abs(rng.standard_normal((3, 400)))
+    raw[1, :30] = np.nan
+    got = calibration.likelihood(raw, np.array([0, 60, 0]), window=200)
+    assert np.isnan(got[1, :60]).all() and np.isfinite(got[1, 60:]).all() and np.isfinite(got[0, 30:]).all()
+    for t in range(0, 400, 37):
+        changed = raw.copy()
+        changed[:, t + 1:] = 10 * rng.random((3, 400 - t - 1))
+        np.testing.assert_array_equal(calibration.likelihood(changed, np.array([0, 60, 0]), window=200)[:, :t + 1],
+                                      got[:, :t + 1])
+
+
+def test_a_value_beyond_the_range_of_all_before_it():
+    values = np.array([[5.0, 10.0, 7.0, 10.2, 10.6, np.nan, 4.0, 4.9, 10.9]])
+    # 10.2: within 0.05 * 5 above 10; 10.6: beyond 10.2 + 0.26; 4.0: beyond 5 - 0.28; 10.9: within 10.6 + 0.33.
+    np.testing.assert_array_equal(calibration.beyond_range(values),
+                                  [[False, True, False, False, True, False, True, False, False]])
+    assert calibration.beyond_range(values, 0.0)[0, 3] and not calibration.beyond_range(values, 0.2)[0, 4]
+
+
+def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(trained_run, tmp_path):
+    full = api.detect(trained_run.run_dir, trained_run.data, window=40, score="likelihood").frame
+    rank = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
+    assert full["score"].notna().sum() > 50
+    pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
+    assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.99)).all()
+    # The score is the filtered likelihood of each series' residuals, 1 beyond the range of the values before.
+    data = pd.read_csv(trained_run.data)
+    for sid, part in rank.groupby("series"):
+        residuals = np.full(len(data), np.nan)
+        residuals[trained_run.lookback:] = (part["value"] - part["expected"]).abs().to_numpy()
+        want = calibration.filtered(calibration.likelihood(residuals[None, :], np.zeros(1, int), 40))
+        want[calibration.beyond_range(data[sid].to_numpy(np.float64)[None, :]) & np.isfinite(want)] = 1.0
+        got = full.loc[full["series"] == sid, "score"].to_numpy()
+        np.testing.assert_allclose(got, want[0, trained_run.lookback:], rtol=1e-9, atol=1e-12)
+        assert np.isfinite(got).sum() > 25
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25, score="likelihood").frame
+    pd.testing.assert_frame_equal(last, full.groupby("series").tail(25).reset_index(drop=True), check_exact=True)
+    frame = pd.read_csv(trained_run.data)
+    t = 90
+    changed = frame.copy()
+    changed.loc[changed.index > t, ["a", "b"]] = 1000.0
+    got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40,
+                     score="likelihood").frame
+    time = pd.Timestamp(frame.loc[t, "timestamp"])
+    pd.testing.assert_frame_equal(full[full["timestamp"] <= time].reset_index(drop=True),
+                                  got[got["timestamp"] <= time].reset_index(drop=True), check_exact=True)
+    assert (got[got["timestamp"] > time]["score"] > full[full["timestamp"] > time]["score"]).any()
+    invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--score", "likelihood", *WINDOW,
+           "--output", tmp_path / "out.csv")
+    assert pd.read_csv(tmp_path / "out.csv")["score"].notna().any()
+
+
 def test_flatline_flags_a_stuck_sensor_only_when_asked(trained_run, tmp_path):
     frame = wide_frame(n=160, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S")
     frame.loc[130:145, "a"] = frame.loc[129, "a"]  # stuck for 16 hours

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstmcast.config import (Cell, DataConfig, Device, Fill, FullData, Loss, ModelConfig, Precision, ScalerKind, Schedule, Transform,
-                             TrainConfig, WindowNorm)
+from lstmcast.config import (Cell, DataConfig, DetectScore, Device, Fill, FullData, Loss, ModelConfig, Precision,
+                             ScalerKind, Schedule, Transform, TrainConfig, WindowNorm)
 from lstmcast.cli.console import (Console, detect_summary, metrics_summary, print_backtest, print_detection,
                                   print_evaluation, print_train, run_app, stop_code, train_summary)
 from lstmcast.errors import EXIT_ANOMALY, EXIT_INPUT, EXIT_SIGINT, InputError
@@ -361,6 +361,7 @@ def detect(
     window: Annotated[int, typer.Option(min=1, help="Past residuals of the same series each point is compared with.")] = DETECT_WINDOW,
     refit_every: Annotated[Optional[int], typer.Option(min=1, help="Streaming: retrain the run's configuration on the values before every multiple of N positions, for the forecasts from there on (needs torch; slower).")] = None,
     flatline: Annotated[bool, typer.Option("--flatline", help="Also flag a value that repeats for longer than the series' past runs of equal values make likely (a stuck sensor), inside the band too. Off by default: on NAB it scored 57.2 against 57.4 without (many normal flat stretches).")] = False,
+    score: Annotated[DetectScore, typer.Option(help="rank: one minus the conformal p-value of the point's residual among the past ones. likelihood: NAB's numenta detector's anomaly likelihood of the residuals (how far the mean of the last 10 lies above the past's, 1 - Q(z)), and 1 for a value beyond the range of all before it; the flag then ignores the band. NAB 63.7 against 57.4 with --level 0.9999945, but not calibrated: a trending series is flagged at each new high.")] = DetectScore.rank,
     fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 5 when any point is flagged (after writing the output), so cron can alert.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Write one PNG per series into this directory: values, the expected band, flagged points marked. Needs matplotlib: in the lstmcast clone, pip install -c constraints.txt -e '.[plot]'.")] = None,
     plot_max: PlotMax = PLOT_MAX,
@@ -383,7 +384,7 @@ def detect(
         if plot is not None:
             plots.require(plot)
         report, target = api.detect_to_file(run, data, output, level=level, last=last, stride=stride, window=window,
-                                            refit_every=refit_every, flatline=flatline, wait=wait,
+                                            refit_every=refit_every, flatline=flatline, score=score, wait=wait,
                                             keep_series=plot_max if plot is not None else 0, on_note=out.note)
         pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max, run)
         return report, target, pngs

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from lstmcast.config import Fill
+from lstmcast.config import DetectScore, Fill
 from lstmcast.data import scaling
 from lstmcast.detect import calibration, forecasts
 from lstmcast.data.frames import label
@@ -63,6 +63,7 @@ class Detection:
     stride: int
     window: int
     flatline: bool = False  # also score runs of repeated values (calibration.joined)
+    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range
     pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
@@ -195,8 +196,8 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
 
 def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVEL, last: int | None = None,
               stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-              flatline: bool = False, batch: int = BATCH_SERIES, on_note: Callable[[str], None] | None = None
-              ) -> Detection:
+              flatline: bool = False, score: DetectScore = DetectScore.rank, batch: int = BATCH_SERIES,
+              on_note: Callable[[str], None] | None = None) -> Detection:
     """Score every point of every series of `data` after the run's lookback; rows come batch by batch.
 
     Errors in the run, the data or the options are raised here, before the first batch.
@@ -226,10 +227,12 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     models = [Model(run.model, center, scale, log, 0)]
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
-        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in firsts)
+        reach = [max(lookback, f - _reach(DetectScore(score), window)) for f in firsts]
+        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in reach)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
-    made = Detection(iter(()), level, stride, window, flatline, len(values) > 1, notes, new,
-                     refits=[m.start for m in models[1:]], log_floor=log_floor)
+    made = Detection(iter(()), level, stride, window, flatline=flatline, score=DetectScore(score),
+                     pooled=len(values) > 1, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
+                     log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
@@ -246,7 +249,9 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     lookback = models[0].net.config.lookback
     # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
     # before it); the same for the whole batch, since its blocks are ranked against every series' past.
-    need = [max(lookback, (min(firsts[lo:hi]) // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
+    # The likelihood of the first point scored reads residuals `_reach` before it; the ranks, a window before those.
+    reach = min(max(lookback, f - _reach(made.score, made.window)) for f in firsts[lo:hi])
+    need = [max(lookback, (reach // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
@@ -272,14 +277,27 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
     start = np.array(firsts[lo:hi])
     if not made.flatline:
-        return padded, expected, calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH,
-                                                             pooled=made.pooled)
-    runs = calibration.repeats(padded)
-    runs[~np.isfinite(nonconformity)] = np.nan
-    residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level, RUN_SHARE),
-                                           made.window, REFRESH, pooled=made.pooled)
-    run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
-    return padded, expected, calibration.joined(residual, run, RUN_SHARE)
+        scores = calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH, pooled=made.pooled)
+    else:
+        runs = calibration.repeats(padded)
+        runs[~np.isfinite(nonconformity)] = np.nan
+        residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level, RUN_SHARE),
+                                               made.window, REFRESH, pooled=made.pooled)
+        run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
+        scores = calibration.joined(residual, run, RUN_SHARE)
+    if made.score is DetectScore.likelihood:
+        # The interval stays the ranks'; the flag is the likelihood's, inside the interval or not. Computed
+        # from the first residual on, masked after the filter (which reads the point before), so --last agrees.
+        likely = calibration.filtered(calibration.likelihood(nonconformity, np.zeros(hi - lo, int), made.window))
+        likely[calibration.beyond_range(padded) & np.isfinite(likely)] = 1.0
+        likely[np.arange(width)[None, :] < start[:, None]] = np.nan
+        scores = calibration.Scores(likely, scores.half_width)
+    return padded, expected, scores
+
+
+def _reach(score: DetectScore, window: int) -> int:
+    """How many positions before the first scored one its score reads residuals from, beyond the ranks' (0: none)."""
+    return window + calibration.SHORT if score is DetectScore.likelihood else 0
 
 
 def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
