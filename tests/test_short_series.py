@@ -76,6 +76,7 @@ def test_a_file_mixing_7_and_300_point_series_forecasts_every_series(tmp_path):
     assert again.forecast["forecast"].notna().all() and any("padded" in n for n in again.notes)
 
 
+@pytest.mark.slow  # real processes
 def test_cli_trains_a_file_with_a_young_series_and_names_it(cli, tmp_path):
     data = tmp_path / "mixed.csv"
     mixed_frame({"a": 60, "b": 60, "Y50": 7}).to_csv(data, index=False)
@@ -88,6 +89,7 @@ def test_cli_trains_a_file_with_a_young_series_and_names_it(cli, tmp_path):
     assert set(pd.read_csv(tmp_path / "fc.csv")["id"]) == {"a", "b", "Y50"}
 
 
+@pytest.mark.slow  # real processes
 def test_cli_refuses_a_file_where_no_series_can_train_saying_the_least_length(cli, tmp_path):
     data = tmp_path / "tiny.csv"
     mixed_frame({"a": 5, "b": 6}).to_csv(data, index=False)
@@ -133,6 +135,7 @@ def test_full_data_trains_again_on_the_held_out_points(tmp_path):
     assert np.isfinite(b).all() and not np.allclose(a, b)
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("rows", [1, 3])
 def test_a_file_too_short_to_train_says_the_least_length_first(cli, tmp_path, rows):
     """One point has no frequency either: the length, what the user can act on, is said first (issue 32)."""
@@ -205,6 +208,7 @@ def test_long_series_and_given_shapes_keep_one_network_and_long_forking_sequence
     assert trained("forking", forking=16)["train"]["forking"] == 16
 
 
+@pytest.mark.slow  # real processes
 def test_member_lookbacks_are_checked_in_the_config_and_in_run_json(cli, tmp_path):
     from lstmcast.config import ModelConfig
 
