@@ -228,3 +228,24 @@ def test_member_lookbacks_are_checked_in_the_config_and_in_run_json(cli, tmp_pat
     done = cli("predict", "--run", run)
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert "member_lookbacks" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # trains the run and a refit per fold
+def test_a_backtest_refit_of_a_mixed_lookback_run_trains_members_of_the_same_lookbacks(tmp_path, monkeypatch):
+    from lstmcast.train import workflow
+
+    data = tmp_path / "short.csv"
+    mixed_frame({f"s{k}": 76 for k in range(4)}).to_csv(data, index=False)
+    run = api.train(data, horizon=6, train_config=TINY, run_dir=tmp_path / "run", **TINY_MODEL).run_dir
+    assert json.loads((run / "run.json").read_text())["model"]["member_lookbacks"] == [36, 27, 18]
+    trained: list[tuple[int, ...]] = []
+    real = workflow._members
+
+    def seen(model_config, recipe, count):
+        out = real(model_config, recipe, count)
+        trained.append(out.member_lookbacks)
+        return out
+    monkeypatch.setattr(workflow, "_members", seen)
+    result = api.backtest(run, data, folds=2, refit=True)
+    assert trained and set(trained) == {(36, 27, 18)}  # every refit's members read what the run's read
+    assert np.isfinite(result.metrics["mase"]).all()
