@@ -249,3 +249,30 @@ def test_a_backtest_refit_of_a_mixed_lookback_run_trains_members_of_the_same_loo
     result = api.backtest(run, data, folds=2, refit=True)
     assert trained and set(trained) == {(36, 27, 18)}  # every refit's members read what the run's read
     assert np.isfinite(result.metrics["mase"]).all()
+
+
+@pytest.mark.slow  # three trainings
+def test_a_mixed_lookback_run_stopped_in_its_second_member_resumes_to_the_uninterrupted_weights(tmp_path):
+    from safetensors.numpy import load_file
+
+    data = tmp_path / "short.csv"
+    mixed_frame({f"s{k}": 40 for k in range(6)}).to_csv(data, index=False)
+    cfg = TrainConfig(**{**TINY.__dict__, "max_steps": None, "epochs": 2, "epoch_steps": 2})
+    whole = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "whole", **TINY_MODEL)
+    calls = []
+
+    def stop_in_member_two(info):
+        calls.append(info.epoch)
+        if len(calls) == 3:  # member 1's two epochs are done: stop in the first epoch of member 2
+            raise KeyboardInterrupt
+
+    cut = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "run", progress=stop_in_member_two,
+                    **TINY_MODEL)
+    assert cut.metrics["stopped"] == "interrupted"
+    stopped = json.loads((cut.run_dir / "run.json").read_text())["model"]
+    assert stopped["members"] == 2 and stopped["member_lookbacks"] == [28, 21]  # the second one cut short
+    resumed = api.resume(cut.run_dir)
+    model = json.loads((resumed.run_dir / "run.json").read_text())["model"]
+    assert model["members"] == 3 and model["member_lookbacks"] == [28, 21, 14]  # members 2 and 3 as planned
+    a, b = load_file(str(resumed.run_dir / "weights.safetensors")), load_file(str(whole.run_dir / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
