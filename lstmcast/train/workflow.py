@@ -152,7 +152,7 @@ def _validation_metrics(net: Any, p: Prepared, lookback: int, horizon: int) -> d
         rows = p.val_series == s
         if not rows.any():  # too short for a validation window (data.windows.val_origins)
             continue
-        # val_actual[s] holds the real values from n - V on; the origin's padded position less the padding is its real one
+        # val_actual[s] holds the real values from n - V on; an origin's padded position less the padding is its real one
         start = (p.val_origin[rows].astype(np.int64) - p.offsets[s] - p.pads[s]
                  - (p.series_records[s].length - len(p.val_actual[s])))
         actual = p.val_actual[s][start[:, None] + np.arange(horizon)]  # [windows, H]
@@ -279,23 +279,29 @@ def train_run(data: Data, data_config: DataConfig, horizon: int | None, lookback
     if (dist := distributed.current()) is not None and not dist.is_main:  # rank 0 scores and writes the run
         return TrainReport(run_dir=run_dir, metrics={**asdict(result), "state": None}, notes=notes)
     validation, refit = None, None
+    earlier = _earlier_members(run_dir, start.member) if start is not None and start.member else []
     if recipe.full_data and results[-1].stopped not in ("interrupted", "diverged", "time_limit"):
         # Scored before the refit: the validation metrics are those of networks that never saw the held-out points.
-        validation = _validation_metrics(_net(_members(model_config, recipe, len(states)), states), p, recipe.lookback,
-                                         recipe.horizon)
-        refit = _train_full(path, series, data_config, recipe, cfg, model_config, results, device, deadline, notes,
-                            on_note, own)
+        validation = _validation_metrics(_net(_members(model_config, recipe, len(states)), _state(states)), p,
+                                         recipe.lookback, recipe.horizon)
+        # Every member trains again, those a resumed run finished before it was stopped included.
+        best = [int(m.get("best_epoch", 0)) for m in earlier] + [r.best_epoch for r in results]
+        refit = _train_full(path, series, data_config, recipe, cfg, model_config, best, results, device, deadline,
+                            notes, on_note, own) if len(best) == len(states) else None
+        if len(best) != len(states):
+            notes.append("full data: the metrics of the members finished before the resume are gone; the run keeps "
+                         "the networks of the held-out split")
+            on_note(notes[-1]) if on_note is not None else None
         if refit is not None:
             p, states = refit[0], refit[1]
     # A signal from here on must not throw the finished training away: it is recorded, the run written.
     with signals.writing():
         model_config = _members(model_config, recipe, len(states))
         state = _state(states)
-        net = _net(model_config, states)  # what predict will run
+        net = _net(model_config, state)  # what predict will run
         metrics = _metrics(result, validation or _validation_metrics(net, p, recipe.lookback, recipe.horizon), device)
         if refit is not None:
             metrics["full_data"] = refit[2]
-        earlier = _earlier_members(run_dir, start.member) if start is not None and start.member else []
         _account(metrics, results, n_threads, recipe, cfg, time.monotonic() - began, earlier)
         record = _record(path, series, data_config, model_config, recipe, cfg, p)
         if model_config.quantiles:  # conformal corrections from the validation windows, applied by predict
@@ -322,17 +328,19 @@ def _members(model_config: ModelConfig, recipe: Recipe, count: int) -> ModelConf
     return replace(model_config, members=count, member_lookbacks=recipe.lookbacks(count))
 
 
-def _net(model_config: ModelConfig, states: list[dict[str, Any]]) -> Any:
-    """The numpy forecaster predict runs (the median of the members)."""
+def _net(model_config: ModelConfig, state: dict[str, Any]) -> Any:
+    """The numpy forecaster predict runs (the median of the members) of the weights file's tensors (`_state`)."""
     from lstmcast.model.ensemble import forecaster
 
-    return forecaster(model_config, {k: v.numpy() for k, v in _state(states).items()})
+    return forecaster(model_config, {k: v.numpy() for k, v in state.items()})
 
 
 def _train_full(path: Path, series: Any, data_config: DataConfig, recipe: Recipe, cfg: TrainConfig,
-                model_config: ModelConfig, results: list[Any], device: Any, deadline: float | None, notes: list[str],
-                on_note: NoteFn | None, own: bool) -> tuple[Prepared, list[dict[str, Any]], dict[str, Any]] | None:
-    """Train each member again on every point, for the steps of its best held-out epoch (`--full-data`).
+                model_config: ModelConfig, best: list[int], results: list[Any], device: Any, deadline: float | None,
+                notes: list[str], on_note: NoteFn | None, own: bool
+                ) -> tuple[Prepared, list[dict[str, Any]], dict[str, Any]] | None:
+    """Train each member k again on every point, for the steps of its best held-out epoch `best[k]`
+    (`--full-data`); `results`, the members trained in this process, estimate the time it takes.
 
     Returns the data prepared without a held-out part, the new weights and what the refit cost; None
     (with a note) when it was stopped or diverged, or the time limit leaves no room: the run then
@@ -348,15 +356,15 @@ def _train_full(path: Path, series: Any, data_config: DataConfig, recipe: Recipe
         on_note(text) if on_note is not None else None
 
     began = time.monotonic()
-    cost = sum(r.train_seconds * r.best_epoch / max(len(r.history), 1) for r in results)
+    cost = sum(r.train_seconds * r.best_epoch / max(len(r.history), 1) for r in results) * len(best) / len(results)
     if deadline is not None and began + cost > deadline:
         say("full data: no time left to train again on every point; the run keeps the networks of the held-out split")
         return None
     p, _ = _prepare(path, series, data_config, replace(recipe, val_size=0), cfg, own)
     states, steps = [], 0
-    ensemble = _members(model_config, recipe, len(results))
-    for k, r in enumerate(results):
-        member = replace(cfg, seed=cfg.seed + k, epochs=max(r.best_epoch, 1))
+    ensemble = _members(model_config, recipe, len(best))
+    for k, epochs in enumerate(best):
+        member = replace(cfg, seed=cfg.seed + k, epochs=min(max(epochs, 1), cfg.epochs))
         seed_everything(member.seed)
         model = LSTMForecaster(ensemble.member(k))
         again = fit(model, p.flat, p.train_origin, p.val_origin, model.config.lookback, recipe.horizon, member, device,
