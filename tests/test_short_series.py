@@ -170,7 +170,7 @@ def test_short_series_train_a_mixed_lookback_ensemble_with_short_forking_sequenc
     said = next(n for n in report.notes if n.startswith("recipe: "))
     short = "short series: under 48 training windows in the median one"
     assert f"forking 8 ({short})" in said
-    assert f"members 3 ({short}), member lookbacks 28,21,14 ({short}: the lookback, 3/4 and 1/2 of it in turn)" in said
+    assert f"members 3 ({short}), member lookbacks 28,21,14 ({short}: 1, 0.75, 0.5 of the lookback in turn)" in said
     # each member's network reads its own lookback: the skip map's width says so
     run = load_run(report.run_dir)
     assert [m.w["skip.weight"].shape[1] for m in run.model.members] == [28, 21, 14]
@@ -276,3 +276,25 @@ def test_a_mixed_lookback_run_stopped_in_its_second_member_resumes_to_the_uninte
     assert model["members"] == 3 and model["member_lookbacks"] == [28, 21, 14]  # members 2 and 3 as planned
     a, b = load_file(str(resumed.run_dir / "weights.safetensors")), load_file(str(whole.run_dir / "weights.safetensors"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow  # three trainings
+def test_full_data_after_a_resume_trains_again_every_member_the_finished_ones_included(tmp_path):
+    data = tmp_path / "short.csv"
+    mixed_frame({f"s{k}": 40 for k in range(6)}).to_csv(data, index=False)
+    cfg = TrainConfig(**{**TINY.__dict__, "max_steps": None, "epochs": 2, "epoch_steps": 2, "full_data": FullData.on})
+    whole = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "whole", **TINY_MODEL)
+    calls = []
+
+    def stop_in_member_two(info):
+        calls.append(info.epoch)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    cut = api.train(data, horizon=6, train_config=cfg, run_dir=tmp_path / "run", progress=stop_in_member_two,
+                    **TINY_MODEL)
+    resumed = api.resume(cut.run_dir)
+    # the member finished before the stop is trained again too: three refits, as without the stop
+    assert resumed.metrics["full_data"]["steps"] == whole.metrics["full_data"]["steps"] == 2 * sum(
+        m["best_epoch"] for m in whole.metrics["members"])
+    assert json.loads((resumed.run_dir / "run.json").read_text())["model"]["members"] == 3
