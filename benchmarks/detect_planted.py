@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from common import markdown_table
 from detect_calibration import GROUPS, SOURCES, TRAIN_SHARE, load_series, long_csv
 

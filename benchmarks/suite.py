@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 import m4_scoring as scoring
-from m4 import read_wide
+import m4
 from common import DATA_DIR, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,8 +88,8 @@ M3_SETS = {"yearly": ("Yearly", 6, 1, "YS"), "quarterly": ("Quarterly", 8, 4, "Q
 
 def load_m3(which: str, data_dir: Path) -> Panel:
     name, horizon, season, freq = M3_SETS[which]
-    ids, train = read_wide(data_dir / "m3" / f"M3-{name}-train.csv")
-    test_ids, test = read_wide(data_dir / "m3" / f"M3-{name}-test.csv")
+    ids, train = m4.read_wide(data_dir / "m3" / f"M3-{name}-train.csv")
+    test_ids, test = m4.read_wide(data_dir / "m3" / f"M3-{name}-test.csv")
     assert ids == test_ids and all(len(t) == horizon for t in test), "M3 train and test do not match"
     times = None
     if freq is not None:
@@ -105,10 +105,10 @@ def load_m3(which: str, data_dir: Path) -> Panel:
 
 
 def load_m4(which: str, data_dir: Path) -> Panel:
-    name, horizon, season = {"hourly": ("Hourly", 48, 24), "weekly": ("Weekly", 13, 1)}[which]
-    ids, train = read_wide(data_dir / f"M4-{name}-train.csv")
-    _, test = read_wide(data_dir / f"M4-{name}-test.csv")
-    return Panel(ids, train, np.stack(test), horizon, season)
+    """M4 Hourly or Weekly, read and checked by `m4.load_m4` (ids aligned, test series of one horizon)."""
+    spec = m4.DATASETS[which]
+    data = m4.load_m4(spec, data_dir)
+    return Panel(data.ids, data.train, data.test, spec.horizon, spec.season)
 
 
 def forecast_panel(panel: Panel, work: Path, seed: int, extra: list[str]) -> tuple[np.ndarray, float, dict]:

@@ -16,6 +16,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from lstmcast.wording import plural
+
 # By the thousands separator: a number with groups, and one without (both may appear in a column).
 _GROUPED = {",": re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"), ".": re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?")}
 _PLAIN = {",": re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"), ".": re.compile(r"[+-]?(?:\d+(?:,\d*)?|,\d+)")}
@@ -49,7 +51,7 @@ def drop_unnamed(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
         notes.append(f"dropped the column with no header that holds the row numbers 0..{len(df) - 1} (the index "
                      "that pandas' to_csv writes; to_csv(index=False) leaves it out)")
     if empty:
-        notes.append(f"dropped {len(empty)} empty column{'s' * (len(empty) != 1)} with no header "
+        notes.append(f"dropped {plural(len(empty), 'empty column')} with no header "
                      "(a delimiter at the end of every line)")
     return df.drop(columns=empty + index) if empty or index else df  # drop(columns=[]) copies
 

@@ -31,6 +31,7 @@ from lstmcast.data.frames import Data, is_frame
 from lstmcast.data.frequency import infer_freq, normalize_freq
 from lstmcast.data.timecol import TimeColumn, detect_time_col, parse_time_column, require
 from lstmcast.errors import InputError
+from lstmcast.wording import plural
 
 
 @dataclass
@@ -269,8 +270,8 @@ def series_frequency(path: Path, cfg: DataConfig, time: TimeColumn, per_series: 
         freq = infer_freq(pd.DatetimeIndex(longest[1]))
         if freq is None and len(longest[1]) < MIN_TRAIN_POINTS:  # too short to train on, whatever its frequency
             raise InputError(
-                f"{path}: the longest series, {longest[0]!r}, has {len(longest[1])} point"
-                f"{'s' if len(longest[1]) != 1 else ''}; training needs at least {MIN_TRAIN_POINTS} "
+                f"{path}: the longest series, {longest[0]!r}, has {plural(len(longest[1]), 'point')}; "
+                f"training needs at least {MIN_TRAIN_POINTS} "
                 f"(horizon 1 + validation 1 + {MIN_INPUT}), and a longer horizon more; add history"
             )
         if freq is None:

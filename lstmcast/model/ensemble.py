@@ -10,7 +10,6 @@ the median of three. Members are stored in one weights file, each under its own 
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from lstmcast.config import ModelConfig

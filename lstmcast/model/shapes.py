@@ -6,7 +6,6 @@ anything is built from it.
 
 from __future__ import annotations
 
-
 from lstmcast.config import Cell, ModelConfig
 
 # In per-series scaled units: a flat window is not blown up by dividing by its tiny spread.

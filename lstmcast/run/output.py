@@ -103,7 +103,7 @@ class Door:
         except OSError as exc:
             raise InputError(f"{self.path}: cannot be checked ({exc.strerror}); choose another {self.flag}") from None
         if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
-            return  # a directory is refused by _check_shape
+            return  # a directory is refused by check_place
         what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file (a FIFO, device or socket)"
         inside_run = _is_run_dir(self.path.parent)
         hint = (f"name the file to write with {self.flag}" if self.flag == "--output"

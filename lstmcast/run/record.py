@@ -353,10 +353,6 @@ def _train(d: Any) -> TrainConfig:
         cfg = from_json_dict(TrainConfig, {"transform": "none", "mase_weight": 0.0, "full_data": "off", **d})
     except (TypeError, ValueError, AttributeError) as exc:
         raise _Bad("train", f"invalid ({exc})") from None
-    if cfg.val_size is not None:
-        _integer(cfg.val_size, "train.val_size", 1)
-    if not 0.0 <= _number(cfg.mase_weight, "train.mase_weight") <= 1.0:
-        raise _Bad("train.mase_weight", f"not in [0, 1] ({cfg.mase_weight!r})")
     problem = train_problem(cfg)  # every field that sizes a refit or a resumed training, bounded
     if problem is not None:
         raise _Bad(f"train.{problem[0]}", problem[1])

@@ -180,6 +180,7 @@ def pick_dilations(requested: tuple[int, ...] | None, values: list[np.ndarray], 
 DEFAULT_FORKING, SHORT_FORKING, SHORT_ORIGINS, SHORT_MEMBERS = 48, 8, 48, 3
 MAX_TIME_MEMBERS = 5  # with --time-limit and no --ensemble: members added while time remains, at most this many
 MEMBER_LOOKBACK_SHARES = (1.0, 0.75, 0.5)
+MIN_MEMBER_LOOKBACK = 3
 
 
 def median_origins(lengths: list[int], lookback: int, horizon: int, val_size: int) -> float:
@@ -192,9 +193,6 @@ def member_lookback(lookback: int, share: float, least: int = 1) -> int:
     """The lookback of a member reading `share` of `lookback`: at least MIN_MEMBER_LOOKBACK steps, and
     `least` (the largest dilation)."""
     return min(lookback, max(MIN_MEMBER_LOOKBACK, least, round(lookback * share)))
-
-
-MIN_MEMBER_LOOKBACK = 3
 
 
 def member_lookbacks(lookback: int, shares: tuple[float, ...], members: int, least: int = 1) -> tuple[int, ...]:

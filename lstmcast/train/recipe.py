@@ -116,7 +116,6 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
     from lstmcast.data.frequency import default_horizon, season_length
     from lstmcast.model import intervals
     from lstmcast.train import defaults
-    from lstmcast.train.defaults import pick_dilations, pick_lookback, use_full_data
 
     notes: list[str] = []
     sources: dict[str, str] = {}
@@ -134,9 +133,9 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
     if val_size < horizon:
         raise InputError(f"--val-size {val_size} is shorter than --horizon {horizon}; use at least {horizon}")
     season, sources["season"] = season_length(series.freq), by_frequency
-    lookback, sources["lookback"] = pick_lookback(lengths, series.ids, horizon, val_size, season, lookback, path,
-                                                  notes, covariates)
-    dilations, sources["dilations"] = pick_dilations(
+    lookback, sources["lookback"] = defaults.pick_lookback(lengths, series.ids, horizon, val_size, season, lookback,
+                                                           path, notes, covariates)
+    dilations, sources["dilations"] = defaults.pick_dilations(
         arch.get("dilations"), [v[:-val_size] for v in series.values], season, lookback, arch["layers"],
         Cell(arch["cell"]).value, arch["bidirectional"], notes)
     windows = defaults.median_origins(lengths, lookback, horizon, val_size)
@@ -150,8 +149,8 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
     if arch["bidirectional"] and forking > 1:  # K origins would cost K backward passes
         notes.append(f"bidirectional: one origin per sequence (--forking {forking} -> 1)")
         forking, sources["forking"] = 1, "bidirectional: one origin per sequence"
-    full, sources["full_data"] = use_full_data(cfg.full_data, lengths, val_size, bool(arch["quantiles"]), covariates,
-                                               distributed, notes)
+    full, sources["full_data"] = defaults.use_full_data(cfg.full_data, lengths, val_size, bool(arch["quantiles"]),
+                                                        covariates, distributed, notes)
     budget = _budget(cfg, forking, _train_windows(lengths, lookback, horizon, val_size), keep)
     sources.update({name: why for name, (_, why) in budget.items()})
     stored = arch.get("member_lookbacks")
@@ -164,7 +163,8 @@ def resolve(path: Path, series: Any, horizon: int | None, lookback: int | None, 
     if stored:  # the members a stored run trained read what they read; the rest follow the rule
         looks = tuple(stored[:members]) + looks[len(stored):]
     sources["member_lookbacks"] = GIVEN if stored else \
-        f"{why_short}: the lookback, 3/4 and 1/2 of it in turn" if looks else "all read the lookback"
+        f"{why_short}: {', '.join(f'{share:g}' for share in defaults.MEMBER_LOOKBACK_SHARES)} of the lookback in turn" \
+        if looks else "all read the lookback"
     recipe = Recipe(horizon=horizon, val_size=val_size, season=season, lookback=lookback, dilations=dilations,
                     forking=forking, full_data=full, members=members, member_lookbacks=looks, sources=sources,
                     **{name: value for name, (value, _) in budget.items()})
