@@ -248,13 +248,14 @@ _backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
 
 def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-           flatline: bool = False, score: DetectScore = DetectScore.rank, on_note: NoteFn | None = None
-           ) -> DetectReport:
+           flatline: bool = False, score: DetectScore = DetectScore.rank, ahead: int | None = None,
+           on_note: NoteFn | None = None) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
 
-    Each point is forecast from the values before it only (origins `stride` steps apart,
-    default a third of the horizon; `expected` is the mean of the forecasts reaching it)
-    and scored against past residuals over the `window` points before it (a file of several
+    Each point is forecast from the values before it only (origins `stride` steps apart;
+    `expected` is the mean of its forecasts made at most `ahead` steps ahead: by default, for a
+    file of several series its one-step forecast (stride 1, ahead 1), for one series the mean of
+    the forecasts 1 to horizon steps ahead from origins a third of the horizon apart) and scored against past residuals over the `window` points before it (a file of several
     series: each residual over its local spread, against those of every series; one series:
     its own raw residuals): `score` in [0, 1] is one minus the conformal p-value,
     `anomaly` is score > `level`, exactly when the value lies outside [`lower`, `upper`].
@@ -287,7 +288,7 @@ def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, las
     from lstmcast.detect.workflow import detection, report
 
     made = detection(run_dir, data, level=level, last=last, stride=stride, window=window, refit_every=refit_every,
-                     flatline=flatline, score=score, on_note=on_note)
+                     flatline=flatline, score=score, on_note=on_note, ahead=ahead)
     return report(made, pd.concat(list(made.chunks), ignore_index=True))
 
 
@@ -295,7 +296,7 @@ def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = 
                    level: float = DEFAULT_LEVEL, last: int | None = None, stride: int | None = None,
                    window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = False,
                    score: DetectScore = DetectScore.rank, wait: float = 0.0, keep_series: int = 0,
-                   on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
+                   ahead: int | None = None, on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).
 
     The output is locked while it is written (`BusyError` after `wait` seconds) and
@@ -319,7 +320,7 @@ def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = 
 
     made, target = write_detection(run_dir, data, output, wait, keep, level=level, last=last, stride=stride,
                                    window=window, refit_every=refit_every, flatline=flatline, score=score,
-                                   on_note=on_note)
+                                   on_note=on_note, ahead=ahead)
     parts = flagged + others
     frame = pd.concat(parts, ignore_index=True) if parts else None
     if frame is not None:  # at most keep_series series, the flagged ones first

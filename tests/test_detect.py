@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from lstmcast import api
 from lstmcast.cli.app import EXIT_CODES_HELP, app
 from lstmcast.detect import calibration, forecasts
-from lstmcast.detect.workflow import COLUMNS, default_stride
+from lstmcast.detect.workflow import COLUMNS, default_reach, default_stride
 from lstmcast.errors import EXIT_ANOMALY, EXIT_INPUT
 from lstmcast.run.rundir import load_run
 
@@ -115,6 +115,46 @@ def test_expected_is_the_mean_of_the_forecasts_reaching_each_point(trained_run):
     assert (counts[0] == seen).all() and counts[0, lookback + horizon:].min() == horizon // stride
     np.testing.assert_allclose(sums[0], expected, rtol=1e-6, atol=1e-6)
     assert default_stride(24) == 8 and default_stride(6) == 2 and default_stride(1) == 1
+
+
+def test_ahead_keeps_the_forecasts_made_at_most_that_many_steps_ahead(trained_run):
+    run = load_run(trained_run.run_dir)
+    net, lookback = run.model, trained_run.lookback
+    z = seasonal(60).astype(np.float32)
+    for stride, ahead in ((1, 1), (2, 3)):
+        sums, counts = forecasts.forecast_sums(net, [z], [lookback], [len(z)], stride, len(z), ahead=ahead)
+        expected, seen = np.zeros(len(z)), np.zeros(len(z), int)
+        for o in range(lookback, len(z), stride):
+            out = net(z[None, o - lookback:o])[0]
+            for k in range(min(ahead, len(z) - o)):
+                expected[o + k] += out[k]
+                seen[o + k] += 1
+        assert (counts[0] == seen).all() and counts[0, lookback:].min() >= 1
+        np.testing.assert_allclose(sums[0], expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="ahead 1 is less than stride 2"):
+        forecasts.forecast_sums(net, [z], [lookback], [len(z)], 2, len(z), ahead=1)
+
+
+def test_several_series_get_one_step_forecasts_and_one_series_the_mean_of_the_horizons():
+    assert default_reach(6, True, None, None) == (1, 1)  # several series: one-step forecasts
+    assert default_reach(6, True, 3, None) == (3, 3)  # a given stride: the latest origin's forecast
+    assert default_reach(6, True, None, 4) == (1, 4)
+    assert default_reach(24, False, None, None) == (8, 24)  # one series: NAB's mean of 1 to 24 steps ahead
+    assert default_reach(24, False, 30, None) == (30, 30)  # a stride beyond the horizon: recursive forecasts
+    assert default_reach(24, False, None, 4) == (4, 4)
+
+
+def test_detect_scores_several_series_on_their_one_step_forecasts(trained_run, tmp_path):
+    found = api.detect(trained_run.run_dir, trained_run.data, window=40)
+    assert (found.stride, found.ahead) == (1, 1)
+    explicit = api.detect(trained_run.run_dir, trained_run.data, window=40, stride=1, ahead=1).frame
+    pd.testing.assert_frame_equal(found.frame, explicit, check_exact=True)
+    horizons = api.detect(trained_run.run_dir, trained_run.data, window=40, stride=2, ahead=trained_run.horizon)
+    assert not np.allclose(horizons.frame["expected"], found.frame["expected"])
+    # One series of the same file keeps the mean of the forecasts 1 to horizon steps ahead.
+    one = write_frame(tmp_path / "one.csv", pd.read_csv(trained_run.data)[["timestamp", "a"]])
+    single = api.detect(trained_run.run_dir, one, window=40)
+    assert (single.stride, single.ahead) == (default_stride(trained_run.horizon), trained_run.horizon)
 
 
 def test_scores_flag_about_one_minus_level_of_normal_points():
@@ -339,7 +379,7 @@ def test_plot_writes_one_png_per_series(trained_run, tmp_path):
     assert len(list((tmp_path / "one").iterdir())) == 1
 
 
-@pytest.mark.parametrize("case", ["short", "columns", "text", "level", "stdout-json"])
+@pytest.mark.parametrize("case", ["short", "columns", "text", "level", "stdout-json", "ahead"])
 def test_bad_input_is_one_line_and_exit_2(trained_run, tmp_path, case):
     out = tmp_path / "a.csv"
     if case == "short":
@@ -355,8 +395,9 @@ def test_bad_input_is_one_line_and_exit_2(trained_run, tmp_path, case):
         data, expect = write_frame(tmp_path / "d.csv", frame), "'oops'"
     else:
         data = trained_run.data
-        expect = "--level 1.5" if case == "level" else "--output - and --json"
-    extra = ["--level", "1.5"] if case == "level" else ["--output", "-", "--json"] if case == "stdout-json" else []
+        expect = {"level": "--level 1.5", "ahead": "--ahead 2 is less than --stride 3"}.get(case, "--output - and --json")
+    extra = {"level": ["--level", "1.5"], "stdout-json": ["--output", "-", "--json"],
+             "ahead": ["--stride", "3", "--ahead", "2"]}.get(case, [])
     result = CliRunner().invoke(app, [str(a) for a in ["detect", "--run", trained_run.run_dir, "--data", data,
                                                        "--output", out, *extra]])
     assert result.exit_code == EXIT_INPUT, result.output
@@ -397,7 +438,7 @@ def test_api_detect_trains_nothing_and_reports_counts(trained_run):
     found = api.detect(trained_run.run_dir, trained_run.data, window=40, level=0.9)
     assert found.series == 2 and found.rows == len(found.frame) == 2 * (120 - trained_run.lookback)
     assert found.anomalies == int(found.frame["anomaly"].sum()) == sum(found.flagged_series.values())
-    assert found.stride == default_stride(trained_run.horizon) and not found.refits
+    assert (found.stride, found.ahead) == (1, 1) and not found.refits  # several series: one-step forecasts
     assert TINY.max_steps and TINY_MODEL  # the session run is the tiny one
 
 

@@ -357,7 +357,8 @@ def detect(
     output: Annotated[Optional[Path], typer.Option(help="CSV to write ('-' for stdout): id, time, value, expected, lower, upper, score, anomaly. Default: anomalies.csv in the run directory. Missing directories are created. A file is replaced atomically, keeping its mode; a device or FIFO is written to in place; the run's own files are refused.")] = None,
     last: Annotated[Optional[int], typer.Option(min=1, help="Score only the newest N points of each series (the nightly job); the points before still calibrate them.")] = None,
     level: Annotated[float, typer.Option(help="Interval level in (0, 1): a point is an anomaly when its score exceeds it, exactly when the value is outside [lower, upper].")] = 0.99,
-    stride: Annotated[Optional[int], typer.Option(min=1, help="Steps between forecast origins; each point's expected value is the mean of the forecasts reaching it. Default: a third of the trained horizon (three forecasts per point). 1 is slowest.")] = None,
+    stride: Annotated[Optional[int], typer.Option(min=1, help="Steps between forecast origins. Default: 1 for a file of several series (each point's one-step forecast); a third of the trained horizon for one series. 1 is slowest.")] = None,
+    ahead: Annotated[Optional[int], typer.Option(min=1, help="A point's expected value is the mean of its forecasts made at most N steps ahead (at least --stride). Default: 1 for several series (one-step forecasts; with --stride S, S); the trained horizon for one series (the mean of the forecasts 1 to horizon steps ahead).")] = None,
     window: Annotated[int, typer.Option(min=1, help="Past residuals of the same series each point is compared with.")] = DETECT_WINDOW,
     refit_every: Annotated[Optional[int], typer.Option(min=1, help="Streaming: retrain the run's configuration on the values before every multiple of N positions, for the forecasts from there on (needs torch; slower).")] = None,
     flatline: Annotated[bool, typer.Option("--flatline", help="Also flag a value that repeats for longer than the series' past runs of equal values make likely (a stuck sensor), inside the band too. Off by default: on NAB it scored 57.2 against 57.4 without (many normal flat stretches).")] = False,
@@ -385,7 +386,8 @@ def detect(
             plots.require(plot)
         report, target = api.detect_to_file(run, data, output, level=level, last=last, stride=stride, window=window,
                                             refit_every=refit_every, flatline=flatline, score=score, wait=wait,
-                                            keep_series=plot_max if plot is not None else 0, on_note=out.note)
+                                            keep_series=plot_max if plot is not None else 0, ahead=ahead,
+                                            on_note=out.note)
         pngs = [] if plot is None or report.frame is None else plots.detection_plots(plot, report.frame, plot_max, run)
         return report, target, pngs
 

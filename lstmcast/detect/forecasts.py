@@ -8,11 +8,15 @@ origin o of the grid with o <= t < o + span, from values before o <= t only, k =
 steps ahead: horizon / stride forecasts, from one to `horizon` steps ahead. Its expected
 value is their mean.
 
-On NAB that mean beat one forecast per point (stride = horizon, k = 1..H) and one-step
-forecasts alike (benchmarks/RESULTS.md, "Anomaly detection"): a value that leaves the
-path the series was on misses forecasts made several steps earlier by more than the
-noise does, and averaging a few forecasts damps each one's error. All windows of all
-series go through the numpy network in batches: n / stride windows per series.
+`ahead` keeps only the forecasts made at most that many steps ahead: with stride 1 and
+ahead 1 each point's expected value is its one-step forecast. Which is better depends on
+the data (benchmarks/RESULTS.md): on NAB's streams the mean of forecasts 1 to H steps
+ahead beat one forecast per point and one-step forecasts (a value that leaves the path
+the series was on misses forecasts made several steps earlier by more than the noise
+does), while on files of many short series (M3, M4, ETTh1) one-step forecasts found
+more planted anomalies at the same false-flag rate: a forecast 18 months ahead is
+further from the value than a 3-sigma spike is. All windows of all series go through
+the numpy network in batches: n / stride windows per series.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def first_origin(position: int, lookback: int, stride: int, steps: int) -> int:
 
 
 def forecast_sums(net: Net, scaled: Sequence[np.ndarray], firsts: Sequence[int], ends: Sequence[int],
-                  stride: int, width: int, earliest: int = 0, chunk: int | None = None
+                  stride: int, width: int, earliest: int = 0, chunk: int | None = None, ahead: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Sum and count of the forecasts of each position from the grid's origins in [first origin, end).
 
@@ -50,17 +54,22 @@ def forecast_sums(net: Net, scaled: Sequence[np.ndarray], firsts: Sequence[int],
             the next refit takes over).
         earliest: no origin before this position (where this network, a refit, takes over).
         width: columns of the result (the longest series).
+        ahead: keep the forecasts made at most this many steps ahead (None: all `span`); at
+            least `stride`, so every position keeps one.
 
     Returns (sums, counts), [S, width] float64 and int: sums of scaled forecasts.
     """
     lookback = net.config.lookback
     steps = span(net, stride)
+    kept = steps if ahead is None else min(steps, ahead)
+    if kept < stride:
+        raise ValueError(f"ahead {ahead} is less than stride {stride}: some positions would have no forecast")
     hidden = net.config.hidden * (2 if net.config.bidirectional else 1)
     chunk = chunk or max(256, STATES // (lookback * hidden))
     sums = np.zeros((len(scaled), width))
     counts = np.zeros((len(scaled), width), dtype=np.int32)
     low = first_origin(max(earliest, lookback), lookback, stride, 1)  # the grid's first origin >= earliest
-    grid = [np.arange(max(first_origin(int(f), lookback, stride, steps), low), int(e), stride, dtype=np.int64)
+    grid = [np.arange(max(first_origin(int(f), lookback, stride, kept), low), int(e), stride, dtype=np.int64)
             for f, e in zip(firsts, ends)]
     if not sum(len(g) for g in grid):
         return sums, counts
@@ -74,7 +83,7 @@ def forecast_sums(net: Net, scaled: Sequence[np.ndarray], firsts: Sequence[int],
         s, o = series[lo:lo + chunk], where[lo:lo + chunk]
         made = flat[(offset[s] + o - lookback)[:, None] + window]  # [B, lookback]
         made = net(made) if steps == net.config.horizon else forecast_scaled(net, made, steps)  # [B, steps]
-        for k in range(steps):  # one origin per (series, position) at each k: no index repeats
+        for k in range(kept):  # one origin per (series, position) at each k: no index repeats
             pos = o + k
             keep = pos < lengths[s]
             sums[s[keep], pos[keep]] += made[keep, k]
