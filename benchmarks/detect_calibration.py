@@ -91,7 +91,7 @@ def long_csv(path: Path, series: dict[str, np.ndarray], freq: str | None, share:
 
 
 def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_steps: int, seed: int,
-                  reuse_run: bool = False, flatline: bool = False, score: str = "rank") -> pd.DataFrame:
+                  reuse_run: bool = False, flatline: bool = True, score: str = "rank") -> pd.DataFrame:
     """Rows id, position, score, train (inside the first 70%) of `api.detect` on the whole series."""
     import torch
 
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
     parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
     parser.add_argument("--reuse-runs", action="store_true", help="detect again with the runs kept in --workdir")
-    parser.add_argument("--flatline", action="store_true", help="detect --flatline")
+    parser.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
     parser.add_argument("--score", choices=("rank", "likelihood"), default="rank", help="detect --score")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
@@ -168,7 +168,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "scored points (train / after)", "level", "flagged in training span",
                           "flagged after it", "at most"], rows))
-    print(f"\n{'--flatline, ' if args.flatline else ''}--score {args.score}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
+    print(f"\n{'' if args.flatline else '--no-flatline, '}--score {args.score}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
           f"total {time.perf_counter() - started:.0f} s")
 
 

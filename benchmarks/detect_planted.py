@@ -70,7 +70,7 @@ def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season
 
 
 def clean_layout(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path,
-                 flatline: bool = False, score: str = "rank") -> dict[str, int]:
+                 flatline: bool = True, score: str = "rank") -> dict[str, int]:
     """Per series, the first position where an anomaly may go: after the training part, the lookback,
     the spreads and the first block of residuals (where detect scores on the clean data)."""
     from lstmcast import api
@@ -84,7 +84,7 @@ def clean_layout(name: str, series: dict[str, np.ndarray], run_dir: Path, work: 
 
 
 def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path, seed: int, levels: list[float],
-              sigma_kind: str, cuts: dict[str, int], flatline: bool = False, score: str = "rank"
+              sigma_kind: str, cuts: dict[str, int], flatline: bool = True, score: str = "rank"
               ) -> dict[float, list[tuple[str, int, int, bool]]]:
     """Per level, per event: (kind, flags inside its span, flags of its slot outside the span, found).
 
@@ -143,7 +143,7 @@ def main() -> None:
                         help="levels reported (one detection gives every level)")
     parser.add_argument("--sigma", choices=("values", "noise"), default="values",
                         help="the local standard deviation: of the values (default) or of the noise")
-    parser.add_argument("--flatline", action="store_true", help="detect --flatline")
+    parser.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
     parser.add_argument("--score", choices=("rank", "likelihood"), default="rank", help="detect --score")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -182,7 +182,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "kind", "events", *(f"recall / precision at {level}" for level in args.levels)],
                          rows))
-    print(f"\n{'--flatline ' if args.flatline else ''}--score {args.score}, sigma of the {args.sigma}, {args.rounds} rounds, "
+    print(f"\n{'' if args.flatline else '--no-flatline '}--score {args.score}, sigma of the {args.sigma}, {args.rounds} rounds, "
           f"{args.series or '200 / 60'} series per M3/M4 file, seed {args.seed}; total {time.perf_counter() - started:.0f} s")
 
 

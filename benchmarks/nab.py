@@ -97,7 +97,7 @@ class LstmcastOptions:
     stride: int | None = None  # None: detect's default, a third of the horizon
     window: int = 5000
     refit_every: int | None = None
-    flatline: bool = False
+    flatline: bool = True
     score: str = "rank"  # detect --score: rank, or likelihood (the anomaly likelihood of the rank scores)
 
 
@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train --transform (default %(default)s)")
     run.add_argument("--stride", type=int, default=None, help="detect --stride (default: a third of the horizon)")
     run.add_argument("--refit-every", type=int, default=None, help="detect --refit-every (default: no refits)")
-    run.add_argument("--flatline", action="store_true", help="detect --flatline")
+    run.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
     run.add_argument("--score", choices=("rank", "likelihood"), default=defaults.score,
                      help="detect --score (default %(default)s)")
     run.add_argument("--beside", nargs="*", default=["numenta", "windowedGaussian"], choices=PUBLISHED_DETECTORS,

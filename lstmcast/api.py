@@ -248,7 +248,7 @@ _backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
 
 def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-           flatline: bool = False, score: DetectScore = DetectScore.rank, ahead: int | None = None,
+           flatline: bool = True, score: DetectScore = DetectScore.rank, ahead: int | None = None,
            on_note: NoteFn | None = None) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
 
@@ -269,9 +269,10 @@ def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, las
             calibrate them).
         refit_every: retrain the run's configuration (torch) on each series' values before
             every multiple of this many positions, for the origins from there on.
-        flatline: also score how long a value repeats against the series' past runs (a
-            stuck sensor), joined with the residual's p-value (weighted Bonferroni, 2% to the
-            run). Off by default: NAB 57.2 with it, 57.4 without (benchmarks/RESULTS.md).
+        flatline: also score how long a value repeats against past runs of repeats (a stuck
+            sensor; of every series of a file of several, the series' own for one), joined with
+            the residual's p-value (weighted Bonferroni, 2% to the run). On by default: stuck
+            stretches planted in M3/M4 found 91% against 3% without (benchmarks/RESULTS.md).
         score: `rank`, the score above; `likelihood`, NAB's numenta detector's anomaly likelihood
             of the residuals (calibration.likelihood): how far the mean of the last 10 lies above
             the means over `window` points before, as 1 - Q(z), HTM's filter, and 1 for a value
@@ -294,7 +295,7 @@ def detect(run_dir: str | Path, data: Data, *, level: float = DEFAULT_LEVEL, las
 
 def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = None, *,
                    level: float = DEFAULT_LEVEL, last: int | None = None, stride: int | None = None,
-                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = False,
+                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = True,
                    score: DetectScore = DetectScore.rank, wait: float = 0.0, keep_series: int = 0,
                    ahead: int | None = None, on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).

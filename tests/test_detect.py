@@ -282,11 +282,15 @@ def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(tra
     assert full["score"].notna().sum() > 50
     pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
     assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.99)).all()
-    # The score is the filtered likelihood of each series' residuals, 1 beyond the range of the values before.
+    # The score is the filtered likelihood of each series' residuals (in logs for a series modelled in logs, as
+    # every series of a file of several), 1 beyond the range of the values before.
     data = pd.read_csv(trained_run.data)
+    logs = {s["id"]: s.get("log", False) for s in json.loads((trained_run.run_dir / "run.json").read_text())["series"]}
+    assert any(logs.values())
     for sid, part in rank.groupby("series"):
         residuals = np.full(len(data), np.nan)
-        residuals[trained_run.lookback:] = (part["value"] - part["expected"]).abs().to_numpy()
+        f = np.log if logs[sid] else (lambda x: x)
+        residuals[trained_run.lookback:] = (f(part["value"]) - f(part["expected"])).abs().to_numpy()
         want = calibration.filtered(calibration.likelihood(residuals[None, :], np.zeros(1, int), 40))
         want[calibration.beyond_range(data[sid].to_numpy(np.float64)[None, :]) & np.isfinite(want)] = 1.0
         got = full.loc[full["series"] == sid, "score"].to_numpy()
@@ -309,12 +313,12 @@ def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(tra
     assert pd.read_csv(tmp_path / "out.csv")["score"].notna().any()
 
 
-def test_flatline_flags_a_stuck_sensor_only_when_asked(trained_run, tmp_path):
+def test_flatline_flags_a_stuck_sensor_unless_turned_off(trained_run, tmp_path):
     frame = wide_frame(n=160, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S")
     frame.loc[130:145, "a"] = frame.loc[129, "a"]  # stuck for 16 hours
     data = write_frame(tmp_path / "stuck.csv", frame)
-    plain = api.detect(trained_run.run_dir, data, window=100, level=0.999).frame
-    stuck = api.detect(trained_run.run_dir, data, window=100, level=0.999, flatline=True).frame
+    plain = api.detect(trained_run.run_dir, data, window=100, level=0.999, flatline=False).frame
+    stuck = api.detect(trained_run.run_dir, data, window=100, level=0.999).frame
     when = pd.to_datetime(frame["timestamp"])
     span = (stuck["series"] == "a") & stuck["timestamp"].between(when[130], when[145])
     assert stuck.loc[span, "anomaly"].any() and not plain.loc[span, "anomaly"].any()

@@ -103,6 +103,27 @@ def test_detect_flags_a_drop_to_zero_of_a_log_series(mixed, tmp_path):
     assert np.isfinite(a["expected"].to_numpy()).all()  # the network read the 0 as a small positive value
 
 
+def test_detect_scores_a_dip_to_half_of_a_log_series_as_a_spike_to_double(mixed, tmp_path):
+    # Several series: a series modelled in logs has its residuals in logs, so halving a value is as
+    # anomalous as doubling it; the band stays the set of values scoring at most the level.
+    run_dir, _, frame = mixed
+    t = 100
+    base = api.detect(run_dir, write_frame(tmp_path / "base.csv", frame)).frame
+    expected = base[base["series"] == "a"].set_index("timestamp").loc[frame.loc[t, "timestamp"], "expected"]
+    scores = {}
+    for name, factor in (("dip", 0.5), ("spike", 2.0)):
+        changed = frame.copy()
+        changed.loc[t, "a"] = expected * factor
+        rows = api.detect(run_dir, write_frame(tmp_path / f"{name}.csv", changed)).frame
+        hit = rows[rows["series"] == "a"].set_index("timestamp").loc[frame.loc[t, "timestamp"]]
+        assert hit["expected"] == pytest.approx(expected, rel=1e-9)  # the value itself is not read by its forecast
+        scores[name] = hit["score"]
+        scored = rows[rows["score"].notna()]
+        outside = (scored["value"] < scored["lower"]) | (scored["value"] > scored["upper"])
+        assert (outside == scored["anomaly"]).all()
+    assert scores["dip"] == pytest.approx(scores["spike"], abs=1e-9) and scores["dip"] > 0.99
+
+
 def test_transform_none_gives_the_scalers_of_before(mixed, tmp_path):
     _, data, _ = mixed
     report = api.train(data, horizon=6, lookback=12, train_config=replace(TINY, transform=Transform.none),

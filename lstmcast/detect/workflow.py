@@ -34,8 +34,9 @@ DEFAULT_WINDOW = 5000  # past residuals a point is compared with (NAB: 1000 46.0
 REFRESH = 32  # positions per calibration block
 FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecast about three times
 FLAGGED_LISTED = 1000  # flagged points a summary lists (all are counted)
-RUN_TAIL = 1.0  # --flatline: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
-RUN_SHARE = 0.02  # --flatline: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
+RUN_TAIL = 1.0  # runs of repeats: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
+CLEAN_LEVEL = 0.999  # several series: points scoring above this in a first pass are read as expected by the second
+RUN_SHARE = 0.02  # runs of repeats: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
 COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
 
 
@@ -79,9 +80,10 @@ class Detection:
     stride: int
     window: int
     ahead: int = 0  # a point's expected value: the mean of its forecasts made at most this many steps ahead
-    flatline: bool = False  # also score runs of repeated values (calibration.joined)
+    flatline: bool = True  # also score runs of repeated values (calibration.joined)
     score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range
     pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
+    clean: bool = True  # several series: a second pass whose forecasts read flagged points as expected
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
     series: int = 0
@@ -218,7 +220,7 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
 
 def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVEL, last: int | None = None,
               stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-              flatline: bool = False, score: DetectScore = DetectScore.rank, batch: int = BATCH_SERIES,
+              flatline: bool = True, score: DetectScore = DetectScore.rank, batch: int = BATCH_SERIES,
               on_note: Callable[[str], None] | None = None, ahead: int | None = None) -> Detection:
     """Score every point of every series of `data` after the run's lookback; rows come batch by batch.
 
@@ -251,29 +253,20 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
         reach = [max(lookback, f - _reach(DetectScore(score), window)) for f in firsts]
         earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in reach)
+        if len(values) > 1:  # the cleaning pass reads scores from this much earlier (_batch_scores)
+            earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=DetectScore(score),
-                     pooled=len(values) > 1, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
+                     pooled=len(values) > 1, clean=len(values) > 1, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
 
-def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
-                  scale: np.ndarray, lo: int, hi: int, made: Detection) -> tuple[np.ndarray, np.ndarray, calibration.Scores]:
-    """(values [b, T] NaN-padded, expected [b, T] in original units, Scores) for series lo..hi-1.
-
-    The mean of the forecasts reaching a point is taken in modelled units: the values, or the
-    logs of a series modelled in logs (a geometric mean).
-    """
-    part = values[lo:hi]
-    width = max(len(v) for v in part)
-    lookback = models[0].net.config.lookback
-    # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
-    # before it); the same for the whole batch, since its blocks are ranked against every series' past.
-    # The likelihood of the first point scored reads residuals `_reach` before it; the ranks, a window before those.
-    reach = min(max(lookback, f - _reach(made.score, made.window)) for f in firsts[lo:hi])
-    need = [max(lookback, (reach // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
+def _modelled(models: list[Model], part: list[np.ndarray], need: list[int], width: int, lo: int, hi: int,
+              made: Detection) -> np.ndarray:
+    """[b, T] the mean of each point's forecasts in modelled units (the values, or logs: a geometric mean); NaN
+    before `need` and where none reaches."""
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
@@ -288,16 +281,65 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         sums += got * s[:, None] + count * c[:, None]  # modelled units: a refit has scalers of its own
         counts += count
     with np.errstate(invalid="ignore", divide="ignore"):
-        modelled = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray], scale: np.ndarray, log: np.ndarray,
+               floor: np.ndarray, in_logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(expected in original units, absolute residuals in scaled units; NaN at gaps) [b, T]."""
+    expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+    # One series: residuals in original units, for log series too: relative residuals scored 42.9 on NAB against
+    # 57.4 (benchmarks/RESULTS.md, "Anomaly detection"); the p-value is the series' own rank, so units cancel.
+    # Several series: a series modelled in logs has its residuals in logs, where a dip to half is as large as a
+    # spike to double (its values at or below its floor read as the floor, as the network reads them).
+    nonconformity = np.abs(padded - expected) / scale[:, None]
+    if in_logs.any():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logs = np.abs(scaling.forward(np.maximum(padded, floor[:, None]), True) - modelled) / scale[:, None]
+        nonconformity = np.where(in_logs[:, None], logs, nonconformity)
+    for i, g in enumerate(gaps):
+        nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
+    return expected, nonconformity
+
+
+def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
+                  scale: np.ndarray, lo: int, hi: int, made: Detection
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, calibration.Scores]:
+    """(values [b, T] NaN-padded, expected, lower, upper [b, T] in original units, Scores) for series lo..hi-1.
+
+    A point scores above the level exactly when its value lies outside [lower, upper].
+
+    A file of several series is forecast twice (`made.clean`): the first pass's points scoring above
+    CLEAN_LEVEL are read as their expected value by the second pass's forecasts, so a spike does not pull
+    the one-step forecasts after it and get the normal points there flagged. Still causal: a point's first
+    pass reads the values before it, and the second pass's forecast of a point reads values before it,
+    cleaned by first-pass scores of points before it.
+    """
+    part = values[lo:hi]
+    width = max(len(v) for v in part)
+    lookback = models[0].net.config.lookback
+    # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
+    # before it); the same for the whole batch, since its blocks are ranked against every series' past.
+    # The likelihood of the first point scored reads residuals `_reach` before it; the ranks, a window before those.
+    reach = min(max(lookback, f - _reach(made.score, made.window)) for f in firsts[lo:hi])
+    need = [max(lookback, (reach // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
+    log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
+    in_logs = log & made.pooled
     padded = np.full((len(part), width), np.nan)
     for i, v in enumerate(part):
         padded[i, :len(v)] = v
-    expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
-    # Residuals in original units, for log series too: relative residuals scored 42.9 on NAB against 57.4
-    # (benchmarks/RESULTS.md, "Anomaly detection"); the p-value is the series' own rank, so units cancel.
-    nonconformity = np.abs(padded - expected) / scale[lo:hi, None]
-    for i, g in enumerate(gaps[lo:hi]):
-        nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
+    inputs = part
+    if made.clean:
+        # The second pass's forecasts from `need` on read values from need - lookback on, cleaned by first-pass
+        # scores, which read a window of residuals (and their spreads) before their block.
+        early = [max(lookback, n - lookback - REFRESH - made.window - calibration.SPREAD) for n in need]
+        first, residual = _residuals(padded, _modelled(models, part, early, width, lo, hi, made), gaps[lo:hi],
+                                     scale[lo:hi], log, floor, in_logs)
+        flagged = calibration.residual_scores(residual, np.array(early), CLEAN_LEVEL, made.window, REFRESH,
+                                              pooled=made.pooled).score > CLEAN_LEVEL  # NaN: False
+        inputs = [np.where(flagged[i, :len(v)], first[i, :len(v)], v) for i, v in enumerate(part)]
+    modelled = _modelled(models, inputs, need, width, lo, hi, made)
+    expected, nonconformity = _residuals(padded, modelled, gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
     start = np.array(firsts[lo:hi])
     if not made.flatline:
         scores = calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH, pooled=made.pooled)
@@ -306,7 +348,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         runs[~np.isfinite(nonconformity)] = np.nan
         residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level, RUN_SHARE),
                                                made.window, REFRESH, pooled=made.pooled)
-        run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
+        run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL, pooled=made.pooled)
         scores = calibration.joined(residual, run, RUN_SHARE)
     if made.score is DetectScore.likelihood:
         # The interval stays the ranks'; the flag is the likelihood's, inside the interval or not. Computed
@@ -315,7 +357,16 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         likely[calibration.beyond_range(padded) & np.isfinite(likely)] = 1.0
         likely[np.arange(width)[None, :] < start[:, None]] = np.nan
         scores = calibration.Scores(likely, scores.half_width)
-    return padded, expected, scores
+    half = scores.half_width * scale[lo:hi, None]
+    lower, upper = expected - half, expected + half
+    if in_logs.any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            low, high = np.exp(modelled - half), np.exp(modelled + half)
+        # Values at or below the floor read as the floor: where the floor lies inside, no value is below the band.
+        low = np.where(low > floor[:, None], low, -np.inf)
+        lower = np.where(in_logs[:, None] & np.isfinite(half), low, lower)
+        upper = np.where(in_logs[:, None] & np.isfinite(half), high, upper)
+    return padded, expected, lower, upper, scores
 
 
 def _reach(score: DetectScore, window: int) -> int:
@@ -335,8 +386,7 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
         while hi < len(values) and hi - lo < batch and (hi - lo + 1) * max(width, len(values[hi])) <= CELLS:
             width = max(width, len(values[hi]))
             hi += 1
-        padded, expected, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
-        half = scores.half_width * scale[lo:hi, None]
+        padded, expected, lower, upper, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
         ids, times, keep_rows = [], [], []
         grids: dict[tuple[Any, int], np.ndarray] = {}
         for i in range(lo, hi):
@@ -350,12 +400,12 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
             times.append(_times(series, i, n, grids)[pos])
         rows = np.concatenate([np.full(len(p), r) for r, p in keep_rows]) if keep_rows else np.empty(0, int)
         cols = np.concatenate([p for _, p in keep_rows]) if keep_rows else np.empty(0, int)
-        value, exp, score, width = padded[rows, cols], expected[rows, cols], scores.score[rows, cols], half[rows, cols]
+        value, exp, score = padded[rows, cols], expected[rows, cols], scores.score[rows, cols]
         anomaly = np.nan_to_num(score, nan=0.0) > made.level
         frame = pd.DataFrame({
             d.output_id_col: np.concatenate(ids) if ids else np.empty(0, dtype=object),
             d.output_time_col: np.concatenate(times) if times else np.empty(0, dtype=np.int64),
-            "value": value, "expected": exp, "lower": exp - width, "upper": exp + width,
+            "value": value, "expected": exp, "lower": lower[rows, cols], "upper": upper[rows, cols],
             "score": score, "anomaly": anomaly,
         })
         _count(made, frame, d.output_id_col, d.output_time_col, hi - lo)
