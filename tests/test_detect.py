@@ -313,6 +313,23 @@ def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(tra
     assert pd.read_csv(tmp_path / "out.csv")["score"].notna().any()
 
 
+def test_a_spike_is_flagged_and_the_forecasts_after_it_read_it_as_expected(trained_run, tmp_path):
+    # Several series: one-step forecasts read the values before each point; a spike flagged in the first
+    # pass is read as its expected value by the second, so the normal points after it stay unflagged.
+    frame = pd.read_csv(trained_run.data)
+    frame.loc[100, "b"] += 500.0
+    rows = api.detect(trained_run.run_dir, write_frame(tmp_path / "spike.csv", frame), window=60).frame
+    b = rows[rows["series"] == "b"].set_index("timestamp")
+    when = pd.to_datetime(frame["timestamp"])
+    assert bool(b.loc[when[100], "anomaly"]) and b.loc[when[100], "score"] == 1.0
+    after = b.loc[when[101]:when[100 + trained_run.lookback]]
+    assert not after["anomaly"].any(), after[after["anomaly"]]
+    plain = api.detect(trained_run.run_dir, trained_run.data, window=60).frame
+    normal = plain[plain["series"] == "b"].set_index("timestamp").loc[when[101]:when[100 + trained_run.lookback]]
+    # The spike pulls the expected values after it by far less than its size.
+    assert (after["expected"] - normal["expected"]).abs().max() < 50.0
+
+
 def test_flatline_flags_a_stuck_sensor_unless_turned_off(trained_run, tmp_path):
     frame = wide_frame(n=160, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S")
     frame.loc[130:145, "a"] = frame.loc[129, "a"]  # stuck for 16 hours
