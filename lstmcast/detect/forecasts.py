@@ -42,8 +42,8 @@ def first_origin(position: int, lookback: int, stride: int, steps: int) -> int:
 
 
 def forecast_sums(net: Net, scaled: Sequence[np.ndarray], firsts: Sequence[int], ends: Sequence[int],
-                  stride: int, width: int, earliest: int = 0, chunk: int | None = None, ahead: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  stride: int, width: int, earliest: int = 0, chunk: int | None = None, ahead: int | None = None,
+                  only: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sum and count of the forecasts of each position from the grid's origins in [first origin, end).
 
     Args:
@@ -56,6 +56,7 @@ def forecast_sums(net: Net, scaled: Sequence[np.ndarray], firsts: Sequence[int],
         width: columns of the result (the longest series).
         ahead: keep the forecasts made at most this many steps ahead (None: all `span`); at
             least `stride`, so every position keeps one.
+        only: per series, a boolean [len] mask: forecast from the grid's origins where it is true only.
 
     Returns (sums, counts), [S, width] float64 and int: sums of scaled forecasts.
     """
@@ -71,6 +72,8 @@ def forecast_sums(net: Net, scaled: Sequence[np.ndarray], firsts: Sequence[int],
     low = first_origin(max(earliest, lookback), lookback, stride, 1)  # the grid's first origin >= earliest
     grid = [np.arange(max(first_origin(int(f), lookback, stride, kept), low), int(e), stride, dtype=np.int64)
             for f, e in zip(firsts, ends)]
+    if only is not None:
+        grid = [g[np.asarray(m, dtype=bool)[g]] for g, m in zip(grid, only)]
     if not sum(len(g) for g in grid):
         return sums, counts
     lengths = np.array([len(v) for v in scaled], dtype=np.int64)

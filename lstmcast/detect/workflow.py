@@ -263,10 +263,10 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     return made
 
 
-def _modelled(models: list[Model], part: list[np.ndarray], need: list[int], width: int, lo: int, hi: int,
-              made: Detection) -> np.ndarray:
-    """[b, T] the mean of each point's forecasts in modelled units (the values, or logs: a geometric mean); NaN
-    before `need` and where none reaches."""
+def _sums(models: list[Model], part: list[np.ndarray], need: list[int], width: int, lo: int, hi: int,
+          made: Detection, only: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[b, T] sums and counts of each point's forecasts in modelled units (the values, or logs), from the
+    origins reaching `need` on (where `only` is true, when given)."""
     sums = np.zeros((len(part), width))
     counts = np.zeros((len(part), width), dtype=np.int32)
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
@@ -277,9 +277,14 @@ def _modelled(models: list[Model], part: list[np.ndarray], need: list[int], widt
                   for v, ci, si, mi, f in zip(part, c, s, log, floor)]
         ends = [len(v) if stop is None else min(len(v), stop) for v in part]
         got, count = forecasts.forecast_sums(model.net, scaled, need, ends, made.stride, width, model.start,
-                                             ahead=made.ahead)
+                                             ahead=made.ahead, only=only)
         sums += got * s[:, None] + count * c[:, None]  # modelled units: a refit has scalers of its own
         counts += count
+    return sums, counts
+
+
+def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The mean of each point's forecasts (a geometric mean in logs); NaN where none reaches."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
@@ -328,17 +333,27 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     padded = np.full((len(part), width), np.nan)
     for i, v in enumerate(part):
         padded[i, :len(v)] = v
-    inputs = part
-    if made.clean:
+    if not made.clean:
+        modelled = _mean(*_sums(models, part, need, width, lo, hi, made))
+    else:
         # The second pass's forecasts from `need` on read values from need - lookback on, cleaned by first-pass
         # scores, which read a window of residuals (and their spreads) before their block.
         early = [max(lookback, n - lookback - REFRESH - made.window - calibration.SPREAD) for n in need]
-        first, residual = _residuals(padded, _modelled(models, part, early, width, lo, hi, made), gaps[lo:hi],
-                                     scale[lo:hi], log, floor, in_logs)
+        sums, counts = _sums(models, part, early, width, lo, hi, made)
+        first, residual = _residuals(padded, _mean(sums, counts), gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
         flagged = calibration.residual_scores(residual, np.array(early), CLEAN_LEVEL, made.window, REFRESH,
                                               pooled=made.pooled).score > CLEAN_LEVEL  # NaN: False
-        inputs = [np.where(flagged[i, :len(v)], first[i, :len(v)], v) for i, v in enumerate(part)]
-    modelled = _modelled(models, inputs, need, width, lo, hi, made)
+        # Only the origins whose lookback holds a cleaned point forecast anew: their old forecasts out, new in.
+        held = np.concatenate([np.zeros((len(part), 1), dtype=np.int64), np.cumsum(flagged, axis=1)], axis=1)
+        t = np.arange(width)
+        affected = [(held[i, t] - held[i, np.maximum(t - lookback, 0)] > 0)[:len(v)] for i, v in enumerate(part)]
+        if any(a.any() for a in affected):
+            inputs = [np.where(flagged[i, :len(v)], first[i, :len(v)], v) for i, v in enumerate(part)]
+            old, _ = _sums(models, part, need, width, lo, hi, made, only=affected)
+            new, _ = _sums(models, inputs, need, width, lo, hi, made, only=affected)
+            sums = sums - old + new
+        counts = np.where(t[None, :] >= np.array(need)[:, None], counts, 0)  # as forecast from `need` on
+        modelled = _mean(sums, counts)
     expected, nonconformity = _residuals(padded, modelled, gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
     start = np.array(firsts[lo:hi])
     if not made.flatline:
