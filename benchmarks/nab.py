@@ -98,7 +98,8 @@ class LstmcastOptions:
     window: int = 5000
     refit_every: int | None = None
     flatline: bool = False
-    score: str = "rank"  # detect --score: rank, or likelihood (the anomaly likelihood of the rank scores)
+    score: str = "rank"  # detect --score: rank, likelihood (of the residuals) or multiscale
+    level: float | None = None  # detect --level (None: detect's default); multiscale's hold-off and range check read it
 
 
 def lookback_for(timestamps: pd.Series, probation: int, opts: LstmcastOptions) -> int:
@@ -144,8 +145,10 @@ def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: 
             lookback = lookback_for(frame["timestamp"], f.probation, opts)
             report = api.train(train_csv, horizon=opts.horizon, lookback=lookback, hidden=opts.hidden,
                                layers=opts.layers, train_config=train_config, run_dir=root / stem, overwrite=True)
+            level = {} if opts.level is None else {"level": opts.level}
             found = api.detect(report.run_dir, all_csv, stride=opts.stride, window=opts.window,
-                               refit_every=opts.refit_every, flatline=opts.flatline, score=DetectScore(opts.score))
+                               refit_every=opts.refit_every, flatline=opts.flatline, score=DetectScore(opts.score),
+                               **level)
             scores = np.full(f.n_rows, np.nan)
             scores[found.frame.iloc[:, 1].to_numpy()] = found.frame["score"].to_numpy()  # row-order steps
             # Rows after probation without a score (none with these settings) count as 0.
@@ -293,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stride", type=int, default=None, help="detect --stride (default: a third of the horizon)")
     run.add_argument("--refit-every", type=int, default=None, help="detect --refit-every (default: no refits)")
     run.add_argument("--flatline", action="store_true", help="detect --flatline")
-    run.add_argument("--score", choices=("rank", "likelihood"), default=defaults.score,
+    run.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=defaults.score,
                      help="detect --score (default %(default)s)")
+    run.add_argument("--level", type=float, default=None,
+                     help="detect --level (default: detect's; multiscale's hold-off and range check depend on it)")
     run.add_argument("--beside", nargs="*", default=["numenta", "windowedGaussian"], choices=PUBLISHED_DETECTORS,
                      help="published detectors in the same table (default: %(default)s)")
     run.add_argument("--optimiser", choices=("sweep", "twiddle"), default="sweep")

@@ -63,7 +63,8 @@ class Detection:
     stride: int
     window: int
     flatline: bool = False  # also score runs of repeated values (calibration.joined)
-    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range
+    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range;
+    # multiscale: calibration.multiscale (ranks of means of 1, 10, 100 residuals, hold-off, range)
     pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
@@ -292,12 +293,23 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         likely[calibration.beyond_range(padded) & np.isfinite(likely)] = 1.0
         likely[np.arange(width)[None, :] < start[:, None]] = np.nan
         scores = calibration.Scores(likely, scores.half_width)
+    elif made.score is DetectScore.multiscale:
+        # As the likelihood: the ranks' interval, the flag the multi-scale score's; from the first residual on (the
+        # hold-off reads the points before), masked before the first scored point, so --last agrees.
+        multi = calibration.multiscale(nonconformity, padded, expected, np.zeros(hi - lo, int), made.level,
+                                       made.window, REFRESH)
+        multi[np.arange(width)[None, :] < start[:, None]] = np.nan
+        scores = calibration.Scores(multi, scores.half_width)
     return padded, expected, scores
 
 
 def _reach(score: DetectScore, window: int) -> int:
     """How many positions before the first scored one its score reads residuals from, beyond the ranks' (0: none)."""
-    return window + calibration.SHORT if score is DetectScore.likelihood else 0
+    if score is DetectScore.likelihood:
+        return window + calibration.SHORT
+    if score is DetectScore.multiscale:  # the hold-off's points, each ranked from a block's start, means reaching back
+        return calibration.HOLD + REFRESH + max(calibration.SCALES)
+    return 0
 
 
 def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
