@@ -299,8 +299,8 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erfc, and scipy is no dep
 # - range: a value beyond the range of every value before it (NAB's numenta detector's check, RANGE_TOLERANCE)
 #   scores 1 when it also lies on the far side of its forecast (a new high above expected, a new low below:
 #   a trend the forecast follows or overshoots is no anomaly) and its own residual ranks at least RANGE_GATE.
-# NAB standard (benchmarks/RESULTS.md, "Multi-scale ranks"): 69.8 at level 0.999 (seed 0; rank 57.4, likelihood
-# 63.7), and at level 0.999 at most 0.4% flagged on long normal single series.
+# NAB standard (benchmarks/RESULTS.md, "Multi-scale ranks for streams"): 70.1 at level 0.9995, 69.8 at 0.999 (rank
+# 57.4, likelihood 63.7); at 0.9995 at most 0.28% flagged on normal single series of 2,000 points or more.
 SCALES = (1, 10, 100)  # residuals averaged per scale, ending at the point (decades: 1, HTM's 10, 100)
 HOLD = max(SCALES)  # points after a flagged one during which another is not flagged
 RANGE_GATE = 0.9  # the range check counts only where the point's own residual ranks at least this
