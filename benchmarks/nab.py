@@ -98,7 +98,8 @@ class LstmcastOptions:
     window: int = 5000
     refit_every: int | None = None
     flatline: bool = True
-    score: str = "rank"  # detect --score: rank, or likelihood (the anomaly likelihood of the rank scores)
+    score: str | None = None  # detect --score: rank, likelihood (of the residuals) or multiscale (None: detect's default)
+    level: float | None = None  # detect --level (None: detect's default); multiscale's hold-off and range check read it
 
 
 def lookback_for(timestamps: pd.Series, probation: int, opts: LstmcastOptions) -> int:
@@ -145,7 +146,8 @@ def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: 
             report = api.train(train_csv, horizon=opts.horizon, lookback=lookback, hidden=opts.hidden,
                                layers=opts.layers, train_config=train_config, run_dir=root / stem, overwrite=True)
             found = api.detect(report.run_dir, all_csv, stride=opts.stride, window=opts.window,
-                               refit_every=opts.refit_every, flatline=opts.flatline, score=DetectScore(opts.score))
+                               refit_every=opts.refit_every, flatline=opts.flatline, level=opts.level,
+                               score=None if opts.score is None else DetectScore(opts.score))
             scores = np.full(f.n_rows, np.nan)
             scores[found.frame.iloc[:, 1].to_numpy()] = found.frame["score"].to_numpy()  # row-order steps
             # Rows after probation without a score (none with these settings) count as 0.
@@ -293,8 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stride", type=int, default=None, help="detect --stride (default: a third of the horizon)")
     run.add_argument("--refit-every", type=int, default=None, help="detect --refit-every (default: no refits)")
     run.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
-    run.add_argument("--score", choices=("rank", "likelihood"), default=defaults.score,
+    run.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=defaults.score,
                      help="detect --score (default %(default)s)")
+    run.add_argument("--level", type=float, default=None,
+                     help="detect --level (default: detect's; multiscale's hold-off and range check depend on it)")
     run.add_argument("--beside", nargs="*", default=["numenta", "windowedGaussian"], choices=PUBLISHED_DETECTORS,
                      help="published detectors in the same table (default: %(default)s)")
     run.add_argument("--optimiser", choices=("sweep", "twiddle"), default="sweep")

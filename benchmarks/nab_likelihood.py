@@ -16,6 +16,10 @@ the NAB scorer optimises one threshold per profile over the corpus, as `nab.py r
 
 `detect --score likelihood` is "likelihood of the residuals + filter + range" (its residuals are
 divided by the run's scale, which the likelihood's z does not see).
+
+- multiscale (`detect --score multiscale --level L`, `calibration.multiscale`): the conformal ranks of the
+  means of the last 1, 10 and 100 residuals joined by Bonferroni, a hold-off of 100 points after a point
+  above L, and the range check on the far side of the forecast; its parts at each of --levels.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def detect_frames(corpus, nab_dir: Path, frames: Path, window: int) -> None:
 
     api.detect = keep
     try:
-        nab.lstmcast_scores(corpus, nab_dir, nab.LstmcastOptions(window=window))
+        nab.lstmcast_scores(corpus, nab_dir, nab.LstmcastOptions(window=window, score="rank", flatline=False))
     finally:
         api.detect = detect
 
@@ -70,8 +74,9 @@ def columns(corpus, nab_dir: Path, frames: Path) -> dict[str, dict[str, np.ndarr
     return out
 
 
-def variants(window: int) -> dict[str, Variant]:
+def variants(window: int, levels: tuple[float, ...] = ()) -> dict[str, Variant]:
     from lstmcast.detect import calibration as c
+    from lstmcast.detect.workflow import REFRESH
 
     def lik(raw: np.ndarray) -> np.ndarray:
         return c.likelihood(raw[None, :], np.zeros(1, int), window)[0]
@@ -87,7 +92,23 @@ def variants(window: int) -> dict[str, Variant]:
         out[c.beyond_range(k["value"][None, :])[0] & np.isfinite(s)] = 1.0
         return out
 
-    return {
+    def multi(k: dict[str, np.ndarray], level: float, **options) -> np.ndarray:
+        return c.multiscale(res(k)[None, :], k["value"][None, :], k["expected"][None, :], np.zeros(1, int), level,
+                            window, REFRESH, **options)[0]
+
+    no_hold = {"hold": 0}
+    no_range = {"tolerance": np.inf}
+    multiscale: dict[str, Variant] = {}
+    for level in levels:
+        multiscale |= {
+            f"multiscale ranks (1, 10, 100), level {level}": lambda k, v=level: multi(k, v, **no_hold, **no_range),
+            f"multiscale ranks + hold-off, level {level}": lambda k, v=level: multi(k, v, **no_range),
+            f"multiscale ranks + range, level {level}": lambda k, v=level: multi(k, v, **no_hold),
+            f"multiscale ranks + hold-off + range (--score multiscale), level {level}": lambda k, v=level: multi(k, v),
+            f"rank + hold-off + range (scales (1,)), level {level}": lambda k, v=level: multi(k, v, scales=(1,)),
+            f"ranks of the means of 10 + hold-off + range, level {level}": lambda k, v=level: multi(k, v, scales=(10,)),
+        }
+    return multiscale | {
         "rank (today's default)": lambda k: k["score"],
         "likelihood of rank scores": lambda k: lik(k["score"]),
         "likelihood of residuals": lambda k: lik(res(k)),
@@ -108,6 +129,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=5000, help="detect --window, and the likelihood's window")
     parser.add_argument("--likelihood-windows", type=int, nargs="*", default=None,
                         help="score the variants at each of these likelihood windows (default: --window)")
+    parser.add_argument("--levels", type=float, nargs="*", default=[0.999, 0.9995],
+                        help="detect --level of the multiscale variants (their hold-off and range check read it)")
     parser.add_argument("--nab-dir", type=Path, default=nab.DEFAULT_NAB_DIR)
     args = parser.parse_args()
     corpus = load_corpus(args.nab_dir)
@@ -119,7 +142,7 @@ def main() -> None:
     print("| variant | likelihood window | standard | low FP | low FN | thresholds |")
     print("|---|---:|---:|---:|---:|---|")
     for window in args.likelihood_windows or [args.window]:
-        for name, make in variants(window).items():
+        for name, make in variants(window, tuple(args.levels)).items():
             scores = {}
             for file, f in corpus.files.items():
                 s = np.asarray(make(cols[file]), dtype=np.float64).copy()

@@ -44,6 +44,7 @@ class DetectScore(str, Enum):
 
     rank = "rank"  # one minus the conformal p-value of its residual among the past ones
     likelihood = "likelihood"  # NAB's numenta detector's anomaly likelihood of the residuals (calibration.likelihood)
+    multiscale = "multiscale"  # ranks of the means of 1, 10, 100 residuals, hold-off, range (calibration.multiscale)
 
 
 class Device(str, Enum):

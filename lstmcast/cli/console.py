@@ -262,7 +262,7 @@ def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
         "status": "ok", "exit_code": code, "files": files, "series": report.series, "rows": report.rows,
         "scored": report.scored, "level": report.level, "anomalies": report.anomalies,
         "series_flagged": len(report.flagged_series), "flagged_per_series": report.flagged_series,
-        "flagged": flagged, "flagged_listed": len(report.flagged), "stride": report.stride, "ahead": report.ahead, "window": report.window,
+        "flagged": flagged, "flagged_listed": len(report.flagged), "stride": report.stride, "ahead": report.ahead, "score": report.score, "window": report.window,
         "refits": report.refits, "new_series": report.new_series, "notes": report.notes, "timings": {},
     }
 
@@ -270,7 +270,7 @@ def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
 def print_detection(report: Any, target: Path | None, pngs: list[Path], plot: Path | None, stream: Any) -> None:
     """detect's summary for people: what was scored and flagged, the highest scores, the files written."""
     flagged = len(report.flagged_series)
-    print(f"scored {plural(report.scored, 'point')} of {plural(report.series, 'series', 'series')} at level {report.level:g}: "
+    print(f"scored {plural(report.scored, 'point')} of {plural(report.series, 'series', 'series')} at level {report.level:g} ({report.score}): "
           f"{report.anomalies} flagged in {flagged} series", file=stream)
     for f in sorted(report.flagged, key=lambda f: -f.score)[:10]:
         print(f"  {f.id}  {_when(_label(f.time))}  value {fmt(f.value)}  expected {fmt(f.expected)}  "

@@ -29,7 +29,8 @@ from lstmcast.wording import plural
 
 BATCH_SERIES = 2048  # series scored at once, at most
 CELLS = 1 << 22  # series x positions of one batch: each [series, positions] float64 matrix stays at 32 MB
-DEFAULT_LEVEL = 0.99
+DEFAULT_LEVEL = 0.99  # a file of several series (rank scores)
+STREAM_LEVEL = 0.9995  # a file of one series (multiscale scores): NAB's one optimised threshold (standard 70.1)
 DEFAULT_WINDOW = 5000  # past residuals a point is compared with (NAB: 1000 46.0, 2000 52.1, 5000 57.4, 20000 57.4)
 REFRESH = 32  # positions per calibration block
 FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecast about three times
@@ -42,6 +43,16 @@ COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
 
 def default_stride(horizon: int) -> int:
     return max(1, -(-horizon // FORECASTS_PER_POINT))
+
+
+def default_scoring(several: bool, score: DetectScore | str | None, level: float | None) -> tuple[DetectScore, float]:
+    """(score, level) where not given: a file of several series, rank scores at DEFAULT_LEVEL; one series (a
+    stream), multiscale scores at STREAM_LEVEL, the level NAB's one threshold chose (benchmarks/RESULTS.md,
+    "Multi-scale ranks for streams")."""
+    chosen = DetectScore(score) if score is not None else DetectScore.rank if several else DetectScore.multiscale
+    if level is None:
+        level = STREAM_LEVEL if chosen is DetectScore.multiscale and not several else DEFAULT_LEVEL
+    return chosen, level
 
 
 def default_reach(horizon: int, several: bool, stride: int | None, ahead: int | None) -> tuple[int, int]:
@@ -81,7 +92,8 @@ class Detection:
     window: int
     ahead: int = 0  # a point's expected value: the mean of its forecasts made at most this many steps ahead
     flatline: bool = True  # also score runs of repeated values (calibration.joined)
-    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range
+    score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range;
+    # multiscale: calibration.multiscale (ranks of means of 1, 10, 100 residuals, hold-off, range)
     pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
     clean: bool = True  # several series: a second pass whose forecasts read flagged points as expected
     notes: list[str] = field(default_factory=list)
@@ -111,6 +123,7 @@ class DetectReport:
     stride: int
     window: int
     ahead: int = 0
+    score: str = "rank"  # the score used (default_scoring)
     flagged: list[Flagged] = field(default_factory=list)  # at most FLAGGED_LISTED, in series order
     flagged_series: dict[str, int] = field(default_factory=dict)  # id -> number of flagged points
     refits: list[int] = field(default_factory=list)
@@ -121,7 +134,7 @@ class DetectReport:
 def report(made: Detection, frame: Any) -> DetectReport:
     """The report of a consumed Detection."""
     return DetectReport(frame, made.series, made.rows, made.scored, made.anomalies, made.level, made.stride,
-                        made.window, made.ahead, made.flagged, made.flagged_series, made.refits, made.notes, made.new_series)
+                        made.window, made.ahead, made.score.value, made.flagged, made.flagged_series, made.refits, made.notes, made.new_series)
 
 
 @dataclass
@@ -218,11 +231,13 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
     return made
 
 
-def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVEL, last: int | None = None,
+def detection(run_dir: str | Path, data: str | Path, level: float | None = None, last: int | None = None,
               stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-              flatline: bool = True, score: DetectScore = DetectScore.rank, batch: int = BATCH_SERIES,
+              flatline: bool = True, score: DetectScore | None = None, batch: int = BATCH_SERIES,
               on_note: Callable[[str], None] | None = None, ahead: int | None = None) -> Detection:
     """Score every point of every series of `data` after the run's lookback; rows come batch by batch.
+
+    `score` and `level` None: `default_scoring` (rank at 0.99 for several series, multiscale at 0.9995 for one).
 
     Errors in the run, the data or the options are raised here, before the first batch.
     """
@@ -232,8 +247,10 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     run = load_run(run_dir)
     cfg = run.model_config
     series = read_like_run(run, data)
+    several = len(series.values) > 1
+    score, level = default_scoring(several, score, level)
     _check(run, series, data, level, last, stride, ahead, window, refit_every)
-    stride, ahead = default_reach(cfg.horizon, len(series.values) > 1, stride, ahead)
+    stride, ahead = default_reach(cfg.horizon, several, stride, ahead)
     fill = run.record.data.config.fill
     gaps = series.gaps or [np.empty(0, dtype=np.int64)] * len(series)
     values = [_causal(v, g, fill) for v, g in zip(series.values, gaps)]
@@ -251,13 +268,13 @@ def detection(run_dir: str | Path, data: str | Path, level: float = DEFAULT_LEVE
     models = [Model(run.model, center, scale, log, 0)]
     if refit_every is not None:
         # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
-        reach = [max(lookback, f - _reach(DetectScore(score), window)) for f in firsts]
+        reach = [max(lookback, f - _reach(score, window)) for f in firsts]
         earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in reach)
         if len(values) > 1:  # the cleaning pass reads scores from this much earlier (_batch_scores)
             earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
-    made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=DetectScore(score),
-                     pooled=len(values) > 1, clean=len(values) > 1, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
+    made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
+                     pooled=several, clean=several, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
@@ -372,6 +389,16 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         likely[calibration.beyond_range(padded) & np.isfinite(likely)] = 1.0
         likely[np.arange(width)[None, :] < start[:, None]] = np.nan
         scores = calibration.Scores(likely, scores.half_width)
+    elif made.score is DetectScore.multiscale:
+        # As the likelihood: the ranks' interval, the flag the multi-scale score's; from the first residual on (the
+        # hold-off reads the points before), masked before the first scored point, so --last agrees.
+        multi = calibration.multiscale(nonconformity, padded, expected, np.zeros(hi - lo, int), made.level,
+                                       made.window, REFRESH)
+        multi[np.arange(width)[None, :] < start[:, None]] = np.nan
+        if made.flatline:  # the run of repeats joined as with the ranks (weighted Bonferroni)
+            scores = calibration.joined(calibration.Scores(multi, scores.half_width), run, RUN_SHARE)
+        else:
+            scores = calibration.Scores(multi, scores.half_width)
     half = scores.half_width * scale[lo:hi, None]
     lower, upper = expected - half, expected + half
     if in_logs.any():
@@ -386,7 +413,11 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
 
 def _reach(score: DetectScore, window: int) -> int:
     """How many positions before the first scored one its score reads residuals from, beyond the ranks' (0: none)."""
-    return window + calibration.SHORT if score is DetectScore.likelihood else 0
+    if score is DetectScore.likelihood:
+        return window + calibration.SHORT
+    if score is DetectScore.multiscale:  # the hold-off's points, each ranked from a block's start, means reaching back
+        return calibration.HOLD + REFRESH + max(calibration.SCALES)
+    return 0
 
 
 def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
