@@ -37,6 +37,7 @@ FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecas
 FLAGGED_LISTED = 1000  # flagged points a summary lists (all are counted)
 RUN_TAIL = 1.0  # runs of repeats: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
 CLEAN_LEVEL = 0.999  # several series: points scoring above this in a first pass are read as expected by the second
+OWN_RUNS = 500  # several series: a series with this many past runs in its window ranks a run against its own
 RUN_SHARE = 0.02  # runs of repeats: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
 COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
 
@@ -380,7 +381,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         runs[~np.isfinite(nonconformity)] = np.nan
         residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level, RUN_SHARE),
                                                made.window, REFRESH, pooled=made.pooled)
-        run = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL, pooled=made.pooled)
+        run = _run_scores(runs, start, made)
         scores = calibration.joined(residual, run, RUN_SHARE)
     if made.score is DetectScore.likelihood:
         # The interval stays the ranks'; the flag is the likelihood's, inside the interval or not. Computed
@@ -409,6 +410,22 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         lower = np.where(in_logs[:, None] & np.isfinite(half), low, lower)
         upper = np.where(in_logs[:, None] & np.isfinite(half), high, upper)
     return padded, expected, lower, upper, scores
+
+
+def _run_scores(runs: np.ndarray, start: np.ndarray, made: Detection) -> calibration.Scores:
+    """Scores of the runs of repeats [S, T]: against the series' own past runs where its window before the block
+    holds at least OWN_RUNS of them (how often a series repeats its values is its own: ETTh1's coarse columns),
+    against those of every series of the file before that (a short series has seen too few runs to rank one)."""
+    own = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL)
+    if not made.pooled:
+        return own
+    pooled = calibration.score(runs, start, made.level, made.window, REFRESH, tail_floor=RUN_TAIL, pooled=True)
+    width = runs.shape[1]
+    seen = np.concatenate([np.zeros((len(runs), 1)), np.cumsum(np.isfinite(runs), axis=1)], axis=1)
+    block = (np.arange(width) // REFRESH) * REFRESH  # each point is ranked against the window before its block
+    past = seen[:, block] - seen[:, np.maximum(block - made.window, 0)]
+    mine = past >= OWN_RUNS
+    return calibration.Scores(np.where(mine, own.score, pooled.score), np.where(mine, own.half_width, pooled.half_width))
 
 
 def _reach(score: DetectScore, window: int) -> int:
