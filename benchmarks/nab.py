@@ -97,7 +97,7 @@ class LstmcastOptions:
     stride: int | None = None  # None: detect's default, a third of the horizon
     window: int = 5000
     refit_every: int | None = None
-    flatline: bool = True
+    flatline: bool | None = None  # detect --flatline / --no-flatline (None: detect's default, off for one series)
     score: str | None = None  # detect --score: rank, likelihood (of the residuals) or multiscale (None: detect's default)
     level: float | None = None  # detect --level (None: detect's default); multiscale's hold-off and range check read it
 
@@ -294,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train --transform (default %(default)s)")
     run.add_argument("--stride", type=int, default=None, help="detect --stride (default: a third of the horizon)")
     run.add_argument("--refit-every", type=int, default=None, help="detect --refit-every (default: no refits)")
-    run.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
+    run.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
+                     help="detect --flatline (default: detect's, off for a file of one series)")
+    run.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
     run.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=defaults.score,
                      help="detect --score (default %(default)s)")
     run.add_argument("--level", type=float, default=None,

@@ -248,7 +248,7 @@ _backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
 
 def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-           flatline: bool = True, score: DetectScore | None = None, ahead: int | None = None,
+           flatline: bool | None = None, score: DetectScore | None = None, ahead: int | None = None,
            on_note: NoteFn | None = None) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
 
@@ -271,8 +271,11 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
             every multiple of this many positions, for the origins from there on.
         flatline: also score how long a value repeats against past runs of repeats (a stuck
             sensor; of every series of a file of several, the series' own for one), joined with
-            the residual's p-value (weighted Bonferroni, 2% to the run). On by default: stuck
-            stretches planted in M3/M4 found 91% against 3% without (benchmarks/RESULTS.md).
+            the residual's p-value (weighted Bonferroni, 2% to the run). None: on for several
+            series (planted stuck stretches found far more often, benchmarks/RESULTS.md), off for
+            one series (a stream: on NAB it cost 0.2 points).
+        level, score: None: rank scores at 0.99 for a file of several series, multiscale scores
+            at 0.9995 for one series (NAB's one threshold; `workflow.default_scoring`).
         score: `rank`, the score above; `likelihood`, NAB's numenta detector's anomaly likelihood
             of the residuals (calibration.likelihood): how far the mean of the last 10 lies above
             the means over `window` points before, as 1 - Q(z), HTM's filter, and 1 for a value
@@ -301,7 +304,7 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
 
 def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = None, *,
                    level: float | None = None, last: int | None = None, stride: int | None = None,
-                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool = True,
+                   window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool | None = None,
                    score: DetectScore | None = None, wait: float = 0.0, keep_series: int = 0,
                    ahead: int | None = None, on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).

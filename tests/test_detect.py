@@ -158,6 +158,11 @@ def test_detect_scores_several_series_on_their_one_step_forecasts(trained_run, t
     assert (single.stride, single.ahead) == (default_stride(trained_run.horizon), trained_run.horizon)
     # ... and a stream's scores: multiscale at NAB's one threshold; several series, ranks at 0.99.
     assert (single.score, single.level) == ("multiscale", 0.9995) and (found.score, found.level) == ("rank", 0.99)
+    stuck = pd.read_csv(trained_run.data)[["timestamp", "a"]]
+    stuck.loc[80:110, "a"] = stuck.loc[79, "a"]  # stuck: a stream scores no runs of repeats by default
+    stream = api.detect(trained_run.run_dir, write_frame(tmp_path / "stuck.csv", stuck), window=40).frame
+    joined = api.detect(trained_run.run_dir, write_frame(tmp_path / "stuck.csv", stuck), window=40, flatline=True).frame
+    assert not np.array_equal(stream["score"].fillna(-1), joined["score"].fillna(-1))
     assert (single.frame["anomaly"] == (single.frame["score"].fillna(0.0) > 0.9995)).all()
 
 

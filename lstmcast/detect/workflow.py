@@ -234,11 +234,12 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
 
 def detection(run_dir: str | Path, data: str | Path, level: float | None = None, last: int | None = None,
               stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
-              flatline: bool = True, score: DetectScore | None = None, batch: int = BATCH_SERIES,
+              flatline: bool | None = None, score: DetectScore | None = None, batch: int = BATCH_SERIES,
               on_note: Callable[[str], None] | None = None, ahead: int | None = None) -> Detection:
     """Score every point of every series of `data` after the run's lookback; rows come batch by batch.
 
     `score` and `level` None: `default_scoring` (rank at 0.99 for several series, multiscale at 0.9995 for one).
+    `flatline` None: on for several series, off for one (on NAB's streams it cost 0.2: 69.9 against 70.1).
 
     Errors in the run, the data or the options are raised here, before the first batch.
     """
@@ -250,6 +251,7 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
     series = read_like_run(run, data)
     several = len(series.values) > 1
     score, level = default_scoring(several, score, level)
+    flatline = several if flatline is None else flatline
     _check(run, series, data, level, last, stride, ahead, window, refit_every)
     stride, ahead = default_reach(cfg.horizon, several, stride, ahead)
     fill = run.record.data.config.fill
