@@ -91,7 +91,7 @@ def long_csv(path: Path, series: dict[str, np.ndarray], freq: str | None, share:
 
 
 def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_steps: int, seed: int,
-                  reuse_run: bool = False, flatline: bool = True, score: str = "rank") -> pd.DataFrame:
+                  reuse_run: bool = False, flatline: bool | None = None, score: str | None = None) -> pd.DataFrame:
     """Rows id, position, score, train (inside the first 70%) of `api.detect` on the whole series."""
     import torch
 
@@ -109,7 +109,7 @@ def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_step
         config = TrainConfig(max_steps=max_steps, device=Device.cpu, precision=Precision.fp32, seed=seed)
         api.train(train_csv, data, horizon=src.horizon, train_config=config, run_dir=run_dir, overwrite=True,
                   threads=1)
-    frame = api.detect(run_dir, full_csv, flatline=flatline, score=DetectScore(score)).frame
+    frame = api.detect(run_dir, full_csv, flatline=flatline, score=None if score is None else DetectScore(score)).frame
     lengths = {sid: len(v) for sid, v in series.items()}
     frame["position"] = frame.groupby("id").cumcount()
     frame["position"] += frame["id"].astype(str).map(lengths) - frame["id"].map(frame["id"].value_counts())
@@ -142,8 +142,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
     parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
     parser.add_argument("--reuse-runs", action="store_true", help="detect again with the runs kept in --workdir")
-    parser.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
-    parser.add_argument("--score", choices=("rank", "likelihood"), default="rank", help="detect --score")
+    parser.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
+                        help="detect --flatline (default: detect's: on for several series, off for one)")
+    parser.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
+    parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
+                        help="detect --score (default: detect's: rank for several series, multiscale for one)")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     started, frames = time.perf_counter(), {}
@@ -168,7 +171,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "scored points (train / after)", "level", "flagged in training span",
                           "flagged after it", "at most"], rows))
-    print(f"\n{'' if args.flatline else '--no-flatline, '}--score {args.score}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
+    print(f"\nflatline {args.flatline or 'default'}, score {args.score or 'default'}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
           f"total {time.perf_counter() - started:.0f} s")
 
 

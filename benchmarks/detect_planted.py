@@ -70,7 +70,7 @@ def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season
 
 
 def clean_layout(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path,
-                 flatline: bool = True, score: str = "rank") -> dict[str, int]:
+                 flatline: bool | None = None, score: str | None = None) -> dict[str, int]:
     """Per series, the first position where an anomaly may go: after the training part, the lookback,
     the spreads and the first block of residuals (where detect scores on the clean data)."""
     from lstmcast import api
@@ -84,7 +84,7 @@ def clean_layout(name: str, series: dict[str, np.ndarray], run_dir: Path, work: 
 
 
 def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path, seed: int, levels: list[float],
-              sigma_kind: str, cuts: dict[str, int], flatline: bool = True, score: str = "rank"
+              sigma_kind: str, cuts: dict[str, int], flatline: bool | None = None, score: str | None = None
               ) -> dict[float, list[tuple[str, int, int, bool]]]:
     """Per level, per event: (kind, flags inside its span, flags of its slot outside the span, found).
 
@@ -143,8 +143,11 @@ def main() -> None:
                         help="levels reported (one detection gives every level)")
     parser.add_argument("--sigma", choices=("values", "noise"), default="values",
                         help="the local standard deviation: of the values (default) or of the noise")
-    parser.add_argument("--no-flatline", dest="flatline", action="store_false", help="detect --no-flatline")
-    parser.add_argument("--score", choices=("rank", "likelihood"), default="rank", help="detect --score")
+    parser.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
+                        help="detect --flatline (default: detect's: on for several series, off for one)")
+    parser.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
+    parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
+                        help="detect --score (default: detect's: rank for several series, multiscale for one)")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
@@ -182,7 +185,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "kind", "events", *(f"recall / precision at {level}" for level in args.levels)],
                          rows))
-    print(f"\n{'' if args.flatline else '--no-flatline '}--score {args.score}, sigma of the {args.sigma}, {args.rounds} rounds, "
+    print(f"\nflatline {args.flatline or 'default'}, score {args.score or 'default'}, sigma of the {args.sigma}, {args.rounds} rounds, "
           f"{args.series or '200 / 60'} series per M3/M4 file, seed {args.seed}; total {time.perf_counter() - started:.0f} s")
 
 
