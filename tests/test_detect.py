@@ -293,6 +293,34 @@ def test_a_value_beyond_the_range_of_all_before_it():
     assert calibration.beyond_range(values, 0.0)[0, 3] and not calibration.beyond_range(values, 0.2)[0, 4]
 
 
+def _scored_residuals(trained_run, rank):
+    """{series: its residuals over the whole file, as detect scores them: in logs for a series modelled in logs}."""
+    logs = {s["id"]: s.get("log", False) for s in json.loads((trained_run.run_dir / "run.json").read_text())["series"]}
+    assert any(logs.values())  # a file of several series: those residuals are in logs
+    out = {}
+    for sid, part in rank.groupby("series"):
+        residuals = np.full(len(part) + trained_run.lookback, np.nan)
+        f = np.log if logs[sid] else (lambda x: x)
+        residuals[trained_run.lookback:] = (f(part["value"]) - f(part["expected"])).abs().to_numpy()
+        out[sid] = residuals
+    return out
+
+
+def _last_and_causal(trained_run, tmp_path, full, **options):
+    """--last scores as the whole file, and values after a row never change its score; the changed detection."""
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25, **options).frame
+    pd.testing.assert_frame_equal(last, full.groupby("series").tail(25).reset_index(drop=True), check_exact=True)
+    frame = pd.read_csv(trained_run.data)
+    t = 90
+    changed = frame.copy()
+    changed.loc[changed.index > t, ["a", "b"]] = 1000.0
+    got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40, **options).frame
+    time = pd.Timestamp(frame.loc[t, "timestamp"])
+    pd.testing.assert_frame_equal(full[full["timestamp"] <= time].reset_index(drop=True),
+                                  got[got["timestamp"] <= time].reset_index(drop=True), check_exact=True)
+    return got[got["timestamp"] > time], full[full["timestamp"] > time]
+
+
 def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(trained_run, tmp_path):
     full = api.detect(trained_run.run_dir, trained_run.data, window=40, score="likelihood").frame
     rank = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
@@ -302,29 +330,14 @@ def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(tra
     # The score is the filtered likelihood of each series' residuals (in logs for a series modelled in logs, as
     # every series of a file of several), 1 beyond the range of the values before.
     data = pd.read_csv(trained_run.data)
-    logs = {s["id"]: s.get("log", False) for s in json.loads((trained_run.run_dir / "run.json").read_text())["series"]}
-    assert any(logs.values())
-    for sid, part in rank.groupby("series"):
-        residuals = np.full(len(data), np.nan)
-        f = np.log if logs[sid] else (lambda x: x)
-        residuals[trained_run.lookback:] = (f(part["value"]) - f(part["expected"])).abs().to_numpy()
+    for sid, residuals in _scored_residuals(trained_run, rank).items():
         want = calibration.filtered(calibration.likelihood(residuals[None, :], np.zeros(1, int), 40))
         want[calibration.beyond_range(data[sid].to_numpy(np.float64)[None, :]) & np.isfinite(want)] = 1.0
         got = full.loc[full["series"] == sid, "score"].to_numpy()
         np.testing.assert_allclose(got, want[0, trained_run.lookback:], rtol=1e-9, atol=1e-12)
         assert np.isfinite(got).sum() > 25
-    last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25, score="likelihood").frame
-    pd.testing.assert_frame_equal(last, full.groupby("series").tail(25).reset_index(drop=True), check_exact=True)
-    frame = pd.read_csv(trained_run.data)
-    t = 90
-    changed = frame.copy()
-    changed.loc[changed.index > t, ["a", "b"]] = 1000.0
-    got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40,
-                     score="likelihood").frame
-    time = pd.Timestamp(frame.loc[t, "timestamp"])
-    pd.testing.assert_frame_equal(full[full["timestamp"] <= time].reset_index(drop=True),
-                                  got[got["timestamp"] <= time].reset_index(drop=True), check_exact=True)
-    assert (got[got["timestamp"] > time]["score"] > full[full["timestamp"] > time]["score"]).any()
+    after, before = _last_and_causal(trained_run, tmp_path, full, score="likelihood")
+    assert (after["score"] > before["score"]).any()
     invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--score", "likelihood", *WINDOW,
            "--output", tmp_path / "out.csv")
     assert pd.read_csv(tmp_path / "out.csv")["score"].notna().any()
@@ -420,29 +433,15 @@ def test_detect_score_multiscale_is_causal_and_last_scores_as_the_whole_file(tra
     pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
     assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.999)).all()
     data = pd.read_csv(trained_run.data)
-    logs = {s["id"]: s.get("log", False) for s in json.loads((trained_run.run_dir / "run.json").read_text())["series"]}
-    for sid, part in rank.groupby("series"):  # calibration.multiscale of each series' own residuals (logs: in logs)
-        residuals, expected = np.full((2, len(data)), np.nan)
-        f = np.log if logs[sid] else (lambda x: x)
-        residuals[trained_run.lookback:] = (f(part["value"]) - f(part["expected"])).abs().to_numpy()
-        expected[trained_run.lookback:] = part["expected"].to_numpy()
+    for sid, residuals in _scored_residuals(trained_run, rank).items():  # calibration.multiscale of each series' own
+        expected = np.full(len(data), np.nan)
+        expected[trained_run.lookback:] = rank.loc[rank["series"] == sid, "expected"].to_numpy()
         want = calibration.multiscale(residuals[None, :], data[sid].to_numpy(np.float64)[None, :], expected[None, :],
                                       np.zeros(1, int), 0.999, 40, 32)
         got = full.loc[full["series"] == sid, "score"].to_numpy()
         np.testing.assert_allclose(got, want[0, trained_run.lookback:], rtol=1e-9, atol=1e-12)
-    last = api.detect(trained_run.run_dir, trained_run.data, window=40, last=25, score="multiscale",
-                      level=0.999, flatline=False).frame
-    pd.testing.assert_frame_equal(last, full.groupby("series").tail(25).reset_index(drop=True), check_exact=True)
-    frame = pd.read_csv(trained_run.data)
-    t = 90
-    changed = frame.copy()
-    changed.loc[changed.index > t, ["a", "b"]] = 1000.0
-    got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40,
-                     score="multiscale", level=0.999, flatline=False).frame
-    time = pd.Timestamp(frame.loc[t, "timestamp"])
-    pd.testing.assert_frame_equal(full[full["timestamp"] <= time].reset_index(drop=True),
-                                  got[got["timestamp"] <= time].reset_index(drop=True), check_exact=True)
-    assert got.loc[got["timestamp"] == got["timestamp"][got["timestamp"] > time].min(), "anomaly"].all()
+    after, _ = _last_and_causal(trained_run, tmp_path, full, score="multiscale", level=0.999, flatline=False)
+    assert after.loc[after["timestamp"] == after["timestamp"].min(), "anomaly"].all()
     invoke("detect", "--run", trained_run.run_dir, "--data", hourly(tmp_path, spike=100), "--score", "multiscale",
            "--level", "0.999", *WINDOW, "--output", tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv")
