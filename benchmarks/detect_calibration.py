@@ -106,7 +106,7 @@ def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_step
     full_csv = long_csv(work / "full.csv", series, src.freq)
     run_dir = work / "run"
     if not (reuse_run and (run_dir / "run.json").is_file()):
-        config = TrainConfig(max_steps=max_steps, device=Device.cpu, precision=Precision.fp32, seed=seed)
+        config = TrainConfig(max_steps=max_steps or None, device=Device.cpu, precision=Precision.fp32, seed=seed)
         api.train(train_csv, data, horizon=src.horizon, train_config=config, run_dir=run_dir, overwrite=True,
                   threads=1)
     frame = api.detect(run_dir, full_csv, flatline=flatline, score=None if score is None else DetectScore(score)).frame
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=None, help="series sampled from each M3/M4 file "
                         "(default 200 from M3's, 60 from M4's)")
     parser.add_argument("--levels", nargs="+", type=float, default=list(LEVELS))
-    parser.add_argument("--max-steps", type=int, default=300, help="optimiser steps per run")
+    parser.add_argument("--max-steps", type=int, default=300, help="optimiser steps per run (0: train's own budget)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
     parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
