@@ -497,6 +497,7 @@ def test_json_summarises_what_was_flagged_and_fail_on_anomaly_exits_5(trained_ru
     summary = json.loads(result.stdout)
     assert summary["command"] == "detect" and summary["status"] == "ok" and summary["exit_code"] == EXIT_ANOMALY
     assert summary["files"] == [str(out)] and summary["series"] == 2 and summary["level"] == 0.9999
+    assert (summary["score"], summary["stride"], summary["ahead"]) == ("rank", 1, 1)  # several series: one-step ranks
     assert "2024-01-05T04:00:00" in summary["flagged"]["a"]  # row 100 of an hourly series from 2024-01-01
     assert summary["anomalies"] == sum(summary["flagged_per_series"].values()) >= 1
     frame = pd.read_csv(out)  # written before exiting 5

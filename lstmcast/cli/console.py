@@ -262,7 +262,8 @@ def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
         "status": "ok", "exit_code": code, "files": files, "series": report.series, "rows": report.rows,
         "scored": report.scored, "level": report.level, "anomalies": report.anomalies,
         "series_flagged": len(report.flagged_series), "flagged_per_series": report.flagged_series,
-        "flagged": flagged, "flagged_listed": len(report.flagged), "stride": report.stride, "ahead": report.ahead, "score": report.score, "window": report.window,
+        "flagged": flagged, "flagged_listed": len(report.flagged), "score": report.score, "stride": report.stride,
+        "ahead": report.ahead, "window": report.window,
         "refits": report.refits, "new_series": report.new_series, "notes": report.notes, "timings": {},
     }
 
