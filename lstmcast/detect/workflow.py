@@ -135,7 +135,8 @@ class DetectReport:
 def report(made: Detection, frame: Any) -> DetectReport:
     """The report of a consumed Detection."""
     return DetectReport(frame, made.series, made.rows, made.scored, made.anomalies, made.level, made.stride,
-                        made.window, made.ahead, made.score.value, made.flagged, made.flagged_series, made.refits, made.notes, made.new_series)
+                        made.window, made.ahead, made.score.value, made.flagged, made.flagged_series, made.refits,
+                        made.notes, made.new_series)
 
 
 @dataclass
@@ -277,7 +278,8 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
             earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
-                     pooled=several, clean=several, notes=notes, new_series=new, refits=[m.start for m in models[1:]],
+                     pooled=several, clean=several, notes=notes, new_series=new,
+                     refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
