@@ -148,17 +148,22 @@ def _pool(past: np.ndarray) -> np.ndarray:
     return flat[::step][None, :]
 
 
+def trailing(values: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point t of [S, T]: (count, sum, sum of squares) of the finite values at t + start .. t + stop - 1."""
+    finite = np.isfinite(values)
+    zero = np.zeros((len(values), 1))
+    v = np.where(finite, values, 0.0)
+    cums = [np.concatenate([zero, np.cumsum(x, axis=1)], axis=1) for x in (finite.astype(np.float64), v, v * v)]
+    t = np.arange(values.shape[1])
+    lo, hi = np.clip(t + start, 0, len(t)), np.clip(t + stop, 0, len(t))
+    return tuple(c[:, hi] - c[:, lo] for c in cums)  # type: ignore[return-value]
+
+
 def local_spread(nonconformity: np.ndarray, span: int = SPREAD, least: int = MIN_SPREAD) -> np.ndarray:
     """Per point of [S, T]: the mean of the finite values among the `span` before it (NaN: fewer than `least`)."""
-    finite = np.isfinite(nonconformity)
-    zero = np.zeros((len(nonconformity), 1))
-    sums = np.concatenate([zero, np.cumsum(np.where(finite, nonconformity, 0.0), axis=1)], axis=1)
-    counts = np.concatenate([zero, np.cumsum(finite, axis=1)], axis=1)
-    t = np.arange(nonconformity.shape[1])
-    lo = np.maximum(t - span, 0)
-    n = counts[:, t] - counts[:, lo]
+    n, total, _ = trailing(nonconformity, -span, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spread = (sums[:, t] - sums[:, lo]) / n
+        spread = total / n
     return np.where(n >= least, np.maximum(spread, MIN_SPREAD_VALUE), np.nan)
 
 
@@ -223,17 +228,6 @@ RED, YELLOW = 0.99999, 0.999  # HTM's filter: a red point right after a red one 
 RANGE_TOLERANCE = 0.05  # a value beyond the range of all before it by this share of the range scores 1 (NAB's numenta)
 
 
-def _trailing(values: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per point t of [S, T]: (count, sum, sum of squares) of the finite values at t + start .. t + stop - 1."""
-    finite = np.isfinite(values)
-    zero = np.zeros((len(values), 1))
-    v = np.where(finite, values, 0.0)
-    cums = [np.concatenate([zero, np.cumsum(x, axis=1)], axis=1) for x in (finite.astype(np.float64), v, v * v)]
-    t = np.arange(values.shape[1])
-    lo, hi = np.clip(t + start, 0, len(t)), np.clip(t + stop, 0, len(t))
-    return tuple(c[:, hi] - c[:, lo] for c in cums)  # type: ignore[return-value]
-
-
 def likelihood(raw: np.ndarray, firsts: np.ndarray, window: int, short: int = SHORT,
                least: int = MIN_RESIDUALS) -> np.ndarray:
     """The anomaly likelihood [S, T] in [0, 1] of nonnegative raw scores [S, T] (NaN: none), from firsts[i] on.
@@ -242,10 +236,8 @@ def likelihood(raw: np.ndarray, firsts: np.ndarray, window: int, short: int = SH
     half of its `short` raw scores or fewer than `least` past means (within `window`) are finite.
     Only a rise counts: means below the past's score below 0.5. Unfiltered (see `filtered`).
     """
-    n, total, _ = _trailing(raw, 1 - short, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(n >= max(1, short // 2), total / np.maximum(n, 1), np.nan)
-    k, s1, s2 = _trailing(means, -window, 0)
+    means = _means(raw, short)
+    k, s1, s2 = trailing(means, -window, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = s1 / k
         sd = np.maximum(np.sqrt(np.maximum(s2 / k - mu * mu, 0.0)), np.maximum(MIN_SD * np.abs(mu), MIN_BETA))
@@ -266,14 +258,20 @@ def filtered(likelihoods: np.ndarray, red: float = RED, yellow: float = YELLOW) 
     return out
 
 
+def _extremes_before(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per point of [S, T] values (NaN: none): the largest and the smallest finite value before it (-inf, inf: none)."""
+    finite = np.isfinite(values)
+    high = np.maximum.accumulate(np.where(finite, values, -np.inf), axis=1)
+    low = np.minimum.accumulate(np.where(finite, values, np.inf), axis=1)
+    return (np.concatenate([np.full((len(values), 1), -np.inf), high[:, :-1]], axis=1),
+            np.concatenate([np.full((len(values), 1), np.inf), low[:, :-1]], axis=1))
+
+
 def beyond_range(values: np.ndarray, tolerance: float = RANGE_TOLERANCE) -> np.ndarray:
     """Per point of [S, T] values (NaN: none): above the largest or below the smallest value before it by more
     than `tolerance` times their difference (NAB's numenta detector's spatial anomaly). False with no value before."""
     finite = np.isfinite(values)
-    high = np.maximum.accumulate(np.where(finite, values, -np.inf), axis=1)
-    low = np.minimum.accumulate(np.where(finite, values, np.inf), axis=1)
-    before_high = np.concatenate([np.full((len(values), 1), -np.inf), high[:, :-1]], axis=1)
-    before_low = np.concatenate([np.full((len(values), 1), np.inf), low[:, :-1]], axis=1)
+    before_high, before_low = _extremes_before(values)
     seen = np.isfinite(before_high)
     with np.errstate(invalid="ignore"):
         span = np.where(seen, before_high - before_low, 0.0)
@@ -308,7 +306,7 @@ RANGE_GATE = 0.9  # the range check counts only where the point's own residual r
 
 def _means(values: np.ndarray, span: int) -> np.ndarray:
     """Per point of [S, T]: the mean of the finite values among the `span` ending at it (NaN: fewer than half)."""
-    n, total, _ = _trailing(values, 1 - span, 1)
+    n, total, _ = trailing(values, 1 - span, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n >= max(1, span // 2), total / np.maximum(n, 1), np.nan)
 
@@ -346,9 +344,7 @@ def multiscale(nonconformity: np.ndarray, values: np.ndarray, expected: np.ndarr
 
 def _far_side(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """Per point of [S, T]: above every value before it and its forecast, or not above them and below its forecast."""
-    finite = np.isfinite(values)
-    high = np.maximum.accumulate(np.where(finite, values, -np.inf), axis=1)
-    before_high = np.concatenate([np.full((len(values), 1), -np.inf), high[:, :-1]], axis=1)
+    before_high, _ = _extremes_before(values)
     with np.errstate(invalid="ignore"):
         return np.where(values > before_high, values > expected, values < expected)
 
@@ -356,9 +352,7 @@ def _far_side(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
 def held_off(scores: np.ndarray, level: float, hold: int) -> np.ndarray:
     """[S, T] scores, each above `level` within `hold` points after one above it (as given) capped at `level`."""
     above = np.nan_to_num(scores, nan=0.0) > level
-    counts = np.concatenate([np.zeros((len(scores), 1), dtype=np.int64), np.cumsum(above, axis=1)], axis=1)
-    t = np.arange(scores.shape[1])
-    recent = counts[:, t] - counts[:, np.maximum(t - hold, 0)]  # points above the level among the `hold` before
+    _, recent, _ = trailing(above.astype(np.float64), -hold, 0)  # points above the level among the `hold` before
     out = scores.copy()
     cap = above & (recent > 0)
     out[cap] = level

@@ -95,8 +95,9 @@ class Detection:
     flatline: bool = True  # also score runs of repeated values (calibration.joined)
     score: DetectScore = DetectScore.rank  # likelihood: calibration.likelihood of the residuals, filtered, and range;
     # multiscale: calibration.multiscale (ranks of means of 1, 10, 100 residuals, hold-off, range)
-    pooled: bool = True  # several series: residuals over their spread, ranked against all series' (calibration)
-    clean: bool = True  # several series: a second pass whose forecasts read flagged points as expected
+    # Several series: residuals over their spread, ranked against all series' (calibration), and a second forecast
+    # pass whose forecasts read the points flagged in the first as expected (_cleaned_sums).
+    pooled: bool = True
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
     series: int = 0
@@ -278,7 +279,7 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
             earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
-                     pooled=several, clean=several, notes=notes, new_series=new,
+                     pooled=several, notes=notes, new_series=new,
                      refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
@@ -329,18 +330,43 @@ def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray],
     return expected, nonconformity
 
 
+def _cleaned_sums(models: list[Model], part: list[np.ndarray], padded: np.ndarray, gaps: list[np.ndarray],
+                  need: list[int], scale: np.ndarray, in_logs: np.ndarray, lo: int, hi: int, made: Detection
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`_sums` from `need` on, of forecasts that read the points a first pass scored above CLEAN_LEVEL as their
+    expected value, so a spike does not pull the one-step forecasts after it and get the normal points there flagged.
+
+    Still causal: a point's first-pass score reads values up to it, and a second-pass forecast reads values
+    before its origin, cleaned by first-pass scores of points before it. Only the origins whose lookback holds a
+    cleaned point are forecast anew (their first-pass forecasts out, the new ones in): the same sums as a whole
+    second pass.
+    """
+    width, lookback = padded.shape[1], models[0].net.config.lookback
+    log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
+    # The second pass's forecasts from `need` on read values from need - lookback on, cleaned by first-pass
+    # scores, which read a window of residuals (and their spreads) before their block.
+    early = [max(lookback, n - lookback - REFRESH - made.window - calibration.SPREAD) for n in need]
+    sums, counts = _sums(models, part, early, width, lo, hi, made)
+    first, residual = _residuals(padded, _mean(sums, counts), gaps, scale, log, floor, in_logs)
+    flagged = calibration.residual_scores(residual, np.array(early), CLEAN_LEVEL, made.window, REFRESH,
+                                          pooled=True).score > CLEAN_LEVEL  # NaN: False
+    _, held, _ = calibration.trailing(flagged.astype(np.float64), -lookback, 0)  # cleaned points in each lookback
+    affected = [(held[i] > 0)[:len(v)] for i, v in enumerate(part)]
+    if any(a.any() for a in affected):
+        inputs = [np.where(flagged[i, :len(v)], first[i, :len(v)], v) for i, v in enumerate(part)]
+        old, _ = _sums(models, part, need, width, lo, hi, made, only=affected)
+        new, _ = _sums(models, inputs, need, width, lo, hi, made, only=affected)
+        sums = sums - old + new
+    return sums, np.where(np.arange(width)[None, :] >= np.array(need)[:, None], counts, 0)  # as from `need` on
+
+
 def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.ndarray], firsts: list[int],
                   scale: np.ndarray, lo: int, hi: int, made: Detection
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, calibration.Scores]:
     """(values [b, T] NaN-padded, expected, lower, upper [b, T] in original units, Scores) for series lo..hi-1.
 
-    A point scores above the level exactly when its value lies outside [lower, upper].
-
-    A file of several series is forecast twice (`made.clean`): the first pass's points scoring above
-    CLEAN_LEVEL are read as their expected value by the second pass's forecasts, so a spike does not pull
-    the one-step forecasts after it and get the normal points there flagged. Still causal: a point's first
-    pass reads the values before it, and the second pass's forecast of a point reads values before it,
-    cleaned by first-pass scores of points before it.
+    With rank scores a point scores above the level exactly when its value lies outside [lower, upper].
+    A file of several series is forecast twice (`_cleaned_sums`).
     """
     part = values[lo:hi]
     width = max(len(v) for v in part)
@@ -355,27 +381,10 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     padded = np.full((len(part), width), np.nan)
     for i, v in enumerate(part):
         padded[i, :len(v)] = v
-    if not made.clean:
-        modelled = _mean(*_sums(models, part, need, width, lo, hi, made))
+    if made.pooled:
+        modelled = _mean(*_cleaned_sums(models, part, padded, gaps[lo:hi], need, scale[lo:hi], in_logs, lo, hi, made))
     else:
-        # The second pass's forecasts from `need` on read values from need - lookback on, cleaned by first-pass
-        # scores, which read a window of residuals (and their spreads) before their block.
-        early = [max(lookback, n - lookback - REFRESH - made.window - calibration.SPREAD) for n in need]
-        sums, counts = _sums(models, part, early, width, lo, hi, made)
-        first, residual = _residuals(padded, _mean(sums, counts), gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
-        flagged = calibration.residual_scores(residual, np.array(early), CLEAN_LEVEL, made.window, REFRESH,
-                                              pooled=made.pooled).score > CLEAN_LEVEL  # NaN: False
-        # Only the origins whose lookback holds a cleaned point forecast anew: their old forecasts out, new in.
-        held = np.concatenate([np.zeros((len(part), 1), dtype=np.int64), np.cumsum(flagged, axis=1)], axis=1)
-        t = np.arange(width)
-        affected = [(held[i, t] - held[i, np.maximum(t - lookback, 0)] > 0)[:len(v)] for i, v in enumerate(part)]
-        if any(a.any() for a in affected):
-            inputs = [np.where(flagged[i, :len(v)], first[i, :len(v)], v) for i, v in enumerate(part)]
-            old, _ = _sums(models, part, need, width, lo, hi, made, only=affected)
-            new, _ = _sums(models, inputs, need, width, lo, hi, made, only=affected)
-            sums = sums - old + new
-        counts = np.where(t[None, :] >= np.array(need)[:, None], counts, 0)  # as forecast from `need` on
-        modelled = _mean(sums, counts)
+        modelled = _mean(*_sums(models, part, need, width, lo, hi, made))
     expected, nonconformity = _residuals(padded, modelled, gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
     start = np.array(firsts[lo:hi])
     if not made.flatline:
