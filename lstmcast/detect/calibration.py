@@ -73,9 +73,18 @@ class Scores:
     half_width: np.ndarray
 
 
-def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int, tail_floor: float = 0.0
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores [S, B] of `cur` against the finite values of `past` [S, W], and the half-widths [S]."""
+@dataclass
+class _Past:
+    """Past values [S, W] set up for ranking: sorted (finite first), counted, with the tail fitted beyond the top."""
+
+    ordered: np.ndarray
+    n: np.ndarray
+    top: np.ndarray
+    beta: np.ndarray
+
+
+def _fit(past: np.ndarray, tail_floor: float = 0.0) -> _Past:
+    """The past values [S, W] (NaN: none) sorted, with the exponential tail beyond the largest (see the module)."""
     ordered = np.sort(np.where(np.isfinite(past), past, np.inf), axis=1)  # the finite values first
     n = np.isfinite(past).sum(axis=1)
     rows = np.arange(len(past))
@@ -87,22 +96,39 @@ def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int, 
     with np.errstate(invalid="ignore"):
         beta = np.where(upper, ordered - u[:, None], 0.0).sum(axis=1) / np.maximum(upper.sum(axis=1), 1)
     beta = np.maximum(np.maximum(beta, MIN_BETA), tail_floor * np.where(np.isfinite(top), top, 0.0))
+    return _Past(ordered, n, top, beta)
+
+
+def _ranked(fit: _Past, cur: np.ndarray, min_residuals: int) -> np.ndarray:
+    """Scores [S, B] of `cur` against the fitted past values of the same rows (NaN: too few of them, or no value)."""
+    n = fit.n
     at_least = np.zeros(cur.shape, dtype=np.int64)  # past values >= each point
     for i in np.flatnonzero(n >= min_residuals):
-        at_least[i] = n[i] - np.searchsorted(ordered[i, :n[i]], cur[i], side="left")
+        at_least[i] = n[i] - np.searchsorted(fit.ordered[i, :n[i]], cur[i], side="left")
     with np.errstate(over="ignore", invalid="ignore"):
-        tail = np.exp(-(cur - top[:, None]) / beta[:, None])
+        tail = np.exp(-(cur - fit.top[:, None]) / fit.beta[:, None])
     p = np.where(at_least > 0, at_least + 1.0, tail) / (n[:, None] + 1.0)
     ok = (n >= min_residuals)[:, None] & np.isfinite(cur)
-    score = np.where(ok, 1.0 - p, np.nan)
-    # The half-width: values above it, and only they, score above the level.
+    return np.where(ok, 1.0 - p, np.nan)
+
+
+def _half_width(fit: _Past, level: float, min_residuals: int) -> np.ndarray:
+    """Per row [S]: the half-width of the level's interval; values above it, and only they, score above the level."""
+    n = fit.n
     c = (1.0 - level) * (n + 1.0) - 1.0  # flagged: fewer than c past values at or above the point
     m = np.ceil(c).astype(np.int64) - 1  # the most such values a flagged point may have
     inside = np.clip(n - m - 1, 0, np.maximum(n - 1, 0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        beyond = top + beta * np.maximum(0.0, -np.log((1.0 - level) * (n + 1.0)))
-    half = np.where(m >= 1, ordered[rows, inside], beyond)
-    return score, np.where(n >= min_residuals, half, np.nan)
+        beyond = fit.top + fit.beta * np.maximum(0.0, -np.log((1.0 - level) * (n + 1.0)))
+    half = np.where(m >= 1, fit.ordered[np.arange(len(n)), inside], beyond)
+    return np.where(n >= min_residuals, half, np.nan)
+
+
+def _block(past: np.ndarray, cur: np.ndarray, level: float, min_residuals: int, tail_floor: float = 0.0
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores [S, B] of `cur` against the finite values of `past` [S, W], and the half-widths [S]."""
+    fit = _fit(past, tail_floor)
+    return _ranked(fit, cur, min_residuals), _half_width(fit, level, min_residuals)
 
 
 def score(nonconformity: np.ndarray, firsts: np.ndarray, level: float, window: int, refresh: int,
