@@ -91,12 +91,12 @@ def long_csv(path: Path, series: dict[str, np.ndarray], freq: str | None, share:
 
 
 def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_steps: int, seed: int,
-                  reuse_run: bool = False, flatline: bool | None = None, score: str | None = None) -> pd.DataFrame:
+                  reuse_run: bool = False, options: dict | None = None) -> pd.DataFrame:
     """Rows id, position, score, train (inside the first 70%) of `api.detect` on the whole series."""
     import torch
 
     from lstmcast import api
-    from lstmcast.config import DataConfig, DetectScore, Device, Precision, TrainConfig
+    from lstmcast.config import DataConfig, Device, Precision, TrainConfig
 
     torch.set_num_threads(1)
     src = SOURCES[name]
@@ -109,7 +109,7 @@ def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_step
         config = TrainConfig(max_steps=max_steps or None, device=Device.cpu, precision=Precision.fp32, seed=seed)
         api.train(train_csv, data, horizon=src.horizon, train_config=config, run_dir=run_dir, overwrite=True,
                   threads=1)
-    frame = api.detect(run_dir, full_csv, flatline=flatline, score=None if score is None else DetectScore(score)).frame
+    frame = api.detect(run_dir, full_csv, **(options or {})).frame
     lengths = {sid: len(v) for sid, v in series.items()}
     frame["position"] = frame.groupby("id").cumcount()
     frame["position"] += frame["id"].astype(str).map(lengths) - frame["id"].map(frame["id"].value_counts())
@@ -145,19 +145,22 @@ def main() -> None:
     parser.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
                         help="detect --flatline (default: detect's: on for several series, off for one)")
     parser.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
+    parser.add_argument("--fallback", dest="fallback", action="store_const", const=True, default=None,
+                        help="detect --fallback (default: detect's: on for several series scored rank)")
+    parser.add_argument("--no-fallback", dest="fallback", action="store_const", const=False)
     parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
                         help="detect --score (default: detect's: rank for several series, multiscale for one)")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     started, frames = time.perf_counter(), {}
+    options = {k: getattr(args, k) for k in ("flatline", "score", "fallback") if getattr(args, k) is not None}
     for name in args.datasets:
         kept = args.workdir / name / "scores.csv"
         if args.reuse and kept.is_file():
             frame = pd.read_csv(kept)
         else:
             series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
-            frame = detect_scores(name, series, args.workdir / name, args.max_steps, args.seed, args.reuse_runs,
-                                  args.flatline, args.score)
+            frame = detect_scores(name, series, args.workdir / name, args.max_steps, args.seed, args.reuse_runs, options)
             frame.to_csv(kept, index=False)
         frames.setdefault(GROUPS[name], []).append(frame)
         print(f"{name}: {frame['id'].nunique()} series, {frame['score'].notna().sum()} scored points, "
@@ -171,7 +174,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "scored points (train / after)", "level", "flagged in training span",
                           "flagged after it", "at most"], rows))
-    print(f"\nflatline {args.flatline or 'default'}, score {args.score or 'default'}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
+    print(f"\ndetect options {options or 'default'}, {args.series or '200 / 60'} series per M3/M4 file, {args.max_steps} steps, seed {args.seed}; "
           f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -70,13 +70,13 @@ def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season
 
 
 def clean_layout(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path,
-                 flatline: bool | None = None, score: str | None = None) -> dict[str, int]:
+                 options: dict | None = None) -> dict[str, int]:
     """Per series, the first position where an anomaly may go: after the training part, the lookback,
     the spreads and the first block of residuals (where detect scores on the clean data)."""
     from lstmcast import api
 
     src = SOURCES[name]
-    clean = api.detect(run_dir, long_csv(work / "clean.csv", series, src.freq), flatline=flatline, score=score).frame
+    clean = api.detect(run_dir, long_csv(work / "clean.csv", series, src.freq), **(options or {})).frame
     unscored = clean["score"].isna().groupby(clean["id"].astype(str), sort=False).sum()
     rows = clean["id"].astype(str).value_counts()
     return {sid: max(int(round(TRAIN_SHARE * len(v))), len(v) - int(rows.get(sid, 0)) + int(unscored.get(sid, 0)))
@@ -84,7 +84,7 @@ def clean_layout(name: str, series: dict[str, np.ndarray], run_dir: Path, work: 
 
 
 def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Path, seed: int, levels: list[float],
-              sigma_kind: str, cuts: dict[str, int], flatline: bool | None = None, score: str | None = None
+              sigma_kind: str, cuts: dict[str, int], options: dict | None = None
               ) -> dict[float, list[tuple[str, int, int, bool]]]:
     """Per level, per event: (kind, flags inside its span, flags of its slot outside the span, found).
 
@@ -114,7 +114,7 @@ def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Pat
             events[sid].append((kind, lo, hi, t0, span))
         planted[sid] = out
     frame = api.detect(run_dir, long_csv(work / "planted.csv", {s: planted.get(s, v) for s, v in series.items()},
-                                         src.freq), flatline=flatline, score=score).frame
+                                         src.freq), **(options or {})).frame
     got: dict[float, list[tuple[str, int, int, bool]]] = {level: [] for level in levels}
     for sid, rows in frame.groupby(frame["id"].astype(str), sort=False):
         if sid not in events:
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
                         help="detect --flatline (default: detect's: on for several series, off for one)")
     parser.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
+    parser.add_argument("--fallback", dest="fallback", action="store_const", const=True, default=None,
+                        help="detect --fallback (default: detect's: on for several series scored rank)")
+    parser.add_argument("--no-fallback", dest="fallback", action="store_const", const=False)
     parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
                         help="detect --score (default: detect's: rank for several series, multiscale for one)")
     parser.add_argument("--max-steps", type=int, default=300)
@@ -155,15 +158,15 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     started, results = time.perf_counter(), {}
+    options = {k: getattr(args, k) for k in ("flatline", "score", "fallback") if getattr(args, k) is not None}
     for name in args.datasets:
         series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
         work = args.workdir / name
         if not (args.reuse_runs and (work / "run" / "run.json").is_file()):
             detect_scores(name, series, work, args.max_steps, args.seed)  # trains the run on the first 70%
-        cuts = clean_layout(name, series, work / "run", work, args.flatline, args.score)
+        cuts = clean_layout(name, series, work / "run", work, options)
         for r in range(args.rounds):
-            got = one_round(name, series, work / "run", work, args.seed + 1 + r, args.levels, args.sigma, cuts,
-                            args.flatline, args.score)
+            got = one_round(name, series, work / "run", work, args.seed + 1 + r, args.levels, args.sigma, cuts, options)
             for level, events in got.items():
                 results.setdefault(GROUPS[name], {}).setdefault(level, []).extend(events)
         print(f"{name}: {len(series)} series, {time.perf_counter() - started:.0f} s so far", flush=True)
@@ -185,7 +188,7 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "kind", "events", *(f"recall / precision at {level}" for level in args.levels)],
                          rows))
-    print(f"\nflatline {args.flatline or 'default'}, score {args.score or 'default'}, sigma of the {args.sigma}, {args.rounds} rounds, "
+    print(f"\ndetect options {options or 'default'}, sigma of the {args.sigma}, {args.rounds} rounds, "
           f"{args.series or '200 / 60'} series per M3/M4 file, seed {args.seed}; total {time.perf_counter() - started:.0f} s")
 
 

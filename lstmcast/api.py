@@ -249,7 +249,7 @@ _backtest = backtest  # evaluate_to_file's `backtest` flag shadows the function
 def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last: int | None = None,
            stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
            flatline: bool | None = None, score: DetectScore | None = None, ahead: int | None = None,
-           on_note: NoteFn | None = None) -> DetectReport:
+           fallback: bool | None = None, on_note: NoteFn | None = None) -> DetectReport:
     """Score every point of every series of `data` after the run's lookback against its forecast.
 
     Each point is forecast from the values before it only (origins `stride` steps apart;
@@ -274,6 +274,11 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
             the residual's p-value (weighted Bonferroni, 2% to the run). None: on for several
             series (planted stuck stretches found far more often, benchmarks/RESULTS.md), off for
             one series (a stream: on NAB it cost 0.2 points).
+        fallback: a file of several series scored `rank`: in each block of 32 positions where, over
+            the `window` before it, the network's one-step forecasts missed by more than the last
+            value did (by 10%), each point is set against the last value before it (a point above
+            0.99 read, once, as the value before it by the next), scored the same way.
+            `report.last_value` counts them. None: on where it applies; True elsewhere is an error.
         level, score: None: rank scores at 0.99 for a file of several series, multiscale scores
             at 0.9995 for one series (NAB's one threshold; `workflow.default_scoring`).
         score: `rank`, the score above; `likelihood`, NAB's numenta detector's anomaly likelihood
@@ -298,7 +303,7 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
     from lstmcast.detect.workflow import detection, report
 
     made = detection(run_dir, data, level=level, last=last, stride=stride, window=window, refit_every=refit_every,
-                     flatline=flatline, score=score, on_note=on_note, ahead=ahead)
+                     flatline=flatline, score=score, on_note=on_note, ahead=ahead, fallback=fallback)
     return report(made, pd.concat(list(made.chunks), ignore_index=True))
 
 
@@ -306,7 +311,8 @@ def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = 
                    level: float | None = None, last: int | None = None, stride: int | None = None,
                    window: int = DEFAULT_WINDOW, refit_every: int | None = None, flatline: bool | None = None,
                    score: DetectScore | None = None, wait: float = 0.0, keep_series: int = 0,
-                   ahead: int | None = None, on_note: NoteFn | None = None) -> tuple[DetectReport, Path | None]:
+                   ahead: int | None = None, fallback: bool | None = None, on_note: NoteFn | None = None
+                   ) -> tuple[DetectReport, Path | None]:
     """`detect`, written as CSV to `output` ('-' for stdout; default anomalies.csv in the run directory).
 
     The output is locked while it is written (`BusyError` after `wait` seconds) and
@@ -330,7 +336,7 @@ def detect_to_file(run_dir: str | Path, data: Data, output: str | Path | None = 
 
     made, target = write_detection(run_dir, data, output, wait, keep, level=level, last=last, stride=stride,
                                    window=window, refit_every=refit_every, flatline=flatline, score=score,
-                                   on_note=on_note, ahead=ahead)
+                                   on_note=on_note, ahead=ahead, fallback=fallback)
     parts = flagged + others
     frame = pd.concat(parts, ignore_index=True) if parts else None
     if frame is not None:  # at most keep_series series, the flagged ones first

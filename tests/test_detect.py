@@ -78,20 +78,21 @@ def test_last_scores_as_the_whole_file_when_series_differ_in_length(trained_run,
 
 
 def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
+    # The network's forecasts (no fallback to the last value, which this one-epoch run forecasts worse than).
     frame = pd.read_csv(trained_run.data)
-    full = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60)
+    full = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60, fallback=False)
     assert full.refits == [60]
-    plain = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
+    plain = api.detect(trained_run.run_dir, trained_run.data, window=40, fallback=False).frame
     early = plain["timestamp"] < pd.Timestamp(frame.loc[60, "timestamp"])
     pd.testing.assert_frame_equal(full.frame[early], plain[early])  # before the refit: the run's own model
     assert not np.allclose(full.frame.loc[~early, "expected"], plain.loc[~early, "expected"])
-    last = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60, last=30).frame
+    last = api.detect(trained_run.run_dir, trained_run.data, window=40, refit_every=60, last=30, fallback=False).frame
     pd.testing.assert_frame_equal(last, full.frame.groupby("series").tail(30).reset_index(drop=True))
     t = 80
     changed = frame.copy()
     changed.loc[changed.index > t, ["a", "b"]] += 25.0
     got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40,
-                     refit_every=60).frame
+                     refit_every=60, fallback=False).frame
     time = pd.Timestamp(frame.loc[t, "timestamp"])
     pd.testing.assert_frame_equal(full.frame[full.frame["timestamp"] <= time], got[got["timestamp"] <= time])
 
@@ -164,6 +165,31 @@ def test_detect_scores_several_series_on_their_one_step_forecasts(trained_run, t
     joined = api.detect(trained_run.run_dir, write_frame(tmp_path / "stuck.csv", stuck), window=40, flatline=True).frame
     assert not np.array_equal(stream["score"].fillna(-1), joined["score"].fillna(-1))
     assert (single.frame["anomaly"] == (single.frame["score"].fillna(0.0) > 0.9995)).all()
+
+
+def test_a_run_that_forecasts_worse_than_the_last_value_does_not_set_the_band(trained_run, tmp_path):
+    # The session's run trained one epoch: its one-step forecasts miss these series by about twice as much as the
+    # value before each point, so from the second block on each point is set against the last value (--fallback).
+    found = api.detect(trained_run.run_dir, trained_run.data, window=60)
+    own = api.detect(trained_run.run_dir, trained_run.data, window=60, fallback=False)
+    frame, data = found.frame, pd.read_csv(trained_run.data)
+    assert found.last_value == found.scored > 100 and own.last_value == 0
+    for sid, rows in frame.groupby("series"):
+        before = data[sid].to_numpy()[trained_run.lookback - 1:-1]
+        normal = (rows["score"].notna() & (rows["score"].shift(1).fillna(0.0) <= calibration.CLEAN_LAST)).to_numpy()
+        assert normal.sum() > 50
+        np.testing.assert_allclose(rows["expected"].to_numpy()[normal], before[normal])
+        scored = rows["score"].notna().to_numpy()
+        mine = own.frame[own.frame["series"] == sid][scored]
+        rows = rows[scored]
+        assert (rows["value"] - rows["expected"]).abs().mean() < 0.7 * (mine["value"] - mine["expected"]).abs().mean()
+    assert ((frame["value"] < frame["lower"]) | (frame["value"] > frame["upper"])).sum() <= frame["anomaly"].sum()
+    result = invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, *WINDOW, "--output",
+                    tmp_path / "a.csv")
+    assert f"{found.scored} points set against the last value before them" in result.stdout
+    summary = json.loads(invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, *WINDOW,
+                                "--output", tmp_path / "a.csv", "--json", "--no-fallback").stdout)
+    assert summary["last_value"] == 0
 
 
 def test_default_scoring_is_rank_for_several_series_and_multiscale_for_a_stream():
@@ -240,6 +266,88 @@ def test_runs_of_repeats_and_the_joined_score():
     # Weighted: a tenth of 1 - level to the run, nine tenths to the residual.
     np.testing.assert_allclose(calibration.joined(res, run, 0.1).score, [[1 - 1e-3, 1 - 1e-3 / 0.9, np.nan]])
     assert calibration.residual_level(0.99, 0.1) == pytest.approx(0.991)
+
+
+def _walks(n_series=300, width=400, seed=5):
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.standard_normal((n_series, width)) * rng.uniform(0.5, 5.0, (n_series, 1)), axis=1)
+
+
+def test_last_value_scores_flag_about_one_minus_level_of_random_walks():
+    # The last value is the best forecast of a random walk: its residuals are the steps.
+    values = _walks()
+    for level in (0.95, 0.99):
+        expected, residual, got = calibration.last_value(values, np.isfinite(values), level, window=5000, refresh=32)
+        normal = ~(np.nan_to_num(got.score[:, :-1]) > calibration.CLEAN_LAST)  # the point before: read as it is
+        np.testing.assert_array_equal(expected[:, 1:][normal], values[:, :-1][normal])
+        ok = np.isfinite(got.score)
+        assert ok[:, 64:].all() and not ok[:, :32].any()  # scored from the second block
+        assert abs((got.score[ok] > level).mean() - (1 - level)) < 0.15 * (1 - level)
+        np.testing.assert_array_equal(got.score[ok] > level, residual[ok] > got.half_width[ok])  # outside iff flagged
+
+
+def test_last_value_reads_a_flagged_point_as_the_value_before_it_once():
+    values = _walks()
+    spike, shift = values.copy(), values.copy()
+    spike[3, 200] += 100.0 * np.abs(np.diff(values[3])).mean()
+    shift[3, 200:] += 100.0 * np.abs(np.diff(values[3])).mean()
+    for changed in (spike, shift):
+        expected, _, got = calibration.last_value(changed, np.isfinite(changed), 0.99, window=5000, refresh=32)
+        assert got.score[3, 200] > 0.999 and expected[3, 201] == changed[3, 199]  # the next point skips it
+        assert expected[3, 202] == changed[3, 201]  # once: the point after a replaced one is read as it is
+    _, _, got = calibration.last_value(spike, np.isfinite(spike), 0.99, window=5000, refresh=32)
+    assert not (got.score[3, 201:260] > 0.99).any()  # the normal points after the spike
+    _, _, got = calibration.last_value(shift, np.isfinite(shift), 0.99, window=5000, refresh=32)
+    assert (got.score[3, 200:202] > 0.99).all() and not (got.score[3, 202:260] > 0.99).any()  # a shift: where it starts
+    # Gaps hold their filled values (the next point reads them) but get no residual, so no score.
+    observed = np.isfinite(values)
+    observed[5, 150] = False
+    expected, residual, got = calibration.last_value(values, observed, 0.99, window=5000, refresh=32)
+    assert np.isnan(residual[5, 150]) and np.isnan(got.score[5, 150]) and expected[5, 151] == values[5, 150]
+
+
+def test_last_value_reads_nothing_after_the_point():
+    values = _walks(50, 200)
+    full = calibration.last_value(values, np.isfinite(values), 0.99, window=500, refresh=32)
+    for t in (40, 77, 150):
+        cut = values.copy()
+        cut[:, t + 1:] = np.nan  # the series end at t
+        got = calibration.last_value(cut, np.isfinite(cut), 0.99, window=500, refresh=32)
+        for a, b in zip(full[:2], got[:2]):
+            np.testing.assert_array_equal(a[:, :t + 1], b[:, :t + 1])
+        np.testing.assert_array_equal(full[2].score[:, :t + 1], got[2].score[:, :t + 1])
+
+
+def test_the_last_value_takes_over_the_positions_after_it_forecast_better():
+    from lstmcast.detect.workflow import LAST_VALUE_MARGIN, REFRESH, Detection, _last_value_fallback
+
+    values = _walks(100, 256)
+    made = Detection(iter(()), 0.99, 1, 5000)
+    steps = np.abs(np.diff(values, axis=1))
+    net = np.full(values.shape, np.nan)
+    modelled = np.full(values.shape, np.nan)
+    for worse, chosen in ((1.5, True), (1.0 / (1.0 - LAST_VALUE_MARGIN) - 0.05, False), (0.8, False)):
+        net[:, 1:] = steps * worse  # the network's residuals: this many times the last value's
+        modelled[:, 1:] = values[:, 1:] + net[:, 1:]
+        got = calibration.Scores(np.full(values.shape, 0.5), np.ones(values.shape))
+        got.score[:, :20] = np.nan  # the network's scores start at 20
+        out, scores = _last_value_fallback(values, modelled, net, got, [np.empty(0, int)] * 100, np.ones(100),
+                                         np.zeros(100), np.zeros(100, bool), 0.99, made)
+        # Only points both score (the last value's from block 32), each position judged on the residuals before it.
+        np.testing.assert_array_equal(out[:, :REFRESH], modelled[:, :REFRESH])
+        last, _, want = calibration.last_value(values, np.isfinite(values), 0.99, 5000, REFRESH)
+        np.testing.assert_array_equal(out[:, REFRESH:], (last if chosen else modelled)[:, REFRESH:])
+        np.testing.assert_array_equal(scores.score[:, REFRESH:], want.score[:, REFRESH:] if chosen else 0.5)
+        assert np.isnan(scores.score[:, :20]).all()  # the points scored are the network's either way
+    assert made.last_value == np.isfinite(want.score).sum() == 100 * (256 - REFRESH)
+    # A run that forecast well until position 128 and twice as badly as the last value after it: the last value takes
+    # over once, over all the positions before, it missed by under 0.9 times the network (about position 173).
+    net[:, 1:128], net[:, 128:] = steps[:, :127] * 0.8, steps[:, 127:] * 2.0
+    modelled = values + net
+    out, _ = _last_value_fallback(values, modelled, net, got, [np.empty(0, int)] * 100, np.ones(100), np.zeros(100),
+                                np.zeros(100, bool), 0.99, made)
+    np.testing.assert_array_equal(out[:, :160], modelled[:, :160])
+    np.testing.assert_array_equal(out[:, 190:], last[:, 190:])
 
 
 def test_likelihood_rises_with_the_error_level_and_stays_low_on_a_stationary_stream():
@@ -323,7 +431,7 @@ def _last_and_causal(trained_run, tmp_path, full, **options):
 
 def test_detect_score_likelihood_is_causal_and_last_scores_as_the_whole_file(trained_run, tmp_path):
     full = api.detect(trained_run.run_dir, trained_run.data, window=40, score="likelihood").frame
-    rank = api.detect(trained_run.run_dir, trained_run.data, window=40).frame
+    rank = api.detect(trained_run.run_dir, trained_run.data, window=40, fallback=False).frame  # the network's forecasts
     assert full["score"].notna().sum() > 50
     pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
     assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.99)).all()
@@ -428,7 +536,8 @@ def test_multiscale_reads_nothing_after_the_point():
 
 def test_detect_score_multiscale_is_causal_and_last_scores_as_the_whole_file(trained_run, tmp_path):
     full = api.detect(trained_run.run_dir, trained_run.data, window=40, score="multiscale", level=0.999, flatline=False).frame
-    rank = api.detect(trained_run.run_dir, trained_run.data, window=40, level=0.999, flatline=False).frame
+    rank = api.detect(trained_run.run_dir, trained_run.data, window=40, level=0.999, flatline=False,
+                      fallback=False).frame  # the network's forecasts, as the multi-scale score's
     assert full["score"].notna().sum() > 50
     pd.testing.assert_frame_equal(full.drop(columns=["score", "anomaly"]), rank.drop(columns=["score", "anomaly"]))
     assert (full["anomaly"] == (full["score"].fillna(0.0) > 0.999)).all()
@@ -502,8 +611,10 @@ def test_json_summarises_what_was_flagged_and_fail_on_anomaly_exits_5(trained_ru
     assert summary["anomalies"] == sum(summary["flagged_per_series"].values()) >= 1
     frame = pd.read_csv(out)  # written before exiting 5
     assert bool(frame.loc[(frame["series"] == "a") & (frame["timestamp"] == "2024-01-05 04:00:00"), "anomaly"].iloc[0])
+    # Clean data on the network's forecasts: nothing flagged, exit 0. (Against the last value, which this one-epoch run
+    # forecasts worse than, 176 points pool too few residuals to promise 0.9999, and one steep rise scores above it.)
     clean = invoke("detect", "--run", trained_run.run_dir, "--data", trained_run.data, "--output", out, "--level",
-                   "0.9999", *WINDOW, "--json", "--fail-on-anomaly")
+                   "0.9999", *WINDOW, "--json", "--fail-on-anomaly", "--no-fallback")
     assert json.loads(clean.stdout)["anomalies"] == 0 and json.loads(clean.stdout)["exit_code"] == 0
     invoke(*args, code=0)  # flagged, but no --fail-on-anomaly: 0
 
@@ -520,7 +631,7 @@ def test_plot_writes_one_png_per_series(trained_run, tmp_path):
     assert len(list((tmp_path / "one").iterdir())) == 1
 
 
-@pytest.mark.parametrize("case", ["short", "columns", "text", "level", "stdout-json", "ahead"])
+@pytest.mark.parametrize("case", ["short", "columns", "text", "level", "stdout-json", "ahead", "fallback"])
 def test_bad_input_is_one_line_and_exit_2(trained_run, tmp_path, case):
     out = tmp_path / "a.csv"
     if case == "short":
@@ -534,11 +645,14 @@ def test_bad_input_is_one_line_and_exit_2(trained_run, tmp_path, case):
         frame = wide_frame(n=60, freq="h", time_col="timestamp", fmt="%Y-%m-%d %H:%M:%S").astype({"a": object})
         frame.loc[30, "a"] = "oops"
         data, expect = write_frame(tmp_path / "d.csv", frame), "'oops'"
+    elif case == "fallback":  # one series: nothing to fall back from (its scores are its own)
+        data = write_frame(tmp_path / "d.csv", pd.read_csv(trained_run.data)[["timestamp", "a"]])
+        expect = "--fallback sets points of a file of several series scored rank"
     else:
         data = trained_run.data
         expect = {"level": "--level 1.5", "ahead": "--ahead 2 is less than --stride 3"}.get(case, "--output - and --json")
     extra = {"level": ["--level", "1.5"], "stdout-json": ["--output", "-", "--json"],
-             "ahead": ["--stride", "3", "--ahead", "2"]}.get(case, [])
+             "ahead": ["--stride", "3", "--ahead", "2"], "fallback": ["--fallback"]}.get(case, [])
     result = CliRunner().invoke(app, [str(a) for a in ["detect", "--run", trained_run.run_dir, "--data", data,
                                                        "--output", out, *extra]])
     assert result.exit_code == EXIT_INPUT, result.output

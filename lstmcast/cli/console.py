@@ -263,7 +263,7 @@ def detect_summary(report: Any, files: list[Path], code: int) -> dict[str, Any]:
         "scored": report.scored, "level": report.level, "anomalies": report.anomalies,
         "series_flagged": len(report.flagged_series), "flagged_per_series": report.flagged_series,
         "flagged": flagged, "flagged_listed": len(report.flagged), "score": report.score, "stride": report.stride,
-        "ahead": report.ahead, "window": report.window,
+        "ahead": report.ahead, "window": report.window, "last_value": report.last_value,
         "refits": report.refits, "new_series": report.new_series, "notes": report.notes, "timings": {},
     }
 
@@ -273,6 +273,9 @@ def print_detection(report: Any, target: Path | None, pngs: list[Path], plot: Pa
     flagged = len(report.flagged_series)
     print(f"scored {plural(report.scored, 'point')} of {plural(report.series, 'series', 'series')} at level {report.level:g} ({report.score}): "
           f"{report.anomalies} flagged in {flagged} series", file=stream)
+    if report.last_value:
+        print(f"  {plural(report.last_value, 'point')} set against the last value before {'it' if report.last_value == 1 else 'them'}: "
+              "the run's one-step forecasts missed more (--no-fallback: the run's forecasts)", file=stream)
     for f in sorted(report.flagged, key=lambda f: -f.score)[:10]:
         print(f"  {f.id}  {_when(_label(f.time))}  value {fmt(f.value)}  expected {fmt(f.expected)}  "
               f"score {f.score:.6f}", file=stream)

@@ -383,3 +383,56 @@ def held_off(scores: np.ndarray, level: float, hold: int) -> np.ndarray:
     cap = above & (recent > 0)
     out[cap] = level
     return out
+
+
+# The last value as a point's expected value (`last_value`), for files of several series whose network forecasts
+# one step ahead no better than the value before (detect's workflow chooses per block, `LAST_VALUE_MARGIN`): the
+# residual of a point is its distance from the value before it, divided by the series' local spread and ranked
+# against every series' past ones, as `residual_scores` does. A spike would then be the expected value of the
+# point after it, so a point scoring above CLEAN_LAST is read as the value before it by the next point, once:
+# a point after a replaced one is read as it is, so a lasting shift is set against its own new level from its
+# second point on. Sequential (each point's expected value depends on the score of the one before), but causal
+# and the same wherever scoring starts: it always runs from the first value.
+CLEAN_LAST = 0.99  # a point scoring above this is read as the value before it by the next point's last value
+
+
+def last_value(values: np.ndarray, observed: np.ndarray, level: float, window: int, refresh: int,
+               span: int = SPREAD, clean: float = CLEAN_LAST) -> tuple[np.ndarray, np.ndarray, Scores]:
+    """(expected [S, T], absolute residuals [S, T], Scores) of each point of `values` against the last value before it.
+
+    `values` [S, T] in residual units (NaN after a series' end; gaps hold their filled values), `observed` [S, T]:
+    False at gaps and after the end (no residual there, so neither scored nor calibrating). The spread of a
+    residual is the mean of the `span` finite ones before it (at least MIN_SPREAD); blocks of `refresh` ranked
+    against the pooled residuals over their spreads of the `window` positions before the block.
+    """
+    n_series, width = values.shape
+    expected = np.full((n_series, width), np.nan)
+    residual = np.full((n_series, width), np.nan)
+    scaled = np.full((n_series, width), np.nan)
+    out = np.full((n_series, width), np.nan)
+    half = np.full((n_series, width), np.nan)
+    if not n_series or not width:
+        return expected, residual, Scores(out, half)
+    last = values[:, 0].copy()
+    replaced = np.zeros(n_series, dtype=bool)
+    for lo in range(0, width, refresh):
+        fit = _fit(_pool(scaled[:, max(0, lo - window):lo]))
+        h = _half_width(fit, level, MIN_RESIDUALS)[0]
+        for t in range(max(lo, 1), min(lo + refresh, width)):
+            expected[:, t] = last
+            with np.errstate(invalid="ignore"):
+                a = np.where(observed[:, t], np.abs(values[:, t] - last), np.nan)
+            before = residual[:, max(0, t - span):t]
+            n = np.isfinite(before).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.where(n >= MIN_SPREAD, np.maximum(np.nansum(before, axis=1) / np.maximum(n, 1),
+                                                              MIN_SPREAD_VALUE), np.nan)
+            residual[:, t] = a
+            scaled[:, t] = a / spread
+            s = _ranked(fit, scaled[None, :, t], MIN_RESIDUALS)[0]
+            out[:, t] = s
+            half[:, t] = np.where(np.isfinite(s), h * spread, np.nan)
+            swap = (np.nan_to_num(s, nan=0.0) > clean) & ~replaced
+            last = np.where(swap | ~np.isfinite(values[:, t]), last, values[:, t])
+            replaced = swap
+    return expected, residual, Scores(np.clip(out, 0.0, 1.0), half)

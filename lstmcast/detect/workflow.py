@@ -37,6 +37,8 @@ FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecas
 FLAGGED_LISTED = 1000  # flagged points a summary lists (all are counted)
 RUN_TAIL = 1.0  # runs of repeats: the tail's scale is at least the longest past run (NAB: 0 39.9, 0.5 43.2, 1 45.5)
 CLEAN_LEVEL = 0.999  # several series: points scoring above this in a first pass are read as expected by the second
+LAST_VALUE_MARGIN = 0.1  # several series: a position's expected values are the last values when, over the window
+# before it, they missed by less than (1 - this) times the network's one-step forecasts (calibration.last_value)
 OWN_RUNS = 500  # several series: a series with this many past runs in its window ranks a run against its own
 RUN_SHARE = 0.02  # runs of repeats: the share of 1 - level that the run of repeats gets (weighted Bonferroni)
 COLUMNS = ("value", "expected", "lower", "upper", "score", "anomaly")
@@ -98,6 +100,7 @@ class Detection:
     # Several series: residuals over their spread, ranked against all series' (calibration), and a second forecast
     # pass whose forecasts read the points flagged in the first as expected (_cleaned_sums).
     pooled: bool = True
+    fallback: bool = True  # several series: the last value sets the band where it forecast better (_last_value_fallback)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
     series: int = 0
@@ -110,6 +113,7 @@ class Detection:
     # Per series modelled in logs: the network reads values below this as it (half the smallest of its first
     # lookback values; causal), so a drop to 0 or below is scored like any other value, not an error. 0 for others.
     log_floor: np.ndarray | None = None
+    last_value: int = 0  # points scored against the last value before them, not the network's forecast
 
 
 @dataclass
@@ -131,13 +135,14 @@ class DetectReport:
     refits: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     new_series: list[str] = field(default_factory=list)
+    last_value: int = 0  # points scored against the last value before them (the network forecast them worse)
 
 
 def report(made: Detection, frame: Any) -> DetectReport:
     """The report of a consumed Detection."""
     return DetectReport(frame, made.series, made.rows, made.scored, made.anomalies, made.level, made.stride,
                         made.window, made.ahead, made.score.value, made.flagged, made.flagged_series, made.refits,
-                        made.notes, made.new_series)
+                        made.notes, made.new_series, made.last_value)
 
 
 @dataclass
@@ -237,11 +242,13 @@ def _refit_models(run: Any, series: Any, values: list[np.ndarray], data: Path, e
 def detection(run_dir: str | Path, data: str | Path, level: float | None = None, last: int | None = None,
               stride: int | None = None, window: int = DEFAULT_WINDOW, refit_every: int | None = None,
               flatline: bool | None = None, score: DetectScore | None = None, batch: int = BATCH_SERIES,
-              on_note: Callable[[str], None] | None = None, ahead: int | None = None) -> Detection:
+              on_note: Callable[[str], None] | None = None, ahead: int | None = None,
+              fallback: bool | None = None) -> Detection:
     """Score every point of every series of `data` after the run's lookback; rows come batch by batch.
 
     `score` and `level` None: `default_scoring` (rank at 0.99 for several series, multiscale at 0.9995 for one).
     `flatline` None: on for several series, off for one (on NAB's streams it cost 0.2: 69.9 against 70.1).
+    `fallback` None: on for several series scored `rank` (`_last_value_fallback`); it needs them.
 
     Errors in the run, the data or the options are raised here, before the first batch.
     """
@@ -254,6 +261,10 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
     several = len(series.values) > 1
     score, level = default_scoring(several, score, level)
     flatline = several if flatline is None else flatline
+    if fallback and not (several and score is DetectScore.rank):
+        raise InputError(f"{label(data)}: --fallback sets points of a file of several series scored rank against the last "
+                         "value; this file has one series or another score: leave --fallback out")
+    fallback = several and score is DetectScore.rank if fallback is None else fallback
     _check(run, series, data, level, last, stride, ahead, window, refit_every)
     stride, ahead = default_reach(cfg.horizon, several, stride, ahead)
     fill = run.record.data.config.fill
@@ -279,7 +290,7 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
             earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
-                     pooled=several, notes=notes, new_series=new,
+                     pooled=several, fallback=fallback, notes=notes, new_series=new,
                      refits=[m.start for m in models[1:]],
                      log_floor=log_floor)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
@@ -387,15 +398,18 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         modelled = _mean(*_sums(models, part, need, width, lo, hi, made))
     expected, nonconformity = _residuals(padded, modelled, gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
     start = np.array(firsts[lo:hi])
-    if not made.flatline:
-        scores = calibration.residual_scores(nonconformity, start, made.level, made.window, REFRESH, pooled=made.pooled)
-    else:
+    level = calibration.residual_level(made.level, RUN_SHARE) if made.flatline else made.level
+    if made.flatline:
         runs = calibration.repeats(padded)
         runs[~np.isfinite(nonconformity)] = np.nan
-        residual = calibration.residual_scores(nonconformity, start, calibration.residual_level(made.level, RUN_SHARE),
-                                               made.window, REFRESH, pooled=made.pooled)
         run = _run_scores(runs, start, made)
-        scores = calibration.joined(residual, run, RUN_SHARE)
+    scores = calibration.residual_scores(nonconformity, start, level, made.window, REFRESH, pooled=made.pooled)
+    if made.fallback:
+        modelled, scores = _last_value_fallback(padded, modelled, nonconformity, scores, gaps[lo:hi], scale[lo:hi],
+                                              floor, in_logs, level, made)
+        expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+    if made.flatline:
+        scores = calibration.joined(scores, run, RUN_SHARE)
     if made.score is DetectScore.likelihood:
         # The interval stays the ranks'; the flag is the likelihood's, inside the interval or not. Computed
         # from the first residual on, masked after the filter (which reads the point before), so --last agrees.
@@ -423,6 +437,38 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         lower = np.where(in_logs[:, None] & np.isfinite(half), low, lower)
         upper = np.where(in_logs[:, None] & np.isfinite(half), high, upper)
     return padded, expected, lower, upper, scores
+
+
+def _last_value_fallback(padded: np.ndarray, modelled: np.ndarray, nonconformity: np.ndarray,
+                       scores: calibration.Scores, gaps: list[np.ndarray], scale: np.ndarray, floor: np.ndarray,
+                       in_logs: np.ndarray, level: float, made: Detection) -> tuple[np.ndarray, calibration.Scores]:
+    """(modelled expected values, residual Scores) [b, T] with the last value before each point as its expected
+    value at the positions where, over the window before, the network's one-step forecasts of the batch missed by
+    more than the last value did (by LAST_VALUE_MARGIN): a run that forecasts these series worse than the value
+    before (a short run, or a run of other series) must not set the band. Counted in made.last_value.
+
+    Decided per position, not per series: a choice made series by series from their few past residuals switches
+    often, and each switch fattens the tail of the residuals the band is set from."""
+    width = padded.shape[1]
+    observed = np.isfinite(padded)
+    for i, g in enumerate(gaps):
+        observed[i, g] = False
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = scaling.forward(np.maximum(padded, floor[:, None]), True)
+    values = np.where(in_logs[:, None], logs, padded) / scale[:, None]  # in the residuals' units
+    last, residual, got = calibration.last_value(values, observed, level, made.window, REFRESH)
+    both = np.isfinite(nonconformity) & np.isfinite(residual)
+    sums = [np.concatenate([[0.0], np.cumsum(np.where(both, x, 0.0).sum(axis=0))])
+            for x in (nonconformity, residual, both.astype(np.float64))]
+    t = np.arange(width)
+    net, naive, n = (c[t] - c[np.maximum(t - made.window, 0)] for c in sums)  # over the window before each position
+    chosen = (n >= calibration.MIN_RESIDUALS) & (naive < (1.0 - LAST_VALUE_MARGIN) * net)
+    use = chosen[None, :] & np.isfinite(scores.score) & np.isfinite(got.score)  # the points scored stay the same
+    if not use.any():
+        return modelled, scores
+    made.last_value += int(use.sum())
+    return (np.where(use, last * scale[:, None], modelled),
+            calibration.Scores(np.where(use, got.score, scores.score), np.where(use, got.half_width, scores.half_width)))
 
 
 def _run_scores(runs: np.ndarray, start: np.ndarray, made: Detection) -> calibration.Scores:
