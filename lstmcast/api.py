@@ -274,11 +274,12 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
             the residual's p-value (weighted Bonferroni, 2% to the run). None: on for several
             series (planted stuck stretches found far more often, benchmarks/RESULTS.md), off for
             one series (a stream: on NAB it cost 0.2 points).
-        fallback: a file of several series scored `rank`: in each block of 32 positions where, over
-            the `window` before it, the network's one-step forecasts missed by more than the last
-            value did (by 10%), each point is set against the last value before it (a point above
-            0.99 read, once, as the value before it by the next), scored the same way.
-            `report.last_value` counts them. None: on where it applies; True elsewhere is an error.
+        fallback: a file of several series scored `rank`: at each position where, over the
+            `window` before it, the last value (the value before each point) missed the series by
+            under 0.9 times the network's one-step forecasts, the points are set against the last
+            value (a point above 0.99 read, once, as the value before it by the next), scored the
+            same way; the points scored stay the same. `report.last_value` counts those set against
+            the last value. None: on where it applies; True elsewhere is an InputError.
         level, score: None: rank scores at 0.99 for a file of several series, multiscale scores
             at 0.9995 for one series (NAB's one threshold; `workflow.default_scoring`).
         score: `rank`, the score above; `likelihood`, NAB's numenta detector's anomaly likelihood

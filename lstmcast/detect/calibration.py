@@ -386,7 +386,7 @@ def held_off(scores: np.ndarray, level: float, hold: int) -> np.ndarray:
 
 
 # The last value as a point's expected value (`last_value`), for files of several series whose network forecasts
-# one step ahead no better than the value before (detect's workflow chooses per block, `LAST_VALUE_MARGIN`): the
+# one step ahead no better than the value before (detect's workflow chooses per position, `LAST_VALUE_MARGIN`): the
 # residual of a point is its distance from the value before it, divided by the series' local spread and ranked
 # against every series' past ones, as `residual_scores` does. A spike would then be the expected value of the
 # point after it, so a point scoring above CLEAN_LAST is read as the value before it by the next point, once:
