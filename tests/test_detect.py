@@ -192,6 +192,25 @@ def test_a_run_that_forecasts_worse_than_the_last_value_does_not_set_the_band(tr
     assert summary["last_value"] == 0
 
 
+def test_the_band_and_the_flag_agree_on_values_with_ties(trained_run, tmp_path):
+    # Values in steps of 0.1 tie their residuals exactly; ranked in scaled units and drawn in the values' units, the
+    # two must still agree to the last bit: flagged exactly when outside [lower, upper] (rank scores, no runs).
+    rng = np.random.default_rng(7)
+    frame = pd.read_csv(trained_run.data)[["timestamp"]]
+    for k in range(12):
+        frame[f"s{k}"] = np.round(np.cumsum(rng.choice([-0.2, -0.1, 0.0, 0.1, 0.2], len(frame))) - 2.0, 1)
+    data = write_frame(tmp_path / "ties.csv", frame)
+    for fallback in (True, False):
+        found = api.detect(trained_run.run_dir, data, window=60, level=0.9, flatline=False, fallback=fallback)
+        assert (found.last_value > 500) == fallback
+        scored = found.frame[found.frame["score"].notna()]
+        outside = (scored["value"] < scored["lower"]) | (scored["value"] > scored["upper"])
+        assert len(scored) > 1000 and scored["anomaly"].sum() > 50
+        assert (outside == scored["anomaly"]).all(), scored[outside != scored["anomaly"]]
+        last = found.frame.groupby("series")["value"].shift(1)  # against the last value: the value itself, exactly
+        assert ((scored["expected"] == last[scored.index]).sum() >= found.last_value - scored["anomaly"].sum())
+
+
 def test_default_scoring_is_rank_for_several_series_and_multiscale_for_a_stream():
     assert default_scoring(True, None, None) == (DetectScore.rank, 0.99)
     assert default_scoring(False, None, None) == (DetectScore.multiscale, 0.9995)
@@ -273,11 +292,18 @@ def _walks(n_series=300, width=400, seed=5):
     return np.cumsum(rng.standard_normal((n_series, width)) * rng.uniform(0.5, 5.0, (n_series, 1)), axis=1)
 
 
+def _last(values, observed, level, window=5000, refresh=32):
+    """calibration.last_value with the value each point is set against (NaN: none) in place of its position."""
+    source, residual, got = calibration.last_value(values, observed, level, window=window, refresh=refresh)
+    expected = np.where(source >= 0, np.take_along_axis(values, np.maximum(source, 0), axis=1), np.nan)
+    return expected, residual, got
+
+
 def test_last_value_scores_flag_about_one_minus_level_of_random_walks():
     # The last value is the best forecast of a random walk: its residuals are the steps.
     values = _walks()
     for level in (0.95, 0.99):
-        expected, residual, got = calibration.last_value(values, np.isfinite(values), level, window=5000, refresh=32)
+        expected, residual, got = _last(values, np.isfinite(values), level)
         normal = ~(np.nan_to_num(got.score[:, :-1]) > calibration.CLEAN_LAST)  # the point before: read as it is
         np.testing.assert_array_equal(expected[:, 1:][normal], values[:, :-1][normal])
         ok = np.isfinite(got.score)
@@ -292,18 +318,24 @@ def test_last_value_reads_a_flagged_point_as_the_value_before_it_once():
     spike[3, 200] += 100.0 * np.abs(np.diff(values[3])).mean()
     shift[3, 200:] += 100.0 * np.abs(np.diff(values[3])).mean()
     for changed in (spike, shift):
-        expected, _, got = calibration.last_value(changed, np.isfinite(changed), 0.99, window=5000, refresh=32)
+        expected, _, got = _last(changed, np.isfinite(changed), 0.99)
         assert got.score[3, 200] > 0.999 and expected[3, 201] == changed[3, 199]  # the next point skips it
         assert expected[3, 202] == changed[3, 201]  # once: the point after a replaced one is read as it is
     _, _, got = calibration.last_value(spike, np.isfinite(spike), 0.99, window=5000, refresh=32)
     assert not (got.score[3, 201:260] > 0.99).any()  # the normal points after the spike
     _, _, got = calibration.last_value(shift, np.isfinite(shift), 0.99, window=5000, refresh=32)
     assert (got.score[3, 200:202] > 0.99).all() and not (got.score[3, 202:260] > 0.99).any()  # a shift: where it starts
-    # Gaps hold their filled values (the next point reads them) but get no residual, so no score.
+    # A gap (its filled value) gets no residual, so no score, and the points after it are set against the last
+    # observed value: a gap filled forward after a spike must not make the spike the next point's expected value.
     observed = np.isfinite(values)
     observed[5, 150] = False
-    expected, residual, got = calibration.last_value(values, observed, 0.99, window=5000, refresh=32)
-    assert np.isnan(residual[5, 150]) and np.isnan(got.score[5, 150]) and expected[5, 151] == values[5, 150]
+    expected, residual, got = _last(values, observed, 0.99)
+    assert np.isnan(residual[5, 150]) and np.isnan(got.score[5, 150]) and expected[5, 151] == values[5, 149]
+    spike[3, 201] = spike[3, 200]  # the gap after the spike, filled forward
+    observed = np.isfinite(spike)
+    observed[3, 201] = False
+    expected, _, got = _last(spike, observed, 0.99)
+    assert got.score[3, 200] > 0.999 and expected[3, 202] == spike[3, 199] and not (got.score[3, 202:260] > 0.99).any()
 
 
 def test_last_value_reads_nothing_after_the_point():
@@ -335,7 +367,7 @@ def test_the_last_value_takes_over_the_positions_after_it_forecast_better():
                                          np.zeros(100), np.zeros(100, bool), 0.99, made)
         # Only points both score (the last value's from block 32), each position judged on the residuals before it.
         np.testing.assert_array_equal(out[:, :REFRESH], modelled[:, :REFRESH])
-        last, _, want = calibration.last_value(values, np.isfinite(values), 0.99, 5000, REFRESH)
+        last, _, want = _last(values, np.isfinite(values), 0.99, 5000, REFRESH)
         np.testing.assert_array_equal(out[:, REFRESH:], (last if chosen else modelled)[:, REFRESH:])
         np.testing.assert_array_equal(scores.score[:, REFRESH:], want.score[:, REFRESH:] if chosen else 0.5)
         assert np.isnan(scores.score[:, :20]).all()  # the points scored are the network's either way

@@ -398,30 +398,34 @@ CLEAN_LAST = 0.99  # a point scoring above this is read as the value before it b
 
 def last_value(values: np.ndarray, observed: np.ndarray, level: float, window: int, refresh: int,
                span: int = SPREAD, clean: float = CLEAN_LAST) -> tuple[np.ndarray, np.ndarray, Scores]:
-    """(expected [S, T], absolute residuals [S, T], Scores) of each point of `values` against the last value before it.
+    """(source [S, T], absolute residuals [S, T], Scores) of each point of `values` against the last value before it.
 
-    `values` [S, T] in residual units (NaN after a series' end; gaps hold their filled values), `observed` [S, T]:
-    False at gaps and after the end (no residual there, so neither scored nor calibrating). The spread of a
-    residual is the mean of the `span` finite ones before it (at least MIN_SPREAD); blocks of `refresh` ranked
-    against the pooled residuals over their spreads of the `window` positions before the block.
+    `source`: the position of the value each point is set against (-1: none, at position 0); the last observed
+    one, so a gap (its filled value) is skipped, as is a point read as the value before it. `values` [S, T] in
+    residual units (NaN after a series' end), `observed` [S, T]: False at gaps and after the end (no residual
+    there, so neither scored nor calibrating). The spread of a residual is the mean of the `span` finite ones
+    before it (at least MIN_SPREAD); blocks of `refresh` ranked against the pooled residuals over their spreads of
+    the `window` positions before the block.
     """
     n_series, width = values.shape
-    expected = np.full((n_series, width), np.nan)
+    source = np.full((n_series, width), -1, dtype=np.int64)
     residual = np.full((n_series, width), np.nan)
     scaled = np.full((n_series, width), np.nan)
     out = np.full((n_series, width), np.nan)
     half = np.full((n_series, width), np.nan)
     if not n_series or not width:
-        return expected, residual, Scores(out, half)
-    last = values[:, 0].copy()
+        return source, residual, Scores(out, half)
+    rows = np.arange(n_series)
+    at = np.zeros(n_series, dtype=np.int64)  # the position of the last value
     replaced = np.zeros(n_series, dtype=bool)
     for lo in range(0, width, refresh):
         fit = _fit(_pool(scaled[:, max(0, lo - window):lo]))
         h = _half_width(fit, level, MIN_RESIDUALS)[0]
         for t in range(max(lo, 1), min(lo + refresh, width)):
-            expected[:, t] = last
+            source[:, t] = at
+            seen = observed[:, t] & np.isfinite(values[:, t])
             with np.errstate(invalid="ignore"):
-                a = np.where(observed[:, t], np.abs(values[:, t] - last), np.nan)
+                a = np.where(seen, np.abs(values[:, t] - values[rows, at]), np.nan)
             before = residual[:, max(0, t - span):t]
             n = np.isfinite(before).sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -433,6 +437,6 @@ def last_value(values: np.ndarray, observed: np.ndarray, level: float, window: i
             out[:, t] = s
             half[:, t] = np.where(np.isfinite(s), h * spread, np.nan)
             swap = (np.nan_to_num(s, nan=0.0) > clean) & ~replaced
-            last = np.where(swap | ~np.isfinite(values[:, t]), last, values[:, t])
-            replaced = swap
-    return expected, residual, Scores(np.clip(out, 0.0, 1.0), half)
+            at = np.where(seen & ~swap, t, at)
+            replaced = np.where(seen, swap, replaced)
+    return source, residual, Scores(np.clip(out, 0.0, 1.0), half)

@@ -408,6 +408,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         modelled, scores = _last_value_fallback(padded, modelled, nonconformity, scores, gaps[lo:hi], scale[lo:hi],
                                               floor, in_logs, level, made)
         expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+    residual = scores  # the band's own scores, at `level`
     if made.flatline:
         scores = calibration.joined(scores, run, RUN_SHARE)
     if made.score is DetectScore.likelihood:
@@ -436,7 +437,29 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         low = np.where(low > floor[:, None], low, -np.inf)
         lower = np.where(in_logs[:, None] & np.isfinite(half), low, lower)
         upper = np.where(in_logs[:, None] & np.isfinite(half), high, upper)
+    lower, upper = _rounded_edges(padded, expected, lower, upper, np.nan_to_num(residual.score, nan=0.0) > level)
     return padded, expected, lower, upper, scores
+
+
+def _rounded_edges(values: np.ndarray, expected: np.ndarray, lower: np.ndarray, upper: np.ndarray, beyond: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """[lower, upper] with an edge moved onto a value that rounding put on the wrong side of it: a value whose
+    residual ranks beyond the band's level lies outside the band, any other inside it. The residual is ranked in
+    scaled units (|value - expected| / scale / spread) and the band is drawn in the values' (expected +/- half-width
+    times spread times scale), so on values with ties (prices in cents, counts) the two can disagree in the last
+    bit; only such disagreements (within 1e-9 of the value) are moved, by the least step."""
+    def near(edge: np.ndarray) -> np.ndarray:
+        return np.abs(values - edge) <= 1e-9 * np.maximum(np.abs(values), 1.0)
+
+    with np.errstate(invalid="ignore"):
+        inside = (values >= lower) & (values <= upper)
+        out = beyond & inside
+        upper = np.where(out & (values >= expected) & near(upper), np.nextafter(values, -np.inf), upper)
+        lower = np.where(out & (values < expected) & near(lower), np.nextafter(values, np.inf), lower)
+        back = ~beyond & np.isfinite(upper) & ~inside
+        upper = np.where(back & (values > upper) & near(upper), values, upper)
+        lower = np.where(back & (values < lower) & near(lower), values, lower)
+    return lower, upper
 
 
 def _last_value_fallback(padded: np.ndarray, modelled: np.ndarray, nonconformity: np.ndarray,
@@ -456,7 +479,7 @@ def _last_value_fallback(padded: np.ndarray, modelled: np.ndarray, nonconformity
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = scaling.forward(np.maximum(padded, floor[:, None]), True)
     values = np.where(in_logs[:, None], logs, padded) / scale[:, None]  # in the residuals' units
-    last, residual, got = calibration.last_value(values, observed, level, made.window, REFRESH)
+    source, residual, got = calibration.last_value(values, observed, level, made.window, REFRESH)
     both = np.isfinite(nonconformity) & np.isfinite(residual)
     sums = [np.concatenate([[0.0], np.cumsum(np.where(both, x, 0.0).sum(axis=0))])
             for x in (nonconformity, residual, both.astype(np.float64))]
@@ -467,7 +490,10 @@ def _last_value_fallback(padded: np.ndarray, modelled: np.ndarray, nonconformity
     if not use.any():
         return modelled, scores
     made.last_value += int(use.sum())
-    return (np.where(use, last * scale[:, None], modelled),
+    before = np.take_along_axis(padded, np.maximum(source, 0), axis=1)  # the value itself, in modelled units
+    with np.errstate(invalid="ignore", divide="ignore"):
+        last = np.where(in_logs[:, None], scaling.forward(np.maximum(before, floor[:, None]), True), before)
+    return (np.where(use, last, modelled),
             calibration.Scores(np.where(use, got.score, scores.score), np.where(use, got.half_width, scores.half_width)))
 
 
