@@ -75,6 +75,31 @@ def test_last_scores_as_the_whole_file_when_series_differ_in_length(trained_run,
     assert full.groupby("series").size().to_dict() == {"a": 120 - trained_run.lookback, "b": 79 - trained_run.lookback}
     last = api.detect(trained_run.run_dir, data, window=40, last=20).frame
     pd.testing.assert_frame_equal(last, full.groupby("series").tail(20).reset_index(drop=True), check_exact=True)
+    # Ranked together on one time grid: the later values of either series never change an earlier score of the
+    # other (ranked by position from each series' start, b's values after t reached a's scores before t).
+    for t in (60, 90):
+        changed = frame.copy()
+        later = changed.index > t
+        changed.loc[later, ["a", "b"]] += np.random.default_rng(t).normal(0.0, 20.0, (int(later.sum()), 2))
+        got = api.detect(trained_run.run_dir, write_frame(tmp_path / "changed.csv", changed), window=40).frame
+        time = pd.Timestamp(frame.loc[t, "timestamp"])
+        pd.testing.assert_frame_equal(full[full["timestamp"] <= time].reset_index(drop=True),
+                                      got[got["timestamp"] <= time].reset_index(drop=True), check_exact=True)
+
+
+def test_series_are_scored_on_the_file_s_time_grid():
+    from lstmcast.data.series import SeriesSet
+    from lstmcast.detect.workflow import _shifts
+
+    def shifts(starts, kind="datetime", freq="MS", step=1):
+        return _shifts(SeriesSet([str(k) for k in range(len(starts))], [np.zeros(3)] * len(starts), starts, kind, freq,
+                                 step, "long", "id", "time", ["value"])).tolist()
+
+    assert shifts([pd.Timestamp("2020-03-01"), pd.Timestamp("2019-01-01"), pd.Timestamp("2020-01-01")]) == [14, 0, 12]
+    assert shifts([pd.Timestamp("2020-01-01")] * 2) == [0, 0]
+    assert shifts([pd.Timestamp("2020-01-15"), pd.Timestamp("2020-01-01")]) == [0, 0]  # off the grid: as before
+    assert shifts([10, 4, 7], "integer", None, 3) == [2, 0, 1] and shifts([10, 5], "integer", None, 3) == [0, 0]
+    assert shifts([0, 0], "row", None) == [0, 0]
 
 
 def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):

@@ -114,6 +114,7 @@ class Detection:
     # lookback values; causal), so a drop to 0 or below is scored like any other value, not an error. 0 for others.
     log_floor: np.ndarray | None = None
     last_value: int = 0  # points scored against the last value before them, not the network's forecast
+    shifts: np.ndarray | None = None  # per series: steps from the file's earliest first time to its own (_shifts)
 
 
 @dataclass
@@ -292,9 +293,28 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
                      pooled=several, fallback=fallback, notes=notes, new_series=new,
                      refits=[m.start for m in models[1:]],
-                     log_floor=log_floor)
+                     log_floor=log_floor, shifts=_shifts(series))
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
+
+
+def _shifts(series: Any) -> np.ndarray:
+    """Per series: how many steps after the file's earliest first time its first value lies (all 0 where the series
+    do not share one time grid, or have no times)."""
+    zero = np.zeros(len(series.values), dtype=np.int64)
+    if len(zero) < 2 or series.time_kind == "row":
+        return zero
+    if series.time_kind == "datetime":
+        import pandas as pd
+
+        starts = pd.DatetimeIndex([pd.Timestamp(t) for t in series.starts])
+        if (starts == starts[0]).all():
+            return zero
+        at = pd.date_range(starts.min(), starts.max(), freq=series.freq).get_indexer(starts)
+        return zero if (at < 0).any() else at.astype(np.int64)
+    starts = np.array([int(t) for t in series.starts], dtype=np.int64)
+    steps, off = np.divmod(starts - starts.min(), max(int(series.step), 1))
+    return zero if off.any() else steps
 
 
 def _sums(models: list[Model], part: list[np.ndarray], need: list[int], width: int, lo: int, hi: int,
@@ -342,8 +362,8 @@ def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray],
 
 
 def _cleaned_sums(models: list[Model], part: list[np.ndarray], padded: np.ndarray, gaps: list[np.ndarray],
-                  need: list[int], scale: np.ndarray, in_logs: np.ndarray, lo: int, hi: int, made: Detection
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  need: list[int], scale: np.ndarray, in_logs: np.ndarray, lo: int, hi: int, made: Detection,
+                  shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`_sums` from `need` on, of forecasts that read the points a first pass scored above CLEAN_LEVEL as their
     expected value, so a spike does not pull the one-step forecasts after it and get the normal points there flagged.
 
@@ -359,8 +379,9 @@ def _cleaned_sums(models: list[Model], part: list[np.ndarray], padded: np.ndarra
     early = [max(lookback, n - lookback - REFRESH - made.window - calibration.SPREAD) for n in need]
     sums, counts = _sums(models, part, early, width, lo, hi, made)
     first, residual = _residuals(padded, _mean(sums, counts), gaps, scale, log, floor, in_logs)
-    flagged = calibration.residual_scores(residual, np.array(early), CLEAN_LEVEL, made.window, REFRESH,
-                                          pooled=True).score > CLEAN_LEVEL  # NaN: False
+    scored = calibration.residual_scores(_aligned(residual, shift), np.array(early) + shift, CLEAN_LEVEL, made.window,
+                                         REFRESH, pooled=True).score
+    flagged = _own(scored, shift, width) > CLEAN_LEVEL  # NaN: False
     _, held, _ = calibration.trailing(flagged.astype(np.float64), -lookback, 0)  # cleaned points in each lookback
     affected = [(held[i] > 0)[:len(v)] for i, v in enumerate(part)]
     if any(a.any() for a in affected):
@@ -382,22 +403,30 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     part = values[lo:hi]
     width = max(len(v) for v in part)
     lookback = models[0].net.config.lookback
+    # Series are forecast each on its own positions, and scored on the batch's time grid (`shift`: the steps from
+    # the batch's earliest first time to each series' own), so the ranks pooled over series compare points of the
+    # same time: a series that starts later never brings values from after a point into its block's past.
+    shift = made.shifts[lo:hi] - made.shifts[lo:hi].min()
     # Residuals from this far back calibrate the first point scored (a window of spreads, each from the SPREAD
-    # before it); the same for the whole batch, since its blocks are ranked against every series' past.
+    # before it); the same time for the whole batch, since its blocks are ranked against every series' past.
     # The likelihood of the first point scored reads residuals `_reach` before it; the ranks, a window before those.
-    reach = min(max(lookback, f - _reach(made.score, made.window)) for f in firsts[lo:hi])
-    need = [max(lookback, (reach // REFRESH) * REFRESH - made.window - calibration.SPREAD)] * (hi - lo)
+    reach = min(max(lookback, f - _reach(made.score, made.window)) + d for f, d in zip(firsts[lo:hi], shift))
+    need = [max(lookback, (reach // REFRESH) * REFRESH - made.window - calibration.SPREAD - d) for d in shift]
     log, floor = models[0].log[lo:hi], made.log_floor[lo:hi]
     in_logs = log & made.pooled
-    padded = np.full((len(part), width), np.nan)
+    own = np.full((len(part), width), np.nan)
     for i, v in enumerate(part):
-        padded[i, :len(v)] = v
+        own[i, :len(v)] = v
     if made.pooled:
-        modelled = _mean(*_cleaned_sums(models, part, padded, gaps[lo:hi], need, scale[lo:hi], in_logs, lo, hi, made))
+        modelled = _mean(*_cleaned_sums(models, part, own, gaps[lo:hi], need, scale[lo:hi], in_logs, lo, hi, made,
+                                        shift))
     else:
         modelled = _mean(*_sums(models, part, need, width, lo, hi, made))
-    expected, nonconformity = _residuals(padded, modelled, gaps[lo:hi], scale[lo:hi], log, floor, in_logs)
-    start = np.array(firsts[lo:hi])
+    padded, modelled = _aligned(own, shift), _aligned(modelled, shift)
+    gaps_here = [g + d for g, d in zip(gaps[lo:hi], shift)]
+    width = padded.shape[1]
+    expected, nonconformity = _residuals(padded, modelled, gaps_here, scale[lo:hi], log, floor, in_logs)
+    start = np.array(firsts[lo:hi]) + shift
     level = calibration.residual_level(made.level, RUN_SHARE) if made.flatline else made.level
     if made.flatline:
         runs = calibration.repeats(padded)
@@ -405,7 +434,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         run = _run_scores(runs, start, made)
     scores = calibration.residual_scores(nonconformity, start, level, made.window, REFRESH, pooled=made.pooled)
     if made.fallback:
-        modelled, scores = _last_value_fallback(padded, modelled, nonconformity, scores, gaps[lo:hi], scale[lo:hi],
+        modelled, scores = _last_value_fallback(padded, modelled, nonconformity, scores, gaps_here, scale[lo:hi],
                                               floor, in_logs, level, made)
         expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
     residual = scores  # the band's own scores, at `level`
@@ -438,7 +467,26 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         lower = np.where(in_logs[:, None] & np.isfinite(half), low, lower)
         upper = np.where(in_logs[:, None] & np.isfinite(half), high, upper)
     lower, upper = _rounded_edges(padded, expected, lower, upper, np.nan_to_num(residual.score, nan=0.0) > level)
-    return padded, expected, lower, upper, scores
+    width = own.shape[1]
+    return (own, _own(expected, shift, width), _own(lower, shift, width), _own(upper, shift, width),
+            calibration.Scores(_own(scores.score, shift, width), _own(scores.half_width, shift, width)))
+
+
+def _aligned(values: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """[b, T] per series' own positions -> [b, T + max shift] on the batch's time grid (row i moved right by shift[i])."""
+    if not shift.any():
+        return values
+    out = np.full((len(values), values.shape[1] + int(shift.max())), np.nan)
+    for i, d in enumerate(shift):
+        out[i, d:d + values.shape[1]] = values[i]
+    return out
+
+
+def _own(values: np.ndarray, shift: np.ndarray, width: int) -> np.ndarray:
+    """The inverse of `_aligned`: [b, T'] on the batch's time grid -> [b, width] per series' own positions."""
+    if not shift.any():
+        return values[:, :width]
+    return np.stack([values[i, d:d + width] for i, d in enumerate(shift)])
 
 
 def _rounded_edges(values: np.ndarray, expected: np.ndarray, lower: np.ndarray, upper: np.ndarray, beyond: np.ndarray
@@ -530,10 +578,13 @@ def _chunks(run: Any, series: Any, values: list[np.ndarray], gaps: list[np.ndarr
     scale = models[0].scale
     lo = 0
     while lo < len(values):
-        hi, width = lo + 1, len(values[lo])  # as many series as fit in CELLS (one, however long)
-        while hi < len(values) and hi - lo < batch and (hi - lo + 1) * max(width, len(values[hi])) <= CELLS:
-            width = max(width, len(values[hi]))
-            hi += 1
+        # As many series as fit in CELLS (one, however long) on the batch's time grid (_batch_scores).
+        hi, first, end = lo + 1, made.shifts[lo], made.shifts[lo] + len(values[lo])
+        while hi < len(values) and hi - lo < batch:
+            wider = min(first, made.shifts[hi]), max(end, made.shifts[hi] + len(values[hi]))
+            if (hi - lo + 1) * (wider[1] - wider[0]) > CELLS:
+                break
+            (first, end), hi = wider, hi + 1
         padded, expected, lower, upper, scores = _batch_scores(models, values, gaps, firsts, scale, lo, hi, made)
         ids, times, keep_rows = [], [], []
         grids: dict[tuple[Any, int], np.ndarray] = {}
