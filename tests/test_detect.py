@@ -120,6 +120,13 @@ def test_refits_are_causal_and_take_over_their_origins(trained_run, tmp_path):
                      refit_every=60, fallback=False).frame
     time = pd.Timestamp(frame.loc[t, "timestamp"])
     pd.testing.assert_frame_equal(full.frame[full.frame["timestamp"] <= time], got[got["timestamp"] <= time])
+    # A series that starts later: the refits governing the window before the first block --last scores, on the
+    # file's time grid, reach back into it too.
+    frame.loc[:30, "b"] = np.nan
+    ragged = write_frame(tmp_path / "ragged.csv", frame)
+    full = api.detect(trained_run.run_dir, ragged, window=40, refit_every=40).frame
+    last = api.detect(trained_run.run_dir, ragged, window=40, refit_every=40, last=20).frame
+    pd.testing.assert_frame_equal(last, full.groupby("series").tail(20).reset_index(drop=True))
 
 
 # --- what the numbers mean -----------------------------------------------------------------------

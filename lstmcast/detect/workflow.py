@@ -283,17 +283,19 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
         notes.append(f"{len(new)} series not seen in training, scaled on their first {lookback} values: {new[:10]}")
     firsts = [lookback if last is None else max(lookback, len(v) - last) for v in values]
     models = [Model(run.model, center, scale, log, 0)]
+    shifts = _shifts(series)
     if refit_every is not None:
-        # Refits from the one governing the first origin that calibrates (so --last scores as the whole file).
-        reach = [max(lookback, f - _reach(score, window)) for f in firsts]
-        earliest = min(max(lookback, (f // REFRESH) * REFRESH - window - calibration.SPREAD) for f in reach)
+        # Refits from the one governing the first origin that calibrates (so --last scores as the whole file): the
+        # window before the first block scored, on the time grid, reaches this far into the latest-starting series.
+        reach = [max(lookback, f - _reach(score, window)) + d for f, d in zip(firsts, shifts)]
+        earliest = max(lookback, min(reach) - int(shifts.max()) - REFRESH - window - calibration.SPREAD)
         if len(values) > 1:  # the cleaning pass reads scores from this much earlier (_batch_scores)
             earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
                      pooled=several, fallback=fallback, notes=notes, new_series=new,
                      refits=[m.start for m in models[1:]],
-                     log_floor=log_floor, shifts=_shifts(series))
+                     log_floor=log_floor, shifts=shifts)
     made.chunks = _chunks(run, series, values, gaps, firsts, models, made, batch)
     return made
 
