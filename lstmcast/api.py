@@ -293,7 +293,8 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
             past means, k the scales scored; a point above `level` within 100 points after one is
             capped at `level` (flagged where an anomaly starts); 1 for a value beyond the range of all
             before it, on the far side of its forecast, with its residual in the top tenth. `anomaly` is
-            score > `level` as for the likelihood. NAB 70.1 at level 0.9995, 69.8 at 0.999 (rank 57.4).
+            score > `level` as for the likelihood; the range check only where the series set no such record
+            in the half lookback before. NAB 70.2 at level 0.9995 (rank 57.4).
         on_note: called with a line as each refit starts.
 
     Returns a `DetectReport`: `frame` (id, time, value, expected, lower, upper, score,

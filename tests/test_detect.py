@@ -583,6 +583,28 @@ def test_multiscale_flags_a_spike_a_burst_and_a_shift_where_they_start():
     np.testing.assert_array_equal(shown, [[0.5, 0.9995, 0.999, 0.2, 0.3, 0.9999, 0.999, np.nan]])
 
 
+def test_multiscale_does_not_flag_the_records_of_a_growing_seasonal_series():
+    # Monthly revenue growing 1% a month with a Q4 peak: each December is a new high, a little above a forecast
+    # that lags the growth. A record is a surprise only where none was set in the `quiet` points before it.
+    rng = np.random.default_rng(8)
+    t = np.arange(240)
+    values = (100.0 * 1.01 ** t * (1.0 + 0.3 * (t % 12 >= 9)) * (1.0 + 0.01 * rng.standard_normal(240)))[None, :]
+    expected = np.full(values.shape, np.nan)
+    expected[0, 12:] = values[0, :-12] * 1.01 ** 11  # last year's value, grown a little less than the series did
+    residuals = np.abs(values - expected)
+    records = calibration.beyond_range(values)[0]
+    assert records[60:].sum() >= 10  # a new high every year
+    plain = _multi(residuals, values, expected, level=0.9995, window=5000)
+    assert (plain[0, 60:] == 1.0).sum() >= 3  # the range check alone, without `quiet`
+    quiet = _multi(residuals, values, expected, level=0.9995, window=5000, quiet=18)
+    assert not (quiet[0, 60:] == 1.0).any()
+    # A stationary stream with one spike beyond its range, no record before it for long: still scores 1.
+    flat = 10.0 + np.clip(rng.standard_normal((1, 3000)), -2.5, 2.5)
+    flat[0, 10:12] = [13.0, 7.0]  # the range, set early
+    flat[0, 2500] += 12.0
+    assert _multi(np.abs(flat - 10.0), flat, np.full(flat.shape, 10.0), quiet=100)[0, 2500] == 1.0
+
+
 def test_multiscale_reads_nothing_after_the_point():
     rng = np.random.default_rng(7)
     values = 5.0 + rng.standard_normal((2, 900))

@@ -30,7 +30,7 @@ from lstmcast.wording import plural
 BATCH_SERIES = 2048  # series scored at once, at most
 CELLS = 1 << 22  # series x positions of one batch: each [series, positions] float64 matrix stays at 32 MB
 DEFAULT_LEVEL = 0.99  # a file of several series (rank scores)
-STREAM_LEVEL = 0.9995  # a file of one series (multiscale scores): NAB's one optimised threshold (standard 70.1)
+STREAM_LEVEL = 0.9995  # a file of one series (multiscale scores): NAB's one optimised threshold (standard 70.2)
 DEFAULT_WINDOW = 5000  # past residuals a point is compared with (NAB: 1000 46.0, 2000 52.1, 5000 57.4, 20000 57.4)
 REFRESH = 32  # positions per calibration block
 FORECASTS_PER_POINT = 3  # default stride: horizon / 3, so each point is forecast about three times
@@ -453,7 +453,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
         # As the likelihood: the ranks' interval, the flag the multi-scale score's; from the first residual on (the
         # hold-off reads the points before), masked before the first scored point, so --last agrees.
         multi = calibration.multiscale(nonconformity, padded, expected, np.zeros(hi - lo, int), made.level,
-                                       made.window, REFRESH)
+                                       made.window, REFRESH, quiet=int(calibration.RANGE_QUIET * lookback))
         multi[np.arange(width)[None, :] < start[:, None]] = np.nan
         if made.flatline:  # the run of repeats joined as with the ranks (weighted Bonferroni)
             scores = calibration.joined(calibration.Scores(multi, scores.half_width), run, RUN_SHARE)
