@@ -62,6 +62,22 @@ GROUPS = {"m3-monthly": "M3 monthly", "m3-quarterly": "M3 quarterly", "m3-yearly
           **{name: "classic" for name in CLASSIC}}
 
 
+def add_detect_options(parser: argparse.ArgumentParser) -> None:
+    """detect's --flatline/--no-flatline, --fallback/--no-fallback and --score; each left out: detect's default."""
+    for name, default in (("flatline", "on for several series, off for one"),
+                          ("fallback", "on for several series scored rank")):
+        parser.add_argument(f"--{name}", dest=name, action="store_const", const=True, default=None,
+                            help=f"detect --{name} (default: detect's: {default})")
+        parser.add_argument(f"--no-{name}", dest=name, action="store_const", const=False)
+    parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
+                        help="detect --score (default: detect's: rank for several series, multiscale for one)")
+
+
+def detect_options(args: argparse.Namespace) -> dict:
+    """The api.detect keywords of `add_detect_options` given on the command line."""
+    return {k: getattr(args, k) for k in ("flatline", "fallback", "score") if getattr(args, k) is not None}
+
+
 def load_series(name: str, n_series: int, seed: int, data_dir: Path | None) -> dict[str, np.ndarray]:
     """{id: values} of a data set: a seeded sample of `n_series` wide rows (train and test joined), or its columns."""
     src = SOURCES[name]
@@ -142,18 +158,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
     parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
     parser.add_argument("--reuse-runs", action="store_true", help="detect again with the runs kept in --workdir")
-    parser.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
-                        help="detect --flatline (default: detect's: on for several series, off for one)")
-    parser.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
-    parser.add_argument("--fallback", dest="fallback", action="store_const", const=True, default=None,
-                        help="detect --fallback (default: detect's: on for several series scored rank)")
-    parser.add_argument("--no-fallback", dest="fallback", action="store_const", const=False)
-    parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
-                        help="detect --score (default: detect's: rank for several series, multiscale for one)")
+    add_detect_options(parser)
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     started, frames = time.perf_counter(), {}
-    options = {k: getattr(args, k) for k in ("flatline", "score", "fallback") if getattr(args, k) is not None}
+    options = detect_options(args)
     for name in args.datasets:
         kept = args.workdir / name / "scores.csv"
         if args.reuse and kept.is_file():

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from common import markdown_table
-from detect_calibration import GROUPS, SOURCES, TRAIN_SHARE, load_series, long_csv
+from detect_calibration import GROUPS, SOURCES, TRAIN_SHARE, add_detect_options, detect_options, load_series, long_csv
 
 KINDS = ("spike", "dip", "level", "flat", "burst")
 SEASON = {"MS": 12, "QS": 4, "YS": 1, "h": 24, "W": 52, "D": 7, None: 1}
@@ -143,14 +143,7 @@ def main() -> None:
                         help="levels reported (one detection gives every level)")
     parser.add_argument("--sigma", choices=("values", "noise"), default="values",
                         help="the local standard deviation: of the values (default) or of the noise")
-    parser.add_argument("--flatline", dest="flatline", action="store_const", const=True, default=None,
-                        help="detect --flatline (default: detect's: on for several series, off for one)")
-    parser.add_argument("--no-flatline", dest="flatline", action="store_const", const=False)
-    parser.add_argument("--fallback", dest="fallback", action="store_const", const=True, default=None,
-                        help="detect --fallback (default: detect's: on for several series scored rank)")
-    parser.add_argument("--no-fallback", dest="fallback", action="store_const", const=False)
-    parser.add_argument("--score", choices=("rank", "likelihood", "multiscale"), default=None,
-                        help="detect --score (default: detect's: rank for several series, multiscale for one)")
+    add_detect_options(parser)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
@@ -158,7 +151,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     started, results = time.perf_counter(), {}
-    options = {k: getattr(args, k) for k in ("flatline", "score", "fallback") if getattr(args, k) is not None}
+    options = detect_options(args)
     for name in args.datasets:
         series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
         work = args.workdir / name

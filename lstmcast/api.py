@@ -255,9 +255,10 @@ def detect(run_dir: str | Path, data: Data, *, level: float | None = None, last:
     Each point is forecast from the values before it only (origins `stride` steps apart;
     `expected` is the mean of its forecasts made at most `ahead` steps ahead: by default, for a
     file of several series its one-step forecast (stride 1, ahead 1), for one series the mean of
-    the forecasts 1 to horizon steps ahead from origins a third of the horizon apart) and scored against past residuals over the `window` points before it (a file of several
-    series: each residual over its local spread, against those of every series; one series:
-    its own raw residuals): `score` in [0, 1] is one minus the conformal p-value,
+    the forecasts 1 to horizon steps ahead from origins a third of the horizon apart) and scored
+    against past residuals over the `window` points before it (a file of several series: each
+    residual over its local spread, against those of every series on the file's time grid; one
+    series: its own raw residuals): `score` in [0, 1] is one minus the conformal p-value,
     `anomaly` is score > `level`, exactly when the value lies outside [`lower`, `upper`].
     Changing a value never changes the score of an earlier point.
 

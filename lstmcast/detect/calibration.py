@@ -331,7 +331,8 @@ SCALES = (1, 10, 100)  # residuals averaged per scale, ending at the point (deca
 HOLD = max(SCALES)  # points after a flagged one during which another is not flagged
 RANGE_GATE = 0.9  # the range check counts only where the point's own residual ranks at least this
 RANGE_QUIET = 0.5  # ... and where the series set no record in the last this share of the lookback (detect's workflow):
-# a growing seasonal series sets one every season (monthly revenue: each December scored 1). NAB 70.15 (70.11 without)
+# a growing seasonal series sets them season after season (the sample monthly revenue: 3 new highs scored 1, now 1).
+# NAB 70.15 (70.11 without)
 
 
 def _means(values: np.ndarray, span: int) -> np.ndarray:
@@ -346,9 +347,8 @@ def multiscale(nonconformity: np.ndarray, values: np.ndarray, expected: np.ndarr
                gate: float = RANGE_GATE, tolerance: float = RANGE_TOLERANCE, quiet: int = 0) -> np.ndarray:
     """Scores [S, T] in [0, 1] (NaN: not scored) of absolute residuals [S, T], from firsts[i] on (see above).
 
-    `quiet`: the range check counts only where no value in the `quiet` points before set a record of its own.
-
-    `values` and `expected` [S, T] (NaN: none) give the range check its values and their forecasts.
+    `values` and `expected` [S, T] (NaN: none) give the range check its values and their forecasts; `quiet`: it
+    counts only where no value in the `quiet` points before set a record of its own.
     Each series is ranked against its own past only. The hold-off and the range check depend on
     `level`: a point's score exceeds the level where it is flagged. Causal: a point's score reads
     the residuals, values and forecasts up to it and none after.

@@ -289,7 +289,7 @@ def detection(run_dir: str | Path, data: str | Path, level: float | None = None,
         # window before the first block scored, on the time grid, reaches this far into the latest-starting series.
         reach = [max(lookback, f - _reach(score, window)) + d for f, d in zip(firsts, shifts)]
         earliest = max(lookback, min(reach) - int(shifts.max()) - REFRESH - window - calibration.SPREAD)
-        if len(values) > 1:  # the cleaning pass reads scores from this much earlier (_batch_scores)
+        if several:  # the cleaning pass reads scores from this much earlier (_batch_scores)
             earliest = max(lookback, earliest - lookback - REFRESH - window - calibration.SPREAD)
         models += _refit_models(run, series, values, label(data), refit_every, earliest, on_note, models[0])
     made = Detection(iter(()), level, stride, window, ahead=ahead, flatline=flatline, score=score,
@@ -355,12 +355,18 @@ def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray],
     # spike to double (its values at or below its floor read as the floor, as the network reads them).
     nonconformity = np.abs(padded - expected) / scale[:, None]
     if in_logs.any():
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logs = np.abs(scaling.forward(np.maximum(padded, floor[:, None]), True) - modelled) / scale[:, None]
+        logs = np.abs(_modelled_values(padded, floor, in_logs) - modelled) / scale[:, None]
         nonconformity = np.where(in_logs[:, None], logs, nonconformity)
     for i, g in enumerate(gaps):
         nonconformity[i, g] = np.nan  # filled, not observed: neither scored nor calibrating
     return expected, nonconformity
+
+
+def _modelled_values(padded: np.ndarray, floor: np.ndarray, in_logs: np.ndarray) -> np.ndarray:
+    """[b, T] values in the units their residuals are taken in: logs (of at least the floor, as the network reads
+    them) for the series whose residuals are in logs, the values themselves for the others."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(in_logs[:, None], scaling.forward(np.maximum(padded, floor[:, None]), True), padded)
 
 
 def _cleaned_sums(models: list[Model], part: list[np.ndarray], padded: np.ndarray, gaps: list[np.ndarray],
@@ -526,10 +532,9 @@ def _last_value_fallback(padded: np.ndarray, modelled: np.ndarray, nonconformity
     observed = np.isfinite(padded)
     for i, g in enumerate(gaps):
         observed[i, g] = False
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logs = scaling.forward(np.maximum(padded, floor[:, None]), True)
-    values = np.where(in_logs[:, None], logs, padded) / scale[:, None]  # in the residuals' units
-    source, residual, got = calibration.last_value(values, observed, level, made.window, REFRESH)
+    modelled_values = _modelled_values(padded, floor, in_logs)
+    source, residual, got = calibration.last_value(modelled_values / scale[:, None], observed, level, made.window,
+                                                   REFRESH)
     both = np.isfinite(nonconformity) & np.isfinite(residual)
     sums = [np.concatenate([[0.0], np.cumsum(np.where(both, x, 0.0).sum(axis=0))])
             for x in (nonconformity, residual, both.astype(np.float64))]
@@ -540,9 +545,7 @@ def _last_value_fallback(padded: np.ndarray, modelled: np.ndarray, nonconformity
     if not use.any():
         return modelled, scores
     made.last_value += int(use.sum())
-    before = np.take_along_axis(padded, np.maximum(source, 0), axis=1)  # the value itself, in modelled units
-    with np.errstate(invalid="ignore", divide="ignore"):
-        last = np.where(in_logs[:, None], scaling.forward(np.maximum(before, floor[:, None]), True), before)
+    last = np.take_along_axis(modelled_values, np.maximum(source, 0), axis=1)  # the value itself, in modelled units
     return (np.where(use, last, modelled),
             calibration.Scores(np.where(use, got.score, scores.score), np.where(use, got.half_width, scores.half_width)))
 
