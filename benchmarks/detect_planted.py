@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 from common import markdown_table
-from detect_calibration import GROUPS, SOURCES, TRAIN_SHARE, add_detect_options, detect_options, load_series, long_csv
+from detect_calibration import (GROUPS, MIN_STUCK, SEASON, SOURCES, TRAIN_SHARE, add_detect_options, detect_options,
+                                load_series, long_csv)
 
 KINDS = ("spike", "dip", "level", "flat", "burst")
-SEASON = {"MS": 12, "QS": 4, "YS": 1, "h": 24, "W": 52, "D": 7, None: 1}
 SLOT = 100  # at most one anomaly per this many points (and per 8 seasons) of a series' last 30%
 DATASETS = ("m3-yearly", "m3-quarterly", "m3-monthly", "m3-other", "m4-hourly", "m4-weekly", "etth1", "airline",
             "sunspots", "temperatures", "births")  # the development data of detect_calibration.py
@@ -55,7 +55,7 @@ def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season
           rng: np.random.Generator) -> int:
     """Plant one anomaly in `values` (in place) from t0 on, before `end`; returns the length of its span."""
     k = rng.uniform(3.0, 6.0)
-    span = 1 if kind in ("spike", "dip") else max(season, 6)
+    span = 1 if kind in ("spike", "dip") else max(season, MIN_STUCK)
     if kind == "spike":
         values[t0] += k * sigma
     elif kind == "dip":
@@ -98,7 +98,7 @@ def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Pat
     for sid, values in series.items():
         n = len(values)
         cut = cuts[sid]
-        if n - cut < max(season, 6) + 1:
+        if n - cut < max(season, MIN_STUCK) + 1:
             continue
         gap = max(SLOT, 8 * season)
         slots = max(1, (n - cut) // gap)
@@ -107,7 +107,7 @@ def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Pat
         for lo, hi in zip(edges[:-1], edges[1:]):
             kind = KINDS[turn % len(KINDS)]
             turn += 1
-            longest = max(season, 6)
+            longest = max(season, MIN_STUCK)
             t0 = int(rng.integers(lo, max(hi - longest, lo + 1)))
             sigma = local_sigma(values, t0, season, sigma_kind)
             span = plant(out, kind, t0, hi, sigma, season, rng)
