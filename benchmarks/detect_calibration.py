@@ -159,6 +159,28 @@ def own_stuck(frame: pd.DataFrame, span: int) -> pd.Series:
     return pd.Series(length >= span, index=frame.index)
 
 
+PER_YEAR = {"m3-yearly": 1, "m3-quarterly": 4, "m3-monthly": 12}  # periods a year of M3's dated files
+MIN_YEAR_POINTS = 100  # --by-year: years with fewer normal points are left out
+
+
+def by_year(name: str, frame: pd.DataFrame, levels: tuple[float, ...], data_dir: Path | None) -> str:
+    """A table of the flag rates of `frame`'s normal points per calendar year, from M3-info.csv's start dates."""
+    info = pd.read_csv(data_file("m3/M3-info.csv", data_dir), dtype={"series": str})
+    start = info.set_index("series")
+    ids = frame["id"].astype(str)
+    first_year, first_period = ids.map(start["start_year"]), ids.map(start["start_period"]).fillna(1)
+    per = PER_YEAR[name]
+    year = (first_year + (first_period - 1 + frame["position"]) // per).rename("year")
+    normal = frame["score"].notna() & ~frame["stuck"]
+    rows = []
+    for when, part in frame[normal].groupby(year[normal]):
+        if len(part) >= MIN_YEAR_POINTS:
+            rows.append([f"{int(when)}", f"{len(part):,}", f"{100 * part['train'].mean():.0f}%",
+                         *(f"{100 * (part['score'] > level).mean():.2f}%" for level in levels)])
+    return markdown_table(["year", "normal points", "in the training span", *(f"flagged at {level}" for level in levels)],
+                          rows)
+
+
 def rates(frame: pd.DataFrame, levels: tuple[float, ...]) -> list[list[str]]:
     """Per level: the flag rate of the normal points (scored, not `stuck`) inside the training span and after it,
     the target, and the flagged share of the data's own stuck stretches."""
@@ -186,12 +208,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lstmcast-detect-calibration"))
     parser.add_argument("--reuse", action="store_true", help="re-score the detections kept in --workdir")
     parser.add_argument("--reuse-runs", action="store_true", help="detect again with the runs kept in --workdir")
+    parser.add_argument("--by-year", action="store_true", help="M3's dated files: flag rates per calendar year too")
     parser.add_argument("--count-stuck", action="store_true",
                         help="count the data's own stuck stretches as normal points (by default they are apart)")
     add_detect_options(parser)
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
-    started, frames = time.perf_counter(), {}
+    started, frames, years = time.perf_counter(), {}, []
     options = detect_options(args)
     for name in args.datasets:
         kept = args.workdir / name / "scores.csv"
@@ -203,6 +226,8 @@ def main() -> None:
             frame.to_csv(kept, index=False)
         frame["stuck"] = False if args.count_stuck else own_stuck(frame, stuck_span(SOURCES[name].freq))
         frames.setdefault(GROUPS[name], []).append(frame)
+        if args.by_year and name in PER_YEAR:
+            years.append(f"\n{GROUPS[name]}, per calendar year:\n\n" + by_year(name, frame, tuple(args.levels), args.data_dir))
         print(f"{name}: {frame['id'].nunique()} series, {frame['score'].notna().sum()} scored points, "
               f"{time.perf_counter() - started:.0f} s so far", flush=True)
     rows = []
@@ -215,6 +240,8 @@ def main() -> None:
     print()
     print(markdown_table(["data set", "normal points (train / after)", "level", "flagged in training span",
                           "flagged after it", "at most", "own stuck stretches flagged"], rows))
+    for table in years:
+        print(table)
     stuck = "counted as normal" if args.count_stuck else "apart"
     print(f"\ndetect options {options or 'default'}, {args.series or '200 / 60'} series per M3/M4 file, "
           f"{args.max_steps} steps, seed {args.seed}, the data's own stuck stretches {stuck}; "
