@@ -112,7 +112,7 @@ def lookback_for(timestamps: pd.Series, probation: int, opts: LstmcastOptions) -
 
 
 def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: Path | None = None,
-                    on_file=None) -> dict[str, np.ndarray]:
+                    on_file=None, frames: Path | None = None) -> dict[str, np.ndarray]:
     """lstmcast's score of every row of every file, under NAB's rules.
 
     Per file: the value column alone, in row order (NAB's timestamps have irregular gaps
@@ -120,7 +120,8 @@ def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: 
     first min(floor(0.15 n), 750)), then ``api.detect`` on all rows: the score of a row
     reads that row and the ones before it (refits, with ``refit_every``, only rows
     before their origins). Runs are written under ``work`` (default: a temporary
-    directory, removed after).
+    directory, removed after). ``frames``: each detection's rows (row, value, expected,
+    lower, upper, score, anomaly) are kept there, one CSV per file (``a__b.csv`` for ``a/b.csv``).
     """
     import tempfile
 
@@ -148,6 +149,10 @@ def lstmcast_scores(corpus: Corpus, nab_dir: Path, opts: LstmcastOptions, work: 
             found = api.detect(report.run_dir, all_csv, stride=opts.stride, window=opts.window,
                                refit_every=opts.refit_every, flatline=opts.flatline, level=opts.level,
                                score=None if opts.score is None else DetectScore(opts.score))
+            if frames is not None:
+                frames.mkdir(parents=True, exist_ok=True)
+                kept = found.frame.iloc[:, 1:].rename(columns={found.frame.columns[1]: "row"})
+                kept.to_csv(frames / f"{stem}.csv", index=False)
             scores = np.full(f.n_rows, np.nan)
             scores[found.frame.iloc[:, 1].to_numpy()] = found.frame["score"].to_numpy()  # row-order steps
             # Rows after probation without a score (none with these settings) count as 0.

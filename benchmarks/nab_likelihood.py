@@ -41,23 +41,9 @@ def detect_frames(corpus, nab_dir: Path, frames: Path, window: int) -> None:
     """nab.py's train + detect of every file, each detection's rows kept as FRAMES/<file>.csv."""
     import torch
 
-    from lstmcast import api
-
     torch.set_num_threads(1)
-    frames.mkdir(parents=True, exist_ok=True)
-    detect = api.detect
-
-    def keep(run_dir, data, **options):
-        found = detect(run_dir, data, **options)
-        found.frame.iloc[:, 1:].rename(columns={found.frame.columns[1]: "row"}).to_csv(frames / Path(data).name,
-                                                                                         index=False)
-        return found
-
-    api.detect = keep
-    try:
-        nab.lstmcast_scores(corpus, nab_dir, nab.LstmcastOptions(window=window, score="rank", flatline=False))
-    finally:
-        api.detect = detect
+    nab.lstmcast_scores(corpus, nab_dir, nab.LstmcastOptions(window=window, score="rank", flatline=False),
+                        frames=frames)
 
 
 def columns(corpus, nab_dir: Path, frames: Path) -> dict[str, dict[str, np.ndarray]]:
