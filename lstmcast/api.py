@@ -141,20 +141,21 @@ def resume(run_dir: str | Path, *, data: Any = None, progress: ProgressFn | None
     Raises RunDirError when the run holds no resume state, InputError when its data changed.
     """
     from lstmcast.train import distributed
-    from lstmcast.run import locking, rundir
+    from lstmcast.run import locking
     from lstmcast.train import state as state_io
     from lstmcast.train.workflow import train_run
 
     run_dir = Path(run_dir)
     with distributed.session(distributed.device_of_run(run_dir)) as dist, distributed.main_rank_first(
             dist, lambda: locking.hold(run_dir, wait, "run directory")):
-        source, data_config, model_config, train_config, state = state_io.load(run_dir, data)
+        source, record, state = state_io.load(run_dir, data)
+        model_config = record.model
         arch = {k: getattr(model_config, k) for k in ARCH_FIELDS}
         # the members still to train read what the run planned for them (run.json's recipe; older runs: one lookback)
-        planned = rundir.load_meta(run_dir).recipe
+        planned = record.recipe
         arch["member_lookbacks"] = planned.member_lookbacks if planned is not None else model_config.member_lookbacks
-        return train_run(source, data_config, model_config.horizon, model_config.lookback, arch, train_config,
-                         run_dir, True, progress, on_note, state, threads=threads)
+        return train_run(source, record.data.read_config(), model_config.horizon, model_config.lookback, arch,
+                         record.train, run_dir, True, progress, on_note, state, threads=threads)
 
 
 def predict(run_dir: str | Path, data: Data | None = None, horizon: int | None = None) -> PredictReport:

@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ import torch
 from lstmcast.data import frames
 from lstmcast.errors import RunDirError
 from lstmcast.train.adam import Adam
+
+if TYPE_CHECKING:
+    from lstmcast.run.record import RunRecord
 
 STATE_VERSION = 1
 
@@ -199,8 +202,8 @@ def read(run_dir: Path, model: Any = None) -> tuple[TrainState, dict[str, Any]]:
     return state, info
 
 
-def load(run_dir: Path, frame: Any = None) -> tuple[Any, Any, Any, Any, TrainState]:
-    """(data file or DataFrame, DataConfig, ModelConfig, TrainConfig, state) to resume `run_dir` with.
+def load(run_dir: Path, frame: Any = None) -> tuple[Any, RunRecord, TrainState]:
+    """(data file or DataFrame, the run's record (run.json, read once), state) to resume `run_dir` with.
 
     `frame`: the DataFrame a run trained on a DataFrame was trained on, given again.
     Raises RunDirError when the run holds no usable state, InputError when its data
@@ -216,7 +219,7 @@ def load(run_dir: Path, frame: Any = None) -> tuple[Any, Any, Any, Any, TrainSta
             raise InputError(f"run {run_dir} was trained on a DataFrame; pass it again: resume(run_dir, data=frame)")
         if frames.digest(frame) != info["data"].get("sha256"):
             raise InputError(f"the DataFrame differs from the one run {run_dir} was trained on; train anew to use it")
-        return frame, record.data.read_config(), record.model, record.train, state
+        return frame, record, state
     try:
         source, digest = Path(info["data"]["path"]), info["data"]["sha256"]
     except (KeyError, TypeError, ValueError) as exc:
@@ -225,4 +228,4 @@ def load(run_dir: Path, frame: Any = None) -> tuple[Any, Any, Any, Any, TrainSta
         raise InputError(f"{source}: the data of run {run_dir} is gone; restore it to resume")
     if file_digest(source) != digest:
         raise InputError(f"{source}: changed since run {run_dir} was interrupted; train anew to use the new data")
-    return source, record.data.read_config(), record.model, record.train, state
+    return source, record, state
