@@ -183,7 +183,7 @@ def series_png(title: str, history: tuple[Any, np.ndarray], forecasts: list[Any]
 
 def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarray], freq: str | None,
                    step: int = 1, max_plots: int = PLOT_MAX, value_label: str = "", subtitle: str = "",
-                   reserved: frozenset[str] = frozenset()) -> list[Path]:
+                   run_dir: str | Path | None = None) -> list[Path]:
     """Write `<series>.png` into `out_dir` for the first `max_plots` series of `frame`.
 
     Args:
@@ -192,11 +192,12 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
         history: raw values of each series up to its first forecast time.
         freq, step: the grid of the time column (pandas alias for dates, step for integers).
         value_label, subtitle: the y axis's label (the value column) and a note beside the title (the run).
+        run_dir: the run the forecasts come from; in it (or in any run) no series takes a name of its own files.
     """
     require()
     id_col, time_col = frame.columns[0], frame.columns[1]
     groups = list(frame.groupby(id_col, sort=False))[:max_plots]
-    doors = _doors(out_dir, [sid for sid, _ in groups], reserved)
+    doors = _doors(out_dir, [sid for sid, _ in groups], run_dir=run_dir)
     written = []
     for sid, part in groups:
         segments = [p for _, p in part.groupby("fold", sort=True)] if "fold" in part else [part]
@@ -214,15 +215,14 @@ def forecast_plots(out_dir: str | Path, frame: Any, history: dict[str, np.ndarra
     return written
 
 
-def _doors(out_dir: str | Path, ids: list[Any], reserved: frozenset[str] = frozenset(),
-           run_dir: str | Path | None = None) -> dict[Any, Any]:
+def _doors(out_dir: str | Path, ids: list[Any], run_dir: str | Path | None = None) -> dict[Any, Any]:
     """A checked `Door` per series' PNG in `out_dir`, every one checked before any is drawn.
 
     In a run directory (`run_dir`, or any lstmcast run) no series takes a name of the run's own files.
     """
     from lstmcast.run.output import Door, reserved_in
 
-    names = file_names(ids, reserved | reserved_in(out_dir, run_dir))
+    names = file_names(ids, reserved_in(out_dir, run_dir))
     doors = {sid: Door(Path(out_dir) / names[sid], run_dir, chosen=True, flag="--plot") for sid in ids}
     for door in doors.values():
         door.check()
@@ -239,7 +239,6 @@ def _write(door: Any, png: bytes) -> Path:
 def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[str, np.ndarray],
             max_plots: int = PLOT_MAX) -> list[Path]:
     """`forecast_plots` on the time grid of the run in `run_dir`."""
-    from lstmcast.run.output import reserved_in
     from lstmcast.run.rundir import load_meta
 
     data = load_meta(run_dir).data
@@ -247,7 +246,7 @@ def for_run(out_dir: str | Path, run_dir: str | Path, frame: Any, history: dict[
     value = data.config.target[0] if data.layout == "long" and data.config.target else ""
     # --plot RUN: a series 'loss' must not be loss.png
     return forecast_plots(out_dir, frame, history, data.freq, data.step, max_plots, value,
-                          f"run {Path(run_dir).resolve().name}", reserved_in(out_dir, run_dir))
+                          f"run {Path(run_dir).resolve().name}", run_dir)
 
 
 def loss_png(history: list[dict[str, Any]], best_epoch: int | None = None, loss: str = "") -> bytes:
