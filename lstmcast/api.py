@@ -201,7 +201,7 @@ def evaluate(run_dir: str | Path, data: Data, test_size: int | None = None,
     """
     from lstmcast.evaluate.folds import evaluate as evaluate_fn
 
-    return _evaluation(evaluate_fn(run_dir, data, test_size=test_size, season=season, keep_forecasts=True),
+    return _evaluation(evaluate_fn(run_dir, data, test_size=test_size, season=season),
                        keep_forecasts)
 
 
@@ -218,7 +218,7 @@ def backtest(run_dir: str | Path, data: Data, folds: int = 3, step: int | None =
     from lstmcast.evaluate.folds import backtest as backtest_fn
 
     return _evaluation(backtest_fn(run_dir, data, folds=folds, step=step, horizon=horizon, refit=refit,
-                                   season=season, keep_forecasts=True, on_fold=on_fold), keep_forecasts)
+                                   season=season, on_fold=on_fold), keep_forecasts)
 
 
 def evaluate_to_file(run_dir: str | Path, data: Data, output: str | Path, *, backtest: bool = False,

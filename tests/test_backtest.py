@@ -77,7 +77,7 @@ def test_values_after_the_cutoff_never_reach_the_fold(quantile_run, tmp_path, mo
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where refits train
 
-    runs = [backtest(quantile_run, csv, folds=2, refit=refit, keep_forecasts=True)
+    runs = [backtest(quantile_run, csv, folds=2, refit=refit)
             for csv in (clean_csv, poisoned_csv)]
     columns = ["forecast", "q0.1", "q0.5", "q0.9"]
     first, second = ([r["forecast"][r["forecast"]["fold"] == k][columns].to_numpy() for r in runs] for k in (1, 2))
@@ -89,7 +89,7 @@ def test_values_after_the_cutoff_never_reach_the_fold(quantile_run, tmp_path, mo
 
 
 def test_backtest_scores_the_intervals_of_every_fold(quantile_run, trained_run, tmp_path):
-    result = backtest(quantile_run, trained_run.data, folds=3, step=4, keep_forecasts=True)
+    result = backtest(quantile_run, trained_run.data, folds=3, step=4)
     frame = result["forecast"]
     inside = (frame["q0.1"] <= frame["actual"]) & (frame["actual"] <= frame["q0.9"])
     for fold in result["folds"]:

@@ -165,15 +165,15 @@ def _season(run: Any, season: int | None) -> int:
     return season or run.record.data.season or 1
 
 
-def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None, season: int | None = None,
-             keep_forecasts: bool = False) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None, season: int | None = None
+             ) -> dict[str, Any]:
     """Hold out the last `test_size` points of each series, forecast them, and score: one fold of a backtest.
 
     Returns:
         {"overall": {...}, "baselines": {"naive": {...}, "seasonal_naive": {...}},
          "series": {id: {...}}, "test_size": T, "season": m}; each metric dict holds
-        mae, rmse, mape, smape, mase. `keep_forecasts` adds "forecast" and "history" for
-        plots (a DataFrame and arrays, not JSON; see `backtest`).
+        mae, rmse, mape, smape, mase; and "forecast", "history" and "per_series" for plots and
+        tables (DataFrames and arrays, not JSON; see `backtest`; `api.evaluate` keeps them apart).
     """
     from lstmcast.forecast.histories import histories as histories_of
     from lstmcast.model import intervals
@@ -194,9 +194,8 @@ def evaluate(run_dir: str | Path, data: str | Path, test_size: int | None = None
                        "for an honest score use --backtest --refit, or evaluate on data after the training file")
     result = {**_summary(fold.rows), "series": fold.by_series, "test_size": steps, "season": m, "notes": h.notes,
               **({"intervals": intervals.overall(fold.intervals, levels)} if fold.quant is not None else {})}
-    if keep_forecasts:
-        result.update(forecast=forecast_frame(h.series, fold.predicted, cuts, steps, quant=fold.quant, levels=levels),
-                      history=dict(zip(h.ids, h.values)), per_series=metrics_frame(h.series, cuts, fold.by_series))
+    result.update(forecast=forecast_frame(h.series, fold.predicted, cuts, steps, quant=fold.quant, levels=levels),
+                  history=dict(zip(h.ids, h.values)), per_series=metrics_frame(h.series, cuts, fold.by_series))
     return result
 
 
@@ -248,7 +247,7 @@ def _long_enough(series: Any, data: Any, need: int, steps: int, folds: int, step
 
 def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | None = None,
              horizon: int | None = None, refit: bool = False, season: int | None = None,
-             keep_forecasts: bool = False, on_fold: Callable[[str], None] | None = None) -> dict[str, Any]:
+             on_fold: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Rolling-origin evaluation of a run on `data` at `folds` cut-offs `step` steps apart.
 
     Args:
@@ -258,9 +257,6 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
         refit: train a new network on each fold's history (the run's configuration) instead
             of using the run's network and scalers as trained.
         season: season for MASE and seasonal naive; default from the frequency.
-        keep_forecasts: add "forecast" (DataFrame: id, time, fold, forecast, actual), "history"
-            ({id: values before the first cut-off}) for plots and "per_series" (DataFrame: id, fold,
-            cutoff, the metrics: `metrics_frame`); these are not JSON.
         on_fold: called with a one-line message as each fold starts.
 
     Returns:
@@ -268,6 +264,9 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
          "overall", "baselines": {"naive", "seasonal_naive"}, "horizon", "step", "season",
          "refit", "notes"}; "cutoff" is the time of the last point a fold sees (null when
          the series end at different times; "before_end" counts the steps from it to the end).
+        Also, not JSON (`api.backtest` keeps them apart): "forecast" (DataFrame: id, time, fold,
+        forecast, actual), "history" ({id: values before the first cut-off}) for plots and
+        "per_series" (DataFrame: id, fold, cutoff, the metrics: `metrics_frame`).
     """
     import pandas as pd
 
@@ -313,9 +312,8 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
             raise type(exc)(f"fold {k} refit: {exc}") from None
         # A refit's intervals are calibrated on its own validation windows, inside the fold's history.
         fold = score_fold(used, net, series, histories, cuts, center, scale, log, steps, m, data)
-        if keep_forecasts:
-            frames.append(forecast_frame(series, fold.predicted, cuts, steps, fold=k, quant=fold.quant, levels=levels))
-            scored.append(metrics_frame(series, cuts, fold.by_series, fold=k))
+        frames.append(forecast_frame(series, fold.predicted, cuts, steps, fold=k, quant=fold.quant, levels=levels))
+        scored.append(metrics_frame(series, cuts, fold.by_series, fold=k))
         for name in FORECASTERS:
             pooled[name] += fold.rows[name]
         pooled_intervals += fold.intervals
@@ -328,9 +326,8 @@ def backtest(run_dir: str | Path, data: str | Path, folds: int = 3, step: int | 
         "folds": out_folds, **_summary(pooled), "horizon": steps, "step": step, "season": m, "refit": refit,
         "notes": notes, **({"intervals": intervals.overall(pooled_intervals, levels)} if levels else {}),
     }
-    if keep_forecasts:
-        result["forecast"] = pd.concat(frames, ignore_index=True)
-        result["per_series"] = pd.concat(scored, ignore_index=True)
-        first = [len(v) - steps - (folds - 1) * step for v in series.values]
-        result["history"] = {sid: v[:c] for sid, v, c in zip(series.ids, series.values, first)}
+    result["forecast"] = pd.concat(frames, ignore_index=True)
+    result["per_series"] = pd.concat(scored, ignore_index=True)
+    first = [len(v) - steps - (folds - 1) * step for v in series.values]
+    result["history"] = {sid: v[:c] for sid, v, c in zip(series.ids, series.values, first)}
     return result
