@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from lstmcast import api
 from lstmcast.cli.app import EXIT_CODES_HELP, app
+from lstmcast.data import scaling
 from lstmcast.detect import calibration, forecasts
 from lstmcast.detect.workflow import COLUMNS, default_reach, default_scoring, default_stride
 from lstmcast.config import DetectScore
@@ -241,6 +242,40 @@ def test_the_band_and_the_flag_agree_on_values_with_ties(trained_run, tmp_path):
         assert (outside == scored["anomaly"]).all(), scored[outside != scored["anomaly"]]
         last = found.frame.groupby("series")["value"].shift(1)  # against the last value: the value itself, exactly
         assert ((scored["expected"] == last[scored.index]).sum() >= found.last_value - scored["anomaly"].sum())
+
+
+def test_a_zero_or_negative_value_of_a_series_in_logs_is_flagged_where_its_floor_lies_inside_the_band(trained_run,
+                                                                                                       tmp_path):
+    # Volatile positive series, modelled in logs: the band reaches below the floor the network reads a value <= 0 as
+    # (half the smallest of its first values). Read as the floor, a 0 or a -5 lay inside the band (scored 0.975);
+    # read along the log's tangent at the floor (a value <= 0 as 0), they lie below it.
+    rng = np.random.default_rng(3)
+    frame = pd.read_csv(trained_run.data)[["timestamp"]]
+    for sid in ("a", "b"):
+        frame[sid] = np.round(np.exp(np.log(10.0) + 0.8 * rng.standard_normal(len(frame))), 3)
+    for value in (0.0, -5.0):
+        frame.loc[100, "a"] = value
+        found = api.detect(trained_run.run_dir, write_frame(tmp_path / "volatile.csv", frame), window=60)
+        rows = found.frame[found.frame["series"] == "a"]
+        point = rows[rows["timestamp"] == pd.Timestamp(frame.loc[100, "timestamp"])].iloc[0]
+        assert point["score"] > found.level and point["anomaly"] and point["value"] < point["lower"]
+        assert 0.0 < point["lower"] < scaling.log_floor(frame["a"].to_numpy()[:trained_run.lookback])
+        scored = found.frame[found.frame["score"].notna()]
+        outside = (scored["value"] < scored["lower"]) | (scored["value"] > scored["upper"])
+        assert (outside == scored["anomaly"]).all()  # the band's edges below the floor are the tangent's too
+
+
+def test_modelled_values_read_below_the_floor_along_the_log_s_tangent_down_to_zero_and_invert():
+    from lstmcast.detect.workflow import _from_modelled, _modelled_values
+
+    values = np.array([[-10.0, 0.0, 0.5, 1.0, 2.0, 8.0], [-10.0, 0.0, 0.5, 1.0, 2.0, 8.0]])
+    floor, in_logs = np.array([1.0, 0.0]), np.array([True, False])
+    got = _modelled_values(values, floor, in_logs)
+    np.testing.assert_allclose(got[0], [-1.0, -1.0, -0.5, 0.0, np.log(2.0), np.log(8.0)])
+    np.testing.assert_array_equal(got[1], values[1])  # residuals in the values' units: untouched
+    assert (np.diff(got[0]) >= 0).all()  # never decreasing: a lower value is never nearer a higher expected one
+    np.testing.assert_allclose(_from_modelled(got[:1], floor[:1]), [np.maximum(values[0], 0.0)])
+    assert _from_modelled(np.array([[-1.5]]), floor[:1])[0, 0] == -np.inf  # below what 0 reads as: no value lies
 
 
 def test_default_scoring_is_rank_for_several_series_and_multiscale_for_a_stream():

@@ -348,7 +348,7 @@ def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray], scale: np.ndarray, log: np.ndarray,
                floor: np.ndarray, in_logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(expected in original units, absolute residuals in scaled units; NaN at gaps) [b, T]."""
-    expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+    expected = _expected(modelled, log, floor, in_logs)
     # One series: residuals in original units, for log series too: relative residuals scored 42.9 on NAB against
     # 57.4 (benchmarks/RESULTS.md, "Anomaly detection"); the p-value is the series' own rank, so units cancel.
     # Several series: a series modelled in logs has its residuals in logs, where a dip to half is as large as a
@@ -363,10 +363,34 @@ def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray],
 
 
 def _modelled_values(padded: np.ndarray, floor: np.ndarray, in_logs: np.ndarray) -> np.ndarray:
-    """[b, T] values in the units their residuals are taken in: logs (of at least the floor, as the network reads
-    them) for the series whose residuals are in logs, the values themselves for the others."""
+    """[b, T] values in the units their residuals are taken in: logs for the series whose residuals are in logs, the
+    values themselves for the others. Below its floor (which the network reads such a value as) a value reads along
+    the tangent of the log at the floor, log(floor) + (value - floor) / floor, down to 0, and a value at or below 0
+    as 0 (log(floor) - 1): continuous and non-decreasing, so a value far below the floor lies farther off than the
+    floor itself, and no value of a positive series lies beyond "none" (`_from_modelled` inverts it)."""
+    f = floor[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(in_logs[:, None], scaling.forward(np.maximum(padded, floor[:, None]), True), padded)
+        logs = np.where(padded >= f, np.log(np.maximum(padded, f)), np.log(f) + (np.maximum(padded, 0.0) - f) / f)
+    return np.where(in_logs[:, None], logs, padded)
+
+
+def _expected(modelled: np.ndarray, log: np.ndarray, floor: np.ndarray, in_logs: np.ndarray) -> np.ndarray:
+    """[b, T] expected values in the values' units: the network's units inverted (exp for a series modelled in logs),
+    by `_from_modelled` for a series whose residuals are in logs (so a last value below the floor is itself)."""
+    out = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+    if not in_logs.any():
+        return out
+    mine = np.where(np.isfinite(modelled), _from_modelled(modelled, floor), np.nan)  # an overflow stays NaN
+    return np.where(in_logs[:, None], mine, out)
+
+
+def _from_modelled(modelled: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """[b, T] values of modelled values of series in logs: the inverse of `_modelled_values` (exp above the floor's
+    log, the tangent's inverse below it down to 0 at log(floor) - 1, and -inf below that, where no value reads)."""
+    f = floor[:, None]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        below = np.where(modelled >= np.log(f) - 1.0, f * (1.0 + modelled - np.log(f)), -np.inf)
+        return np.where(modelled >= np.log(f), np.exp(modelled), below)
 
 
 def _cleaned_sums(models: list[Model], part: list[np.ndarray], padded: np.ndarray, gaps: list[np.ndarray],
@@ -444,7 +468,7 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     if made.fallback:
         modelled, scores = _last_value_fallback(padded, modelled, nonconformity, scores, gaps_here, scale[lo:hi],
                                               floor, in_logs, level, made)
-        expected = scaling.invert(modelled, 0.0, 1.0, log[:, None])
+        expected = _expected(modelled, log, floor, in_logs)
     residual = scores  # the band's own scores, at `level`
     if made.flatline:
         scores = calibration.joined(scores, run, RUN_SHARE)
@@ -468,10 +492,8 @@ def _batch_scores(models: list[Model], values: list[np.ndarray], gaps: list[np.n
     half = scores.half_width * scale[lo:hi, None]
     lower, upper = expected - half, expected + half
     if in_logs.any():
-        with np.errstate(over="ignore", invalid="ignore"):
-            low, high = np.exp(modelled - half), np.exp(modelled + half)
-        # Values at or below the floor read as the floor: where the floor lies inside, no value is below the band.
-        low = np.where(low > floor[:, None], low, -np.inf)
+        # The band's edges in logs back in the values' units, below the floor along the tangent the residuals read.
+        low, high = _from_modelled(modelled - half, floor), _from_modelled(modelled + half, floor)
         lower = np.where(in_logs[:, None] & np.isfinite(half), low, lower)
         upper = np.where(in_logs[:, None] & np.isfinite(half), high, upper)
     lower, upper = _rounded_edges(padded, expected, lower, upper, np.nan_to_num(residual.score, nan=0.0) > level)
