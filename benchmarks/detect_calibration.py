@@ -142,9 +142,9 @@ def detect_scores(name: str, series: dict[str, np.ndarray], work: Path, max_step
     return frame[["id", "position", "value", "expected", "score", "train"]]
 
 
-def stuck_span(freq: str | None) -> int:
+def stuck_span(season: int) -> int:
     """How many equal values in a row make a stuck stretch: a season, at least MIN_STUCK."""
-    return max(SEASON[freq], MIN_STUCK)
+    return max(season, MIN_STUCK)
 
 
 def own_stuck(frame: pd.DataFrame, span: int) -> pd.Series:
@@ -224,7 +224,7 @@ def main() -> None:
             series = load_series(name, args.series or SOURCES[name].sample, args.seed, args.data_dir)
             frame = detect_scores(name, series, args.workdir / name, args.max_steps, args.seed, args.reuse_runs, options)
             frame.to_csv(kept, index=False)
-        frame["stuck"] = False if args.count_stuck else own_stuck(frame, stuck_span(SOURCES[name].freq))
+        frame["stuck"] = False if args.count_stuck else own_stuck(frame, stuck_span(SEASON[SOURCES[name].freq]))
         frames.setdefault(GROUPS[name], []).append(frame)
         if args.by_year and name in PER_YEAR:
             years.append(f"\n{GROUPS[name]}, per calendar year:\n\n" + by_year(name, frame, tuple(args.levels), args.data_dir))

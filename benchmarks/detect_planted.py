@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 from common import markdown_table
-from detect_calibration import (GROUPS, MIN_STUCK, SEASON, SOURCES, TRAIN_SHARE, add_detect_options, detect_options,
-                                load_series, long_csv)
+from detect_calibration import (GROUPS, SEASON, SOURCES, TRAIN_SHARE, add_detect_options, detect_options, load_series,
+                                long_csv, stuck_span)
 
 KINDS = ("spike", "dip", "level", "flat", "burst")
 SLOT = 100  # at most one anomaly per this many points (and per 8 seasons) of a series' last 30%
@@ -55,7 +55,7 @@ def plant(values: np.ndarray, kind: str, t0: int, end: int, sigma: float, season
           rng: np.random.Generator) -> int:
     """Plant one anomaly in `values` (in place) from t0 on, before `end`; returns the length of its span."""
     k = rng.uniform(3.0, 6.0)
-    span = 1 if kind in ("spike", "dip") else max(season, MIN_STUCK)
+    span = 1 if kind in ("spike", "dip") else stuck_span(season)
     if kind == "spike":
         values[t0] += k * sigma
     elif kind == "dip":
@@ -98,7 +98,7 @@ def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Pat
     for sid, values in series.items():
         n = len(values)
         cut = cuts[sid]
-        if n - cut < max(season, MIN_STUCK) + 1:
+        if n - cut < stuck_span(season) + 1:
             continue
         gap = max(SLOT, 8 * season)
         slots = max(1, (n - cut) // gap)
@@ -107,7 +107,7 @@ def one_round(name: str, series: dict[str, np.ndarray], run_dir: Path, work: Pat
         for lo, hi in zip(edges[:-1], edges[1:]):
             kind = KINDS[turn % len(KINDS)]
             turn += 1
-            longest = max(season, MIN_STUCK)
+            longest = stuck_span(season)
             t0 = int(rng.integers(lo, max(hi - longest, lo + 1)))
             sigma = local_sigma(values, t0, season, sigma_kind)
             span = plant(out, kind, t0, hi, sigma, season, rng)

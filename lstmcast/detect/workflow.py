@@ -352,7 +352,8 @@ def _residuals(padded: np.ndarray, modelled: np.ndarray, gaps: list[np.ndarray],
     # One series: residuals in original units, for log series too: relative residuals scored 42.9 on NAB against
     # 57.4 (benchmarks/RESULTS.md, "Anomaly detection"); the p-value is the series' own rank, so units cancel.
     # Several series: a series modelled in logs has its residuals in logs, where a dip to half is as large as a
-    # spike to double (its values at or below its floor read as the floor, as the network reads them).
+    # spike to double (below its floor, which the network reads lower values as, along the log's tangent: see
+    # `_modelled_values`).
     nonconformity = np.abs(padded - expected) / scale[:, None]
     if in_logs.any():
         logs = np.abs(_modelled_values(padded, floor, in_logs) - modelled) / scale[:, None]
@@ -367,7 +368,7 @@ def _modelled_values(padded: np.ndarray, floor: np.ndarray, in_logs: np.ndarray)
     values themselves for the others. Below its floor (which the network reads such a value as) a value reads along
     the tangent of the log at the floor, log(floor) + (value - floor) / floor, down to 0, and a value at or below 0
     as 0 (log(floor) - 1): continuous and non-decreasing, so a value far below the floor lies farther off than the
-    floor itself, and no value of a positive series lies beyond "none" (`_from_modelled` inverts it)."""
+    floor itself, and no value lies below what 0 reads as (`_from_modelled` inverts it)."""
     f = floor[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.where(padded >= f, np.log(np.maximum(padded, f)), np.log(f) + (np.maximum(padded, 0.0) - f) / f)
